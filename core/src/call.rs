@@ -1,0 +1,472 @@
+//! One metered call, from request headers to the cost record: the only API hosts need.
+//!
+//! Hosts feed facts and bytes in, in the order they arrive, and apply the answers (see
+//! `docs/CORE_API.md`). Every fault — bad JSON, unknown model, oversize body, truncated stream,
+//! abort, upstream error — leaves the traffic as it was and shows up in the record's `error`.
+
+use alloc::{borrow::ToOwned, rc::Rc, string::String, vec::Vec};
+
+use crate::config::MeterConfig;
+use crate::cost::price;
+use crate::identity::key_id;
+use crate::model_names;
+use crate::pricing::Priced;
+use crate::provider::{self, Endpoint, Provider};
+use crate::record::{BreakdownRecord, CostRecord, CostStatus};
+use crate::rewrite::{rewrite, RequestFacts};
+use crate::stream::{Forward, StreamScan};
+use crate::time::rfc3339_millis;
+use crate::usage::{parse_chat, Usage};
+
+/// Request facts a host hands over when the request headers arrive.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestHead<'a> {
+    /// `:method`.
+    pub method: &'a str,
+    /// `:authority` / Host.
+    pub host: &'a str,
+    /// `:path`, query included.
+    pub path: &'a str,
+    /// `Authorization` (or `x-api-key`) value: only hashed into `key_id`.
+    pub authorization: Option<&'a str>,
+    /// `Content-Type`.
+    pub content_type: Option<&'a str>,
+    /// `Content-Length`, if sent.
+    pub content_length: Option<u64>,
+    /// `x-request-id`, if any.
+    pub request_id: Option<&'a str>,
+}
+
+/// Response facts a host hands over when the response headers arrive.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ResponseHead<'a> {
+    /// HTTP status.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: Option<&'a str>,
+    /// `Content-Length`, if sent.
+    pub content_length: Option<u64>,
+    /// `Content-Encoding`, if any.
+    pub content_encoding: Option<&'a str>,
+}
+
+/// What to do with the request body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestBodyPlan {
+    /// Hold the headers and buffer up to `max_bytes`, then call [`Call::rewrite_request`].
+    Buffer {
+        /// Past this, call [`Call::request_body_too_large`] and let the body pass.
+        max_bytes: usize,
+    },
+    /// Let the body pass untouched.
+    PassThrough,
+}
+
+/// What to do with the response body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponsePlan {
+    /// Hold the headers, buffer the body, then call [`Call::finish_json`] and add the headers.
+    BufferJson {
+        /// Past this, call [`Call::response_body_too_large`] and let the body pass.
+        max_bytes: usize,
+    },
+    /// Forward every chunk at once through [`Call::feed_stream`]; then [`Call::finish_stream`].
+    Stream,
+    /// Forward untouched; then [`Call::finish_passthrough`].
+    PassThrough,
+}
+
+/// Everything a host emits at the end of a call.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// `X-LLM-Cost`-family headers (names carry the configured prefix): response headers for
+    /// JSON, trailers for streams.
+    pub headers: Vec<(String, String)>,
+    /// Bytes to append at the end of a stream: any held-back bytes, then the `: llm-cost {...}`
+    /// comment. Empty unless the response was a stream.
+    pub sse_comment: Vec<u8>,
+    /// The cost record.
+    pub record: CostRecord,
+    /// The record as one JSON line (no newline).
+    pub record_json: String,
+    /// Model label for metrics: the price-table id that priced the call, else `other`
+    /// (bounded cardinality).
+    pub metric_model: String,
+}
+
+#[derive(Debug)]
+enum ResponseState {
+    Pending,
+    Json,
+    Stream(StreamScan),
+    PassThrough,
+}
+
+/// One metered call.
+#[derive(Debug)]
+pub struct Call {
+    config: Rc<MeterConfig>,
+    provider: Provider,
+    endpoint: Endpoint,
+    host: String,
+    request_id: Option<String>,
+    key_id: Option<String>,
+    start_ms: u64,
+    request: RequestFacts,
+    usage_chunk_injected: bool,
+    /// Why the request was not rewritten, if it was not.
+    request_note: Option<&'static str>,
+    /// Why the response could not be metered, if it could not.
+    response_fault: Option<&'static str>,
+    status_code: Option<u16>,
+    response: ResponseState,
+    finished: bool,
+}
+
+impl Call {
+    /// Starts a call when its request headers arrive; `now_unix_ms` is the host's clock.
+    pub fn new(config: &Rc<MeterConfig>, head: RequestHead<'_>, now_unix_ms: u64) -> Call {
+        let provider = provider::detect(&config.routes, head.host, head.path);
+        let endpoint = if head.method.eq_ignore_ascii_case("POST") {
+            Endpoint::from_path(head.path)
+        } else {
+            Endpoint::Other
+        };
+        let mut call = Call {
+            config: Rc::clone(config),
+            provider,
+            endpoint,
+            host: head.host.to_owned(),
+            request_id: head.request_id.map(str::to_owned),
+            key_id: head.authorization.and_then(key_id),
+            start_ms: now_unix_ms,
+            request: RequestFacts::default(),
+            usage_chunk_injected: false,
+            request_note: None,
+            response_fault: None,
+            status_code: None,
+            response: ResponseState::Pending,
+            finished: false,
+        };
+        if head
+            .content_type
+            .is_some_and(|t| !t.to_ascii_lowercase().contains("json"))
+        {
+            call.request_note = Some("request_not_json");
+        } else if head
+            .content_length
+            .is_some_and(|n| n > config.max_request_body_bytes as u64)
+        {
+            call.request_note = Some("request_too_large");
+        }
+        call
+    }
+
+    /// True for LLM API calls (chat completions, responses, messages, generate content).
+    /// Hosts may skip records of calls that are not metered (health checks, `GET /models`).
+    pub fn is_metered(&self) -> bool {
+        self.endpoint != Endpoint::Other
+    }
+
+    /// Whether to buffer the request body for the rewrite.
+    pub fn request_body_plan(&self) -> RequestBodyPlan {
+        if self.endpoint == Endpoint::Other || self.request_note.is_some() {
+            RequestBodyPlan::PassThrough
+        } else {
+            RequestBodyPlan::Buffer {
+                max_bytes: self.config.max_request_body_bytes,
+            }
+        }
+    }
+
+    /// The body outgrew `max_bytes` while buffering: it passes unchanged.
+    pub fn request_body_too_large(&mut self) {
+        self.request_note = Some("request_too_large");
+    }
+
+    /// Reads the whole request body; returns the body to send instead, if it changes.
+    pub fn rewrite_request(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+        if body.len() > self.config.max_request_body_bytes {
+            self.request_note = Some("request_too_large");
+            return None;
+        }
+        match rewrite(body, self.provider, self.endpoint) {
+            Ok(result) => {
+                self.request = result.facts;
+                if !self.config.inject_usage {
+                    return None;
+                }
+                self.usage_chunk_injected = result.usage_chunk_injected && result.body.is_some();
+                result.body
+            }
+            Err(_) => {
+                self.request_note = Some("request_not_json");
+                None
+            }
+        }
+    }
+
+    /// Decides how to handle the response body from its headers.
+    pub fn on_response_head(&mut self, head: ResponseHead<'_>) -> ResponsePlan {
+        self.status_code = Some(head.status);
+        let content_type = head.content_type.unwrap_or("").to_ascii_lowercase();
+        let fault = if self.endpoint == Endpoint::Other {
+            Some("unmetered_endpoint")
+        } else if head.status >= 400 {
+            Some("upstream_status")
+        } else if head
+            .content_encoding
+            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
+        {
+            Some("compressed_response")
+        } else if self.endpoint != Endpoint::ChatCompletions || !self.provider.is_openai_style() {
+            Some("unsupported_endpoint")
+        } else {
+            None
+        };
+        let plan = match fault {
+            Some(_) => ResponsePlan::PassThrough,
+            None if content_type.starts_with("text/event-stream") => ResponsePlan::Stream,
+            None if content_type.contains("json") => {
+                let max_bytes = self.config.max_response_body_bytes;
+                if head.content_length.is_some_and(|n| n > max_bytes as u64) {
+                    self.response_fault = Some("response_too_large");
+                    ResponsePlan::PassThrough
+                } else {
+                    ResponsePlan::BufferJson { max_bytes }
+                }
+            }
+            None => {
+                self.response_fault = Some("unsupported_content_type");
+                ResponsePlan::PassThrough
+            }
+        };
+        if fault.is_some() {
+            self.response_fault = fault;
+        }
+        self.response = match plan {
+            ResponsePlan::BufferJson { .. } => ResponseState::Json,
+            ResponsePlan::Stream => ResponseState::Stream(StreamScan::new(
+                self.config.max_sse_event_bytes,
+                self.usage_chunk_injected && self.config.hide_injected_usage_chunk,
+            )),
+            ResponsePlan::PassThrough => ResponseState::PassThrough,
+        };
+        plan
+    }
+
+    /// The JSON body outgrew `max_bytes`: it passes unchanged, unmetered.
+    pub fn response_body_too_large(&mut self) {
+        self.response_fault = Some("response_too_large");
+        self.response = ResponseState::PassThrough;
+    }
+
+    /// Scans one stream chunk; forward what it says, at once.
+    pub fn feed_stream(&mut self, chunk: &[u8]) -> Forward {
+        match &mut self.response {
+            ResponseState::Stream(scan) => scan.feed(chunk),
+            _ => Forward::Unchanged,
+        }
+    }
+
+    /// The whole JSON body arrived.
+    pub fn finish_json(&mut self, body: &[u8], now_unix_ms: u64) -> Outcome {
+        if self.finished {
+            return self.outcome(
+                None,
+                None,
+                Some("already_finished"),
+                Vec::new(),
+                now_unix_ms,
+            );
+        }
+        self.finished = true;
+        if !matches!(self.response, ResponseState::Json) {
+            let fault = self.response_fault.unwrap_or("not_json_response");
+            return self.outcome(None, None, Some(fault), Vec::new(), now_unix_ms);
+        }
+        match parse_chat(body) {
+            Ok(facts) => {
+                let fault = facts.error.is_some().then_some("upstream_error");
+                self.outcome(facts.usage, facts.model, fault, Vec::new(), now_unix_ms)
+            }
+            Err(_) => self.outcome(None, None, Some("malformed_json"), Vec::new(), now_unix_ms),
+        }
+    }
+
+    /// The stream ended normally.
+    pub fn finish_stream(&mut self, now_unix_ms: u64) -> Outcome {
+        self.finish_stream_as(None, now_unix_ms)
+    }
+
+    /// The response passed through unmetered and ended.
+    pub fn finish_passthrough(&mut self, now_unix_ms: u64) -> Outcome {
+        if matches!(self.response, ResponseState::Stream(_)) {
+            return self.finish_stream(now_unix_ms);
+        }
+        if self.finished {
+            return self.outcome(
+                None,
+                None,
+                Some("already_finished"),
+                Vec::new(),
+                now_unix_ms,
+            );
+        }
+        self.finished = true;
+        let fault = self.response_fault;
+        self.outcome(None, None, fault, Vec::new(), now_unix_ms)
+    }
+
+    /// The client or the upstream went away before the end.
+    pub fn finish_aborted(&mut self, now_unix_ms: u64) -> Outcome {
+        if matches!(self.response, ResponseState::Stream(_)) {
+            return self.finish_stream_as(Some("aborted"), now_unix_ms);
+        }
+        if self.finished {
+            return self.outcome(
+                None,
+                None,
+                Some("already_finished"),
+                Vec::new(),
+                now_unix_ms,
+            );
+        }
+        self.finished = true;
+        self.outcome(None, None, Some("aborted"), Vec::new(), now_unix_ms)
+    }
+
+    fn finish_stream_as(&mut self, abort: Option<&'static str>, now_unix_ms: u64) -> Outcome {
+        if self.finished {
+            return self.outcome(
+                None,
+                None,
+                Some("already_finished"),
+                Vec::new(),
+                now_unix_ms,
+            );
+        }
+        self.finished = true;
+        let ResponseState::Stream(scan) = &mut self.response else {
+            return self.outcome(None, None, abort, Vec::new(), now_unix_ms);
+        };
+        let tail = scan.finish();
+        let oversized = scan.oversized_events();
+        let facts = scan.facts();
+        let fault = if facts.error.is_some() {
+            Some("upstream_error")
+        } else if abort.is_some() {
+            abort
+        } else if facts.usage.is_none() && facts.malformed_events > 0 {
+            Some("malformed_stream")
+        } else if facts.usage.is_none() && oversized > 0 {
+            Some("oversize_event")
+        } else if facts.usage.is_none() && !facts.saw_done {
+            Some("truncated_stream")
+        } else {
+            None
+        };
+        let (usage, model) = (facts.usage.clone(), facts.model.clone());
+        let mut outcome = self.outcome(usage, model, fault, tail, now_unix_ms);
+        outcome.record.oversize_events = oversized;
+        outcome.record_json = outcome.record.to_json();
+        outcome
+    }
+
+    fn resolve(&self, model: &str) -> Option<Priced> {
+        let candidates = model_names::candidates(model, self.provider);
+        candidates
+            .iter()
+            .find_map(|name| {
+                self.config.overrides.get(name).map(|prices| Priced {
+                    id: name.clone(),
+                    prices: prices.clone(),
+                })
+            })
+            .or_else(|| model_names::resolve(&self.config.pricing, model, self.provider))
+    }
+
+    fn outcome(
+        &self,
+        usage: Option<Usage>,
+        response_model: Option<String>,
+        fault: Option<&'static str>,
+        stream_tail: Vec<u8>,
+        now_unix_ms: u64,
+    ) -> Outcome {
+        let model = response_model.or_else(|| self.request.model.clone());
+        let mut status = CostStatus::NoUsage;
+        let mut error: Option<&str> = fault;
+        let (mut cost_usd, mut cost_micros, mut breakdown, mut priced_as) =
+            (None, None, None, None);
+        if let Some(usage) = &usage {
+            match model.as_deref().and_then(|m| self.resolve(m)) {
+                Some(priced) => match price(usage, &priced.prices) {
+                    Ok(b) => {
+                        status = CostStatus::Exact;
+                        cost_usd = Some(b.total.to_decimal_string());
+                        cost_micros = Some(b.total.to_micros());
+                        breakdown = Some(BreakdownRecord::from(&b));
+                        priced_as = Some(priced.id);
+                    }
+                    Err(_) => {
+                        status = CostStatus::Error;
+                        error = Some("cost_overflow");
+                    }
+                },
+                None => {
+                    status = CostStatus::Unpriced;
+                    error = error.or(Some("unknown_model"));
+                }
+            }
+        } else if let Some(note) = error.or(self.request_note) {
+            status = CostStatus::Error;
+            error = Some(note);
+        }
+        let stream = matches!(self.response, ResponseState::Stream(_)) || self.request.stream;
+        let record = CostRecord {
+            ts: rfc3339_millis(self.start_ms),
+            request_id: self.request_id.clone(),
+            host: self.host.clone(),
+            provider: self.provider.as_str(),
+            endpoint: self.endpoint.as_str(),
+            model_requested: self.request.model.clone(),
+            model,
+            stream,
+            status_code: self.status_code,
+            prompt_tokens: usage.as_ref().map(|u| u.prompt_tokens),
+            completion_tokens: usage.as_ref().map(|u| u.completion_tokens),
+            cached_tokens: usage.as_ref().map(|u| u.cached_tokens),
+            cache_write_tokens: usage.as_ref().map(|u| u.cache_write_tokens),
+            reasoning_tokens: usage
+                .as_ref()
+                .map(|u| u.reasoning_tokens.min(u.completion_tokens)),
+            cost_usd,
+            cost_micros,
+            upstream_cost_usd: usage.as_ref().and_then(|u| u.upstream_cost.clone()),
+            cost_status: status,
+            error: error.map(str::to_owned),
+            pricing_version: self.config.pricing_version().to_owned(),
+            breakdown,
+            key_id: self.key_id.clone(),
+            priced_as: priced_as.clone(),
+            upstream_inference_cost_usd: usage
+                .as_ref()
+                .and_then(|u| u.upstream_inference_cost.clone()),
+            is_byok: usage.as_ref().and_then(|u| u.is_byok),
+            duration_ms: now_unix_ms.saturating_sub(self.start_ms),
+            oversize_events: 0,
+        };
+        let mut sse_comment = stream_tail;
+        if matches!(self.response, ResponseState::Stream(_)) {
+            sse_comment.extend_from_slice(&record.sse_comment());
+        }
+        Outcome {
+            headers: record.headers(&self.config.header_prefix),
+            sse_comment,
+            record_json: record.to_json(),
+            record,
+            metric_model: priced_as.unwrap_or_else(|| "other".to_owned()),
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! Meter configuration: one JSON object shared by every host (Envoy `plugin_config`, the Worker's
+//! vars, the CLI's `--config`). Every field is optional; an unknown field or a bad value is an
+//! error whose message names the field, so a host can refuse the configuration at load time.
+
+use alloc::{borrow::ToOwned, collections::BTreeMap, format, string::String, vec::Vec};
+use core::fmt;
+
+use serde::Deserialize;
+
+use crate::money::Usd;
+use crate::pricing::{content_hash, ModelEntry, PriceTable, Prices, PRICE_KEYS};
+use crate::provider::Route;
+
+/// Where hosts send cost records (read by hosts; the Envoy filter uses all of it).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorConfig {
+    /// Envoy cluster receiving `POST`ed NDJSON batches.
+    pub cluster: String,
+    /// `:authority` of the collector requests.
+    pub authority: String,
+    /// `:path` of the collector requests.
+    pub path: String,
+    /// Timeout of one collector request.
+    pub timeout_ms: u64,
+    /// How often queued records are flushed.
+    pub flush_interval_ms: u64,
+    /// Most records in one POST.
+    pub max_batch_records: usize,
+    /// Most records waiting; past it the oldest are dropped (and counted).
+    pub max_queue_records: usize,
+}
+
+impl Default for CollectorConfig {
+    fn default() -> Self {
+        CollectorConfig {
+            cluster: "llm_cost_collector".into(),
+            authority: "llm-cost-collector".into(),
+            path: "/ingest".into(),
+            timeout_ms: 2000,
+            flush_interval_ms: 500,
+            max_batch_records: 500,
+            max_queue_records: 10_000,
+        }
+    }
+}
+
+/// The whole meter configuration, validated.
+#[derive(Clone, Debug)]
+pub struct MeterConfig {
+    /// Lower-case prefix of every header we add (`x-llm-` gives `x-llm-cost`).
+    pub header_prefix: String,
+    /// Largest request body buffered for the rewrite; larger ones pass unchanged.
+    pub max_request_body_bytes: usize,
+    /// Largest JSON response body held to compute headers; larger ones pass unchanged.
+    pub max_response_body_bytes: usize,
+    /// Largest single SSE event scanned; larger ones are skipped and counted.
+    pub max_sse_event_bytes: usize,
+    /// Cut the usage-only chunk from streams when we injected it and the client did not ask.
+    pub hide_injected_usage_chunk: bool,
+    /// Rewrite requests so the upstream reports usage.
+    pub inject_usage: bool,
+    /// Provider routing rules, tried before the built-in host/path rules.
+    pub routes: Vec<Route>,
+    /// The price table (bundled unless replaced).
+    pub pricing: PriceTable,
+    /// Per-model prices that win over the table (`models` in JSON).
+    pub overrides: BTreeMap<String, Prices>,
+    /// Where records go.
+    pub collector: CollectorConfig,
+    pricing_version: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ConfigFile {
+    header_prefix: String,
+    max_request_body_bytes: usize,
+    max_response_body_bytes: usize,
+    max_sse_event_bytes: usize,
+    hide_injected_usage_chunk: bool,
+    inject_usage: bool,
+    routes: Vec<Route>,
+    models: BTreeMap<String, BTreeMap<String, String>>,
+    collector: CollectorConfig,
+}
+
+impl Default for ConfigFile {
+    fn default() -> Self {
+        ConfigFile {
+            header_prefix: "x-llm-".into(),
+            max_request_body_bytes: 1 << 20,
+            max_response_body_bytes: 1 << 20,
+            max_sse_event_bytes: 1 << 20,
+            hide_injected_usage_chunk: true,
+            inject_usage: true,
+            routes: Vec::new(),
+            models: BTreeMap::new(),
+            collector: CollectorConfig::default(),
+        }
+    }
+}
+
+/// A configuration the meter refuses, with the field at fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "llm-cost configuration: {}", self.0)
+    }
+}
+
+#[cfg(feature = "std")]
+extern crate std;
+#[cfg(feature = "std")]
+impl std::error::Error for ConfigError {}
+
+impl Default for MeterConfig {
+    fn default() -> Self {
+        MeterConfig::from_file(ConfigFile::default()).unwrap_or_else(|_| unreachable!())
+    }
+}
+
+impl MeterConfig {
+    /// Parses and validates a JSON configuration; empty input means all defaults.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(MeterConfig::default());
+        }
+        let file: ConfigFile =
+            serde_json::from_slice(bytes).map_err(|e| ConfigError(format!("{e}")))?;
+        MeterConfig::from_file(file)
+    }
+
+    fn from_file(file: ConfigFile) -> Result<Self, ConfigError> {
+        let prefix = file.header_prefix.to_ascii_lowercase();
+        let token = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if prefix.is_empty() || !prefix.bytes().all(token) {
+            return Err(ConfigError(format!(
+                "field `header_prefix`: {:?} is not a header-name prefix (letters, digits, `-`)",
+                file.header_prefix
+            )));
+        }
+        for (name, value) in [
+            ("max_request_body_bytes", file.max_request_body_bytes),
+            ("max_response_body_bytes", file.max_response_body_bytes),
+            ("max_sse_event_bytes", file.max_sse_event_bytes),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!(
+                    "field `{name}`: must be greater than 0"
+                )));
+            }
+        }
+        let c = &file.collector;
+        if c.timeout_ms == 0
+            || c.flush_interval_ms == 0
+            || c.max_batch_records == 0
+            || c.max_queue_records == 0
+        {
+            return Err(ConfigError(
+                "field `collector`: timeout_ms, flush_interval_ms, max_batch_records and max_queue_records must be greater than 0".into(),
+            ));
+        }
+        if !c.path.starts_with('/') {
+            return Err(ConfigError(format!(
+                "field `collector.path`: {:?} must start with `/`",
+                c.path
+            )));
+        }
+        let mut overrides = BTreeMap::new();
+        for (model, prices) in file.models {
+            let mut parsed = Prices::default();
+            for (key, value) in prices {
+                if !PRICE_KEYS.contains(&key.as_str()) {
+                    return Err(ConfigError(format!(
+                        "field `models.{model}.{key}`: unknown price key (expected one of {})",
+                        PRICE_KEYS.join(", ")
+                    )));
+                }
+                let usd = Usd::parse(&value).map_err(|e| {
+                    ConfigError(format!("field `models.{model}.{key}`: {value:?} is {e}"))
+                })?;
+                parsed.set(&key, usd);
+            }
+            overrides.insert(model, parsed);
+        }
+        let mut config = MeterConfig {
+            header_prefix: prefix,
+            max_request_body_bytes: file.max_request_body_bytes,
+            max_response_body_bytes: file.max_response_body_bytes,
+            max_sse_event_bytes: file.max_sse_event_bytes,
+            hide_injected_usage_chunk: file.hide_injected_usage_chunk,
+            inject_usage: file.inject_usage,
+            routes: file.routes,
+            pricing: PriceTable::bundled(),
+            overrides,
+            collector: file.collector,
+            pricing_version: String::new(),
+        };
+        config.refresh_pricing_version();
+        Ok(config)
+    }
+
+    /// Replaces the price table (e.g. the CLI's `--pricing FILE`).
+    pub fn with_pricing(mut self, table: PriceTable) -> Self {
+        self.pricing = table;
+        self.refresh_pricing_version();
+        self
+    }
+
+    /// The table's version, plus `+models-<hash>` when overrides apply.
+    pub fn pricing_version(&self) -> &str {
+        &self.pricing_version
+    }
+
+    fn refresh_pricing_version(&mut self) {
+        let mut version = self.pricing.version().to_owned();
+        if !self.overrides.is_empty() {
+            let entries: Vec<ModelEntry> = self
+                .overrides
+                .iter()
+                .map(|(id, prices)| ModelEntry {
+                    id: id.clone(),
+                    canonical_slug: String::new(),
+                    prices: prices.clone(),
+                })
+                .collect();
+            version = format!("{version}+models-{}", content_hash(&entries));
+        }
+        self.pricing_version = version;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn empty_config_is_all_defaults() {
+        let config = MeterConfig::from_json(b"").unwrap();
+        assert_eq!(config.header_prefix, "x-llm-");
+        assert!(config.hide_injected_usage_chunk);
+        assert_eq!(config.pricing_version(), PriceTable::bundled().version());
+        assert_eq!(
+            MeterConfig::from_json(b"{}").unwrap().max_sse_event_bytes,
+            1 << 20
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let err = MeterConfig::from_json(br#"{"header_prefx":"x-"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `header_prefx`"),
+            "{err}"
+        );
+        let err = MeterConfig::from_json(br#"{"collector":{"clustr":"c"}}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `clustr`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = MeterConfig::from_json(br#"{"models":{"m":{"prompt":"cheap"}}}"#).unwrap_err();
+        assert!(err.to_string().contains("field `models.m.prompt`"), "{err}");
+        let err = MeterConfig::from_json(br#"{"models":{"m":{"promt":"1"}}}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("field `models.m.promt`: unknown price key"),
+            "{err}"
+        );
+        let err = MeterConfig::from_json(br#"{"header_prefix":"x llm"}"#).unwrap_err();
+        assert!(err.to_string().contains("field `header_prefix`"), "{err}");
+        let err = MeterConfig::from_json(br#"{"max_sse_event_bytes":0}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("field `max_sse_event_bytes`"),
+            "{err}"
+        );
+        let err = MeterConfig::from_json(br#"{"max_sse_event_bytes":"big"}"#).unwrap_err();
+        assert!(err.to_string().contains("invalid type"), "{err}");
+        let err =
+            MeterConfig::from_json(br#"{"routes":[{"host":"h","provider":"acme"}]}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown variant `acme`"), "{err}");
+    }
+
+    #[test]
+    fn overrides_change_the_pricing_version() {
+        let a = MeterConfig::from_json(br#"{"models":{"m":{"prompt":"0.000001"}}}"#).unwrap();
+        let b = MeterConfig::from_json(br#"{"models":{"m":{"prompt":"0.000002"}}}"#).unwrap();
+        assert_ne!(a.pricing_version(), b.pricing_version());
+        assert!(a
+            .pricing_version()
+            .starts_with(PriceTable::bundled().version()));
+    }
+}

@@ -1,0 +1,168 @@
+//! The cost of one call: usage × prices, exact, with a per-component breakdown.
+//!
+//! `uncached = prompt − cached − cache_write` (when negative: `prompt − cached`, never below 0);
+//! `cost = uncached·prompt + cached·input_cache_read + cache_write·input_cache_write
+//!       + (completion − reasoning)·completion + reasoning·(internal_reasoning, or completion if 0)
+//!       + request`. Reasoning is clamped to completion. This reproduces OpenRouter's `usage.cost`
+//! exactly where no fee outside token prices applies.
+
+use crate::money::{MoneyError, Usd};
+use crate::pricing::Prices;
+use crate::usage::Usage;
+
+/// Cost per component; `total` is their sum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Breakdown {
+    /// Uncached input tokens.
+    pub prompt: Usd,
+    /// Cached input tokens read.
+    pub cached: Usd,
+    /// Input tokens written to the cache.
+    pub cache_write: Usd,
+    /// Output tokens that are not reasoning.
+    pub completion: Usd,
+    /// Reasoning tokens.
+    pub reasoning: Usd,
+    /// Per-request fee.
+    pub request: Usd,
+    /// Sum of the above.
+    pub total: Usd,
+}
+
+/// Prices `usage`. Fails only on overflow (absurd token counts or prices).
+pub fn price(usage: &Usage, prices: &Prices) -> Result<Breakdown, MoneyError> {
+    let after_cache_read = usage.prompt_tokens.saturating_sub(usage.cached_tokens);
+    let uncached = match after_cache_read.checked_sub(usage.cache_write_tokens) {
+        Some(n) => n,
+        None => after_cache_read,
+    };
+    let reasoning = usage.reasoning_tokens.min(usage.completion_tokens);
+    let reasoning_price = if prices.internal_reasoning == Usd::ZERO {
+        prices.completion
+    } else {
+        prices.internal_reasoning
+    };
+    let mut b = Breakdown {
+        prompt: prices.prompt.checked_mul(uncached)?,
+        cached: prices.input_cache_read.checked_mul(usage.cached_tokens)?,
+        cache_write: prices
+            .input_cache_write
+            .checked_mul(usage.cache_write_tokens)?,
+        completion: prices
+            .completion
+            .checked_mul(usage.completion_tokens - reasoning)?,
+        reasoning: reasoning_price.checked_mul(reasoning)?,
+        request: prices.request,
+        total: Usd::ZERO,
+    };
+    b.total = [
+        b.prompt,
+        b.cached,
+        b.cache_write,
+        b.completion,
+        b.reasoning,
+        b.request,
+    ]
+    .into_iter()
+    .try_fold(Usd::ZERO, Usd::checked_add)?;
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usd(s: &str) -> Usd {
+        Usd::parse(s).unwrap()
+    }
+
+    fn sonnet() -> Prices {
+        Prices {
+            prompt: usd("0.000003"),
+            completion: usd("0.000015"),
+            input_cache_read: usd("0.0000003"),
+            input_cache_write: usd("0.00000375"),
+            ..Prices::default()
+        }
+    }
+
+    #[test]
+    fn reproduces_openrouter_cache_write_cost() {
+        // openrouter-cache-all-settings-real-api-0: usage.cost 0.01058775
+        let usage = Usage {
+            prompt_tokens: 2572,
+            completion_tokens: 63,
+            cache_write_tokens: 2569,
+            ..Usage::default()
+        };
+        let b = price(&usage, &sonnet()).unwrap();
+        assert_eq!(b.total.to_decimal_string(), "0.01058775");
+        assert_eq!(b.prompt.to_decimal_string(), "0.000009");
+        assert_eq!(b.cache_write.to_decimal_string(), "0.00963375");
+    }
+
+    #[test]
+    fn cached_tokens_are_not_double_counted() {
+        let usage = Usage {
+            prompt_tokens: 1000,
+            cached_tokens: 800,
+            completion_tokens: 10,
+            ..Usage::default()
+        };
+        let b = price(&usage, &sonnet()).unwrap();
+        assert_eq!(b.prompt, usd("0.000003").checked_mul(200).unwrap());
+        assert_eq!(b.cached, usd("0.0000003").checked_mul(800).unwrap());
+    }
+
+    #[test]
+    fn cache_write_not_inside_prompt_falls_back_to_prompt_minus_cached() {
+        let usage = Usage {
+            prompt_tokens: 100,
+            cached_tokens: 10,
+            cache_write_tokens: 500,
+            ..Usage::default()
+        };
+        let b = price(&usage, &sonnet()).unwrap();
+        assert_eq!(b.prompt, usd("0.000003").checked_mul(90).unwrap());
+    }
+
+    #[test]
+    fn reasoning_is_a_subset_of_completion_and_clamped() {
+        let mut prices = sonnet();
+        prices.internal_reasoning = usd("0.00001");
+        let usage = Usage {
+            completion_tokens: 10,
+            reasoning_tokens: 11,
+            ..Usage::default()
+        };
+        let b = price(&usage, &prices).unwrap();
+        assert_eq!(b.completion, Usd::ZERO);
+        assert_eq!(b.reasoning, usd("0.0001"));
+    }
+
+    #[test]
+    fn reasoning_without_its_own_price_costs_as_completion() {
+        let usage = Usage {
+            completion_tokens: 10,
+            reasoning_tokens: 4,
+            ..Usage::default()
+        };
+        let b = price(&usage, &sonnet()).unwrap();
+        assert_eq!(
+            b.completion.checked_add(b.reasoning).unwrap(),
+            usd("0.00015")
+        );
+    }
+
+    #[test]
+    fn request_fee_is_added_once() {
+        let prices = Prices {
+            request: usd("0.005"),
+            ..Prices::default()
+        };
+        assert_eq!(
+            price(&Usage::default(), &prices).unwrap().total,
+            usd("0.005")
+        );
+    }
+}

@@ -1,0 +1,36 @@
+//! `llm-cost-core`: the pure metering core shared by every host.
+//!
+//! Turns "request + response bytes" into a priced, self-describing cost record: request rewrite
+//! (`rewrite`), incremental SSE scan (`sse`, `stream`), usage extraction (`usage`), exact money
+//! (`money`, `cost`), price tables and model names (`pricing`, `model_names`), the record and its
+//! headers (`record`). `Call` strings them together for hosts; see `docs/CORE_API.md`.
+//!
+//! No I/O, no clock, no host calls, no `std` (the `std` feature adds only `Error` impls).
+#![no_std]
+#![deny(missing_docs)]
+
+extern crate alloc;
+
+pub mod call;
+pub mod config;
+pub mod cost;
+pub mod decimal;
+pub mod identity;
+pub mod model_names;
+pub mod money;
+pub mod pricing;
+pub mod provider;
+pub mod record;
+pub mod rewrite;
+pub mod sse;
+pub mod stream;
+pub mod time;
+pub mod usage;
+
+pub use call::{Call, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan};
+pub use config::{CollectorConfig, ConfigError, MeterConfig};
+pub use money::Usd;
+pub use pricing::PriceTable;
+pub use provider::{Endpoint, Provider};
+pub use record::{CostRecord, CostStatus};
+pub use stream::Forward;

@@ -1,0 +1,195 @@
+//! Exact money: USD as an integer count of 10⁻³⁰ USD.
+//!
+//! Prices arrive as decimal strings per token ("0.00000008333333333333334"); every product and sum
+//! stays an integer, so no rounding happens anywhere until [`Usd::to_micros`] is asked for one.
+//! Floats never touch money here.
+
+use alloc::string::String;
+use core::fmt;
+
+/// Decimal places kept. Every price seen in real pricing data has at most 23.
+pub const SCALE: u32 = 30;
+const ONE: u128 = 10u128.pow(SCALE);
+const MICRO: u128 = 10u128.pow(SCALE - 6);
+
+/// An exact, non-negative amount of US dollars.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Usd(u128);
+
+/// Why a decimal string is not a usable price.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MoneyError {
+    /// Not a plain non-negative decimal such as `0.0000025`.
+    NotADecimal,
+    /// More than [`SCALE`] decimal places: it could not be held exactly.
+    TooPrecise,
+    /// The amount (or a product or sum) does not fit.
+    Overflow,
+}
+
+impl fmt::Display for MoneyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MoneyError::NotADecimal => f.write_str("not a non-negative decimal number"),
+            MoneyError::TooPrecise => write!(f, "more than {SCALE} decimal places"),
+            MoneyError::Overflow => f.write_str("amount too large"),
+        }
+    }
+}
+
+impl Usd {
+    /// Zero dollars.
+    pub const ZERO: Usd = Usd(0);
+
+    /// Parses a plain decimal (`"3"`, `"0.0000025"`, `".5"`, `"1e-6"` is refused).
+    pub fn parse(text: &str) -> Result<Usd, MoneyError> {
+        let text = text.trim();
+        let (whole, frac) = match text.split_once('.') {
+            Some((w, f)) => (w, f),
+            None => (text, ""),
+        };
+        if (whole.is_empty() && frac.is_empty())
+            || !whole.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(MoneyError::NotADecimal);
+        }
+        let frac = frac.trim_end_matches('0');
+        if frac.len() > SCALE as usize {
+            return Err(MoneyError::TooPrecise);
+        }
+        let mut units: u128 = 0;
+        for b in whole.bytes() {
+            units = units
+                .checked_mul(10)
+                .and_then(|u| u.checked_add(u128::from(b - b'0')))
+                .ok_or(MoneyError::Overflow)?;
+        }
+        units = units.checked_mul(ONE).ok_or(MoneyError::Overflow)?;
+        let mut place = ONE;
+        for b in frac.bytes() {
+            place /= 10;
+            units += u128::from(b - b'0') * place;
+        }
+        Ok(Usd(units))
+    }
+
+    /// The raw count of 10⁻³⁰ USD.
+    pub fn units(self) -> u128 {
+        self.0
+    }
+
+    /// `self × count`, e.g. a per-token price times a token count.
+    pub fn checked_mul(self, count: u64) -> Result<Usd, MoneyError> {
+        self.0
+            .checked_mul(u128::from(count))
+            .map(Usd)
+            .ok_or(MoneyError::Overflow)
+    }
+
+    /// `self + other`.
+    pub fn checked_add(self, other: Usd) -> Result<Usd, MoneyError> {
+        self.0
+            .checked_add(other.0)
+            .map(Usd)
+            .ok_or(MoneyError::Overflow)
+    }
+
+    /// `self × numerator / denominator`, rounded half up (used for markups such as 110/100).
+    pub fn scaled(self, numerator: u64, denominator: u64) -> Result<Usd, MoneyError> {
+        if denominator == 0 {
+            return Err(MoneyError::Overflow);
+        }
+        let product = self
+            .0
+            .checked_mul(u128::from(numerator))
+            .ok_or(MoneyError::Overflow)?;
+        let d = u128::from(denominator);
+        Ok(Usd(product / d + u128::from(product % d * 2 >= d)))
+    }
+
+    /// Whole micro-USD, rounded to the nearest, halves rounded up (0.0000015 → 2).
+    pub fn to_micros(self) -> u64 {
+        let micros = self.0 / MICRO + u128::from(self.0 % MICRO >= MICRO / 2);
+        u64::try_from(micros).unwrap_or(u64::MAX)
+    }
+
+    /// The exact decimal, without trailing zeros: `"0.01058775"`, `"0"`, `"12.5"`.
+    pub fn to_decimal_string(self) -> String {
+        use core::fmt::Write;
+        let mut out = String::new();
+        let whole = self.0 / ONE;
+        let frac = self.0 % ONE;
+        let _ = write!(out, "{whole}");
+        if frac != 0 {
+            let mut digits = String::new();
+            let _ = write!(digits, "{frac:0width$}", width = SCALE as usize);
+            out.push('.');
+            out.push_str(digits.trim_end_matches('0'));
+        }
+        out
+    }
+}
+
+impl fmt::Display for Usd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_decimal_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_exact_decimals() {
+        for text in [
+            "0",
+            "3",
+            "0.0000025",
+            "0.00000008333333333333334",
+            "12.5",
+            "0.01058775",
+        ] {
+            assert_eq!(Usd::parse(text).unwrap().to_decimal_string(), text);
+        }
+        assert_eq!(Usd::parse(".5").unwrap().to_decimal_string(), "0.5");
+        assert_eq!(Usd::parse("1.50000").unwrap().to_decimal_string(), "1.5");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_plain_non_negative_decimal() {
+        for text in ["", ".", "-1", "1e-6", "0x10", "1.2.3", "abc", "NaN"] {
+            assert_eq!(Usd::parse(text), Err(MoneyError::NotADecimal), "{text}");
+        }
+        let too_precise = "0.0000000000000000000000000000001";
+        assert_eq!(Usd::parse(too_precise), Err(MoneyError::TooPrecise));
+    }
+
+    #[test]
+    fn multiplies_tokens_without_rounding() {
+        let price = Usd::parse("0.00000008333333333333334").unwrap();
+        let cost = price.checked_mul(3).unwrap();
+        assert_eq!(cost.to_decimal_string(), "0.00000025000000000000002");
+    }
+
+    #[test]
+    fn micros_round_half_up() {
+        assert_eq!(Usd::parse("0.0000015").unwrap().to_micros(), 2);
+        assert_eq!(Usd::parse("0.0000014999").unwrap().to_micros(), 1);
+        assert_eq!(Usd::parse("0.01058775").unwrap().to_micros(), 10588);
+        assert_eq!(Usd::ZERO.to_micros(), 0);
+    }
+
+    #[test]
+    fn overflow_is_an_error_not_a_wrap() {
+        let big = Usd::parse("300000000").unwrap();
+        assert_eq!(big.checked_mul(u64::MAX), Err(MoneyError::Overflow));
+    }
+
+    #[test]
+    fn scaled_applies_markup_exactly() {
+        let cost = Usd::parse("0.001").unwrap();
+        assert_eq!(cost.scaled(110, 100).unwrap().to_decimal_string(), "0.0011");
+    }
+}

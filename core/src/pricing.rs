@@ -1,0 +1,483 @@
+//! Price tables: the bundled snapshot, tables loaded from a file, and per-model overrides.
+//!
+//! A table maps a model id to [`Prices`] (USD per token, or per request). Tables load from the
+//! OpenRouter `/api/v1/models` shape or LiteLLM's `model_prices_and_context_window.json`; the
+//! bundled one is compiled in (`llm-cost-pricing-data`), so no JSON is parsed for it.
+//! Name resolution (aliases) lives in `model_names`; the arithmetic in `cost`.
+
+use alloc::{borrow::ToOwned, collections::BTreeMap, format, string::String, vec::Vec};
+use core::fmt::{self, Write as _};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::money::{MoneyError, Usd};
+use llm_cost_pricing_data as bundled;
+
+/// Prices of one model. A missing price is zero (per the OpenRouter convention).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Prices {
+    /// Per uncached input token.
+    pub prompt: Usd,
+    /// Per output token.
+    pub completion: Usd,
+    /// Per request.
+    pub request: Usd,
+    /// Per cached (read) input token.
+    pub input_cache_read: Usd,
+    /// Per input token written to the cache.
+    pub input_cache_write: Usd,
+    /// Per reasoning token; zero means "priced as completion".
+    pub internal_reasoning: Usd,
+    /// Per input image (reported for reference; image tokens are already in prompt tokens).
+    pub image: Usd,
+    /// Per web search request (reported for reference; not in token usage).
+    pub web_search: Usd,
+}
+
+/// The price keys, in canonical order (sorted), as named by OpenRouter.
+pub const PRICE_KEYS: [&str; 8] = [
+    "completion",
+    "image",
+    "input_cache_read",
+    "input_cache_write",
+    "internal_reasoning",
+    "prompt",
+    "request",
+    "web_search",
+];
+
+impl Prices {
+    /// Sets the price named `key` (an OpenRouter pricing key); unknown keys are ignored.
+    pub fn set(&mut self, key: &str, value: Usd) {
+        match key {
+            "prompt" => self.prompt = value,
+            "completion" => self.completion = value,
+            "request" => self.request = value,
+            "input_cache_read" => self.input_cache_read = value,
+            "input_cache_write" => self.input_cache_write = value,
+            "internal_reasoning" => self.internal_reasoning = value,
+            "image" => self.image = value,
+            "web_search" => self.web_search = value,
+            _ => {}
+        }
+    }
+
+    fn get(&self, key: &str) -> Usd {
+        match key {
+            "prompt" => self.prompt,
+            "completion" => self.completion,
+            "request" => self.request,
+            "input_cache_read" => self.input_cache_read,
+            "input_cache_write" => self.input_cache_write,
+            "internal_reasoning" => self.internal_reasoning,
+            "image" => self.image,
+            "web_search" => self.web_search,
+            _ => Usd::ZERO,
+        }
+    }
+
+    /// Parses `(key, decimal)` pairs, e.g. a bundled entry.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Prices, PricingError> {
+        let mut prices = Prices::default();
+        for (key, value) in pairs {
+            let usd = Usd::parse(value).map_err(|e| PricingError::BadPrice {
+                model: String::new(),
+                key: key.to_owned(),
+                reason: e,
+            })?;
+            prices.set(key, usd);
+        }
+        Ok(prices)
+    }
+}
+
+/// A model with its prices, as stored in a loaded table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelEntry {
+    /// Model id as the table names it.
+    pub id: String,
+    /// OpenRouter canonical slug, empty if none.
+    pub canonical_slug: String,
+    /// Its prices.
+    pub prices: Prices,
+}
+
+/// Why a price table could not be loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PricingError {
+    /// The file is not JSON or has neither known shape.
+    Format(String),
+    /// A price is not a usable decimal.
+    BadPrice {
+        /// The model whose price is bad.
+        model: String,
+        /// The pricing key, e.g. `prompt`.
+        key: String,
+        /// What is wrong with it.
+        reason: MoneyError,
+    },
+}
+
+impl fmt::Display for PricingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PricingError::Format(msg) => write!(f, "pricing file: {msg}"),
+            PricingError::BadPrice { model, key, reason } => {
+                write!(f, "price `{key}` of model `{model}`: {reason}")
+            }
+        }
+    }
+}
+
+/// A price table: the bundled snapshot or one loaded at run time.
+#[derive(Clone, Debug)]
+pub struct PriceTable {
+    source: TableSource,
+    version: String,
+}
+
+#[derive(Clone, Debug)]
+enum TableSource {
+    Bundled,
+    /// Sorted by id; `slugs` maps canonical slugs to indices.
+    Loaded {
+        models: Vec<ModelEntry>,
+        slugs: BTreeMap<String, usize>,
+    },
+}
+
+/// A resolved model: the id the table knows it by, and its prices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Priced {
+    /// The table entry that priced the call (`priced_as` in the record).
+    pub id: String,
+    /// The entry's prices.
+    pub prices: Prices,
+}
+
+impl Default for PriceTable {
+    fn default() -> Self {
+        PriceTable::bundled()
+    }
+}
+
+impl PriceTable {
+    /// The snapshot compiled into this build.
+    pub fn bundled() -> Self {
+        PriceTable {
+            source: TableSource::Bundled,
+            version: bundled::PRICING_VERSION.to_owned(),
+        }
+    }
+
+    /// Builds a table from entries; `snapshot_id` names it in `pricing_version`.
+    pub fn from_entries(snapshot_id: &str, mut models: Vec<ModelEntry>) -> Self {
+        models.sort_by(|a, b| a.id.cmp(&b.id));
+        models.dedup_by(|a, b| a.id == b.id);
+        // Several ids can share a slug (`x` and `x:batch`, `x:free`): the slug means the base model.
+        let preference = |m: &ModelEntry| (m.id.contains(':'), m.id.len());
+        let mut slugs: BTreeMap<String, usize> = BTreeMap::new();
+        for (i, model) in models.iter().enumerate() {
+            if model.canonical_slug.is_empty() {
+                continue;
+            }
+            let slot = slugs.entry(model.canonical_slug.clone()).or_insert(i);
+            if preference(model) < preference(&models[*slot]) {
+                *slot = i;
+            }
+        }
+        let version = format!("{snapshot_id}+{}", content_hash(&models));
+        PriceTable {
+            source: TableSource::Loaded { models, slugs },
+            version,
+        }
+    }
+
+    /// Parses an OpenRouter `/api/v1/models` dump or a LiteLLM price file (detected).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, PricingError> {
+        let doc: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| PricingError::Format(format!("not JSON ({e})")))?;
+        if doc.get("data").is_some_and(|d| d.is_array()) {
+            load_openrouter(&doc)
+        } else if doc.is_object() {
+            load_litellm(&doc)
+        } else {
+            Err(PricingError::Format(
+                "expected an OpenRouter {\"data\":[...]} dump or a LiteLLM price object".into(),
+            ))
+        }
+    }
+
+    /// `<snapshot id>+<8 hex of the content hash>`: changes whenever any price changes.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// Number of models.
+    pub fn len(&self) -> usize {
+        match &self.source {
+            TableSource::Bundled => bundled::MODELS.len(),
+            TableSource::Loaded { models, .. } => models.len(),
+        }
+    }
+
+    /// True if the table has no model.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Exact lookup by table id or canonical slug (no aliasing; see `model_names::resolve`).
+    pub fn get(&self, name: &str) -> Option<Priced> {
+        match &self.source {
+            TableSource::Bundled => {
+                let index = bundled::MODELS
+                    .binary_search_by(|m| m.id.cmp(name))
+                    .ok()
+                    .or_else(|| {
+                        bundled::CANONICAL_SLUGS
+                            .binary_search_by(|(slug, _)| (*slug).cmp(name))
+                            .ok()
+                            .map(|i| bundled::CANONICAL_SLUGS[i].1)
+                    })?;
+                let model = &bundled::MODELS[index];
+                let prices = Prices::from_pairs(model.prices.iter().copied()).ok()?;
+                Some(Priced {
+                    id: model.id.to_owned(),
+                    prices,
+                })
+            }
+            TableSource::Loaded { models, slugs } => {
+                let index = models
+                    .binary_search_by(|m| m.id.as_str().cmp(name))
+                    .ok()
+                    .or_else(|| slugs.get(name).copied())?;
+                let model = &models[index];
+                Some(Priced {
+                    id: model.id.clone(),
+                    prices: model.prices.clone(),
+                })
+            }
+        }
+    }
+
+    /// Every entry (bundled entries are parsed on the fly).
+    pub fn entries(&self) -> Vec<ModelEntry> {
+        match &self.source {
+            TableSource::Bundled => bundled::MODELS
+                .iter()
+                .filter_map(|m| {
+                    Some(ModelEntry {
+                        id: m.id.to_owned(),
+                        canonical_slug: m.canonical_slug.to_owned(),
+                        prices: Prices::from_pairs(m.prices.iter().copied()).ok()?,
+                    })
+                })
+                .collect(),
+            TableSource::Loaded { models, .. } => models.clone(),
+        }
+    }
+}
+
+/// First 8 hex digits of SHA-256 over the canonical text of `models` (sorted by id):
+/// one line per model, `id \t slug`, then `\t key=decimal` in key order for prompt, completion
+/// and every other non-zero price. `pricing-data/build.rs` computes the same for the bundled table.
+pub fn content_hash(models: &[ModelEntry]) -> String {
+    let mut canonical = String::new();
+    for model in models {
+        let _ = write!(canonical, "{}\t{}", model.id, model.canonical_slug);
+        for key in PRICE_KEYS {
+            let value = model.prices.get(key);
+            if value != Usd::ZERO || key == "prompt" || key == "completion" {
+                let _ = write!(canonical, "\t{key}={value}");
+            }
+        }
+        canonical.push('\n');
+    }
+    hex8(&Sha256::digest(canonical.as_bytes()))
+}
+
+/// First 4 bytes as 8 lower-case hex digits.
+pub(crate) fn hex8(digest: &[u8]) -> String {
+    let mut out = String::with_capacity(8);
+    for b in digest.iter().take(4) {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct OpenRouterModel {
+    id: String,
+    #[serde(default)]
+    canonical_slug: Option<String>,
+    #[serde(default)]
+    pricing: BTreeMap<String, serde_json::Value>,
+}
+
+fn load_openrouter(doc: &serde_json::Value) -> Result<PriceTable, PricingError> {
+    let data = doc.get("data").cloned().unwrap_or_default();
+    let models: Vec<OpenRouterModel> = serde_json::from_value(data)
+        .map_err(|e| PricingError::Format(format!("OpenRouter `data` entries: {e}")))?;
+    let mut entries = Vec::with_capacity(models.len());
+    'models: for model in models {
+        let mut prices = Prices::default();
+        for key in PRICE_KEYS {
+            let Some(value) = model.pricing.get(key) else {
+                continue;
+            };
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => format!("{n}"),
+                _ => continue,
+            };
+            if text.trim_start().starts_with('-') {
+                continue 'models; // "-1": dynamic pricing (e.g. openrouter/auto), not a price
+            }
+            let usd = Usd::parse(&crate::decimal::plain(&text).unwrap_or(text.clone())).map_err(
+                |reason| PricingError::BadPrice {
+                    model: model.id.clone(),
+                    key: key.to_owned(),
+                    reason,
+                },
+            )?;
+            prices.set(key, usd);
+        }
+        entries.push(ModelEntry {
+            id: model.id,
+            canonical_slug: model.canonical_slug.unwrap_or_default(),
+            prices,
+        });
+    }
+    let date = doc
+        .get("snapshot_date")
+        .and_then(|d| d.as_str())
+        .unwrap_or("file");
+    Ok(PriceTable::from_entries(
+        &format!("openrouter-{date}"),
+        entries,
+    ))
+}
+
+/// LiteLLM key → OpenRouter key.
+const LITELLM_KEYS: [(&str, &str); 5] = [
+    ("input_cost_per_token", "prompt"),
+    ("output_cost_per_token", "completion"),
+    ("cache_read_input_token_cost", "input_cache_read"),
+    ("cache_creation_input_token_cost", "input_cache_write"),
+    ("output_cost_per_reasoning_token", "internal_reasoning"),
+];
+
+fn load_litellm(doc: &serde_json::Value) -> Result<PriceTable, PricingError> {
+    let object = doc
+        .as_object()
+        .ok_or_else(|| PricingError::Format("expected a JSON object".into()))?;
+    let mut entries = Vec::new();
+    for (id, spec) in object {
+        if id == "sample_spec" {
+            continue; // LiteLLM's documentation entry, not a model
+        }
+        let Some(spec) = spec.as_object() else {
+            continue;
+        };
+        let mut prices = Prices::default();
+        let mut priced = false;
+        for (litellm_key, key) in LITELLM_KEYS {
+            if let Some(serde_json::Value::Number(n)) = spec.get(litellm_key) {
+                // LiteLLM stores JSON numbers; their shortest decimal form is the price intended.
+                let text = format!("{n}");
+                let plain = crate::decimal::plain(&text).unwrap_or(text);
+                let usd = Usd::parse(&plain).map_err(|reason| PricingError::BadPrice {
+                    model: id.clone(),
+                    key: key.to_owned(),
+                    reason,
+                })?;
+                prices.set(key, usd);
+                priced = true;
+            }
+        }
+        if priced {
+            entries.push(ModelEntry {
+                id: id.clone(),
+                canonical_slug: String::new(),
+                prices,
+            });
+        }
+    }
+    Ok(PriceTable::from_entries("litellm", entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_table_finds_ids_and_canonical_slugs() {
+        let table = PriceTable::bundled();
+        let by_id = table.get("openai/gpt-4o").expect("gpt-4o is bundled");
+        assert_eq!(by_id.prices.prompt, Usd::parse("0.0000025").unwrap());
+        let slug = bundled::MODELS
+            .iter()
+            .find(|m| !m.canonical_slug.is_empty() && m.canonical_slug != m.id)
+            .expect("some model has a distinct slug");
+        assert_eq!(table.get(slug.canonical_slug).unwrap().id, slug.id);
+        assert!(table.get("no-such/model").is_none());
+    }
+
+    #[test]
+    fn bundled_version_equals_the_hash_of_the_same_snapshot_loaded_at_run_time() {
+        let text = include_bytes!("../../pricing-data/bundled.json");
+        let loaded = PriceTable::from_json(text).unwrap();
+        assert_eq!(loaded.version(), PriceTable::bundled().version());
+        assert_eq!(loaded.len(), PriceTable::bundled().len());
+    }
+
+    #[test]
+    fn loads_litellm_shape_with_float_prices_exactly() {
+        let json = br#"{"sample_spec": {"input_cost_per_token": 0.0},
+            "gpt-4o": {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05,
+                        "cache_read_input_token_cost": 1.25e-06, "litellm_provider": "openai"},
+            "embedding-only": {"mode": "embedding"}}"#;
+        let table = PriceTable::from_json(json).unwrap();
+        assert_eq!(table.len(), 1);
+        let prices = table.get("gpt-4o").unwrap().prices;
+        assert_eq!(prices.prompt.to_decimal_string(), "0.0000025");
+        assert_eq!(prices.completion.to_decimal_string(), "0.00001");
+        assert_eq!(prices.input_cache_read.to_decimal_string(), "0.00000125");
+        assert!(table.version().starts_with("litellm+"));
+    }
+
+    #[test]
+    fn openrouter_shape_ignores_extra_keys_and_skips_dynamic_prices() {
+        let json = br#"{"snapshot_date":"2026-01-01","data":[
+            {"id":"a/b","canonical_slug":"a/b-2026","name":"x","pricing":{"prompt":"0.000001","completion":"0.000002","overrides":"[]"}},
+            {"id":"openrouter/auto","pricing":{"prompt":"-1","completion":"-1"}}]}"#;
+        let table = PriceTable::from_json(json).unwrap();
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.get("a/b-2026").unwrap().id, "a/b");
+        assert!(table.version().starts_with("openrouter-2026-01-01+"));
+    }
+
+    #[test]
+    fn version_changes_when_a_price_changes() {
+        let a = br#"{"data":[{"id":"m","pricing":{"prompt":"0.000001","completion":"0"}}]}"#;
+        let b = br#"{"data":[{"id":"m","pricing":{"prompt":"0.000002","completion":"0"}}]}"#;
+        let va = PriceTable::from_json(a).unwrap().version().to_owned();
+        let vb = PriceTable::from_json(b).unwrap().version().to_owned();
+        assert_ne!(va, vb);
+    }
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        let err = PriceTable::from_json(b"[1,2]").unwrap_err();
+        assert!(format!("{err}").contains("OpenRouter"));
+        let bad = br#"{"data":[{"id":"m","pricing":{"prompt":"cheap"}}]}"#;
+        let err = PriceTable::from_json(bad).unwrap_err();
+        assert_eq!(
+            format!("{err}"),
+            "price `prompt` of model `m`: not a non-negative decimal number"
+        );
+    }
+}

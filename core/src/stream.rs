@@ -1,0 +1,252 @@
+//! Scanning a chat-completions SSE stream as it passes: the latest usage, the model, `[DONE]`,
+//! and (when asked) cutting the usage-only chunk the client did not ask for.
+//!
+//! Memory per stream: the SSE parser's partial line/event (≤ `max_event_bytes`), the latest usage,
+//! and, only while hiding, the bytes of the one event not yet complete. Never the whole stream.
+
+use alloc::{string::String, vec::Vec};
+
+use crate::sse::{SseEvent, SseParser};
+use crate::usage::{parse_chat, worth_parsing, Usage};
+
+/// What the host forwards for a chunk.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Forward {
+    /// Forward the chunk exactly as received.
+    Unchanged,
+    /// Forward these bytes instead (an injected usage-only event was cut, or an unfinished
+    /// event is held back until it is known not to be one).
+    Replace(Vec<u8>),
+}
+
+/// What the stream told us so far.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct StreamFacts {
+    /// The answering model.
+    pub model: Option<String>,
+    /// The last non-null usage.
+    pub usage: Option<Usage>,
+    /// `data: [DONE]` arrived.
+    pub saw_done: bool,
+    /// Events seen.
+    pub events: u64,
+    /// Events that had to be parsed and were not JSON.
+    pub malformed_events: u64,
+    /// An `error` object arrived (its code).
+    pub error: Option<String>,
+}
+
+impl StreamFacts {
+    fn on_event(&mut self, event: SseEvent<'_>, hide: bool, hidden: &mut Vec<(u64, u64)>) {
+        self.events += 1;
+        if event.data == b"[DONE]" {
+            self.saw_done = true;
+            return;
+        }
+        if self.model.is_some() && !worth_parsing(event.data) {
+            return;
+        }
+        match parse_chat(event.data) {
+            Ok(facts) => {
+                if facts.model.is_some() {
+                    self.model = facts.model;
+                }
+                if facts.error.is_some() {
+                    self.error = facts.error;
+                }
+                if let Some(usage) = facts.usage {
+                    self.usage = Some(usage);
+                    if hide && facts.usage_only {
+                        hidden.push((event.start, event.end));
+                    }
+                }
+            }
+            Err(_) => self.malformed_events += 1,
+        }
+    }
+}
+
+/// Incremental scanner of one response stream.
+#[derive(Debug)]
+pub struct StreamScan {
+    parser: SseParser,
+    facts: StreamFacts,
+    hide_usage_only: bool,
+    /// Bytes from `held_start` to the parser's offset, not yet released (hiding only).
+    held: Vec<u8>,
+    held_start: u64,
+    max_held: usize,
+}
+
+impl StreamScan {
+    /// A scanner; `hide_usage_only` cuts usage-only events out of the forwarded bytes.
+    pub fn new(max_event_bytes: usize, hide_usage_only: bool) -> Self {
+        StreamScan {
+            parser: SseParser::new(max_event_bytes),
+            facts: StreamFacts::default(),
+            hide_usage_only,
+            held: Vec::new(),
+            held_start: 0,
+            max_held: max_event_bytes.saturating_add(1024),
+        }
+    }
+
+    /// What the stream told us so far.
+    pub fn facts(&self) -> &StreamFacts {
+        &self.facts
+    }
+
+    /// Events skipped for size.
+    pub fn oversized_events(&self) -> u64 {
+        self.parser.oversized_events()
+    }
+
+    /// Scans `chunk` and says what to forward in its place.
+    pub fn feed(&mut self, chunk: &[u8]) -> Forward {
+        let chunk_start = self.parser.offset();
+        let hide = self.hide_usage_only;
+        let mut hidden = Vec::new();
+        let facts = &mut self.facts;
+        self.parser
+            .feed(chunk, &mut |event| facts.on_event(event, hide, &mut hidden));
+        if !hide {
+            return Forward::Unchanged;
+        }
+        let end = self.parser.offset();
+        if self.held.is_empty() && hidden.is_empty() && self.parser.settled_offset() == end {
+            self.held_start = end;
+            return Forward::Unchanged;
+        }
+        if self.held.is_empty() {
+            self.held_start = chunk_start;
+        }
+        self.held.extend_from_slice(chunk);
+        let mut release_to = self.parser.settled_offset().max(self.held_start);
+        if (end - self.held_start) as usize > self.max_held {
+            release_to = end; // too big to be a usage chunk worth hiding: let it go
+        }
+        let out = self.release(release_to, &hidden);
+        if out.as_slice() == chunk {
+            Forward::Unchanged
+        } else {
+            Forward::Replace(out)
+        }
+    }
+
+    /// The stream ended: returns the bytes still held back (forward them before any trailer).
+    pub fn finish(&mut self) -> Vec<u8> {
+        let hide = self.hide_usage_only;
+        let mut hidden = Vec::new();
+        let facts = &mut self.facts;
+        self.parser
+            .finish(&mut |event| facts.on_event(event, hide, &mut hidden));
+        let end = self.held_start + self.held.len() as u64;
+        self.release(end, &hidden)
+    }
+
+    /// Takes `held` up to absolute offset `to`, leaving out the `hidden` ranges.
+    fn release(&mut self, to: u64, hidden: &[(u64, u64)]) -> Vec<u8> {
+        let take = ((to - self.held_start) as usize).min(self.held.len());
+        let mut out = Vec::with_capacity(take);
+        let mut cursor = self.held_start;
+        for &(start, stop) in hidden {
+            if start < cursor || stop > to {
+                continue; // partly released already, or not yet complete: cannot cut it
+            }
+            out.extend_from_slice(
+                &self.held[(cursor - self.held_start) as usize..(start - self.held_start) as usize],
+            );
+            cursor = stop;
+        }
+        out.extend_from_slice(&self.held[(cursor - self.held_start) as usize..take]);
+        self.held.drain(..take);
+        self.held_start += take as u64;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &[u8] = b": OPENROUTER PROCESSING\n\n\
+data: {\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n\
+data: {\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n\
+data: [DONE]\n\n";
+
+    fn forward_all(scan: &mut StreamScan, chunks: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in chunks {
+            match scan.feed(chunk) {
+                Forward::Unchanged => out.extend_from_slice(chunk),
+                Forward::Replace(bytes) => out.extend_from_slice(&bytes),
+            }
+        }
+        out.extend_from_slice(&scan.finish());
+        out
+    }
+
+    #[test]
+    fn without_hiding_every_chunk_is_unchanged_and_usage_found() {
+        let mut scan = StreamScan::new(1024, false);
+        for chunk in STREAM.chunks(7) {
+            assert_eq!(scan.feed(chunk), Forward::Unchanged);
+        }
+        assert!(scan.finish().is_empty());
+        let facts = scan.facts();
+        assert_eq!(facts.usage.as_ref().map(|u| u.prompt_tokens), Some(3));
+        assert_eq!(facts.model.as_deref(), Some("m"));
+        assert!(facts.saw_done);
+    }
+
+    #[test]
+    fn hiding_cuts_exactly_the_usage_only_event_at_any_split() {
+        let usage_event: &[u8] = b"data: {\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}\n\n";
+        let at = STREAM
+            .windows(usage_event.len())
+            .position(|w| w == usage_event)
+            .unwrap();
+        let mut expected = STREAM[..at].to_vec();
+        expected.extend_from_slice(&STREAM[at + usage_event.len()..]);
+        for cut in 0..=STREAM.len() {
+            let (a, b) = STREAM.split_at(cut);
+            let mut scan = StreamScan::new(1024, true);
+            assert_eq!(forward_all(&mut scan, &[a, b]), expected, "cut at {cut}");
+            assert_eq!(
+                scan.facts().usage.as_ref().map(|u| u.completion_tokens),
+                Some(1)
+            );
+        }
+    }
+
+    #[test]
+    fn hiding_forwards_complete_events_at_once() {
+        let mut scan = StreamScan::new(1024, true);
+        let first = b"data: {\"model\":\"m\",\"choices\":[{}]}\n\n";
+        assert_eq!(scan.feed(first), Forward::Unchanged);
+        // An unfinished event is held until it is known, then released whole.
+        assert_eq!(
+            scan.feed(b"data: {\"choices\":[{}]"),
+            Forward::Replace(Vec::new())
+        );
+        assert_eq!(
+            scan.feed(b"}\n\n"),
+            Forward::Replace(b"data: {\"choices\":[{}]}\n\n".to_vec())
+        );
+    }
+
+    #[test]
+    fn chunks_with_usage_and_choices_are_never_cut() {
+        let stream = b"data: {\"model\":\"m\",\"choices\":[{\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n";
+        let mut scan = StreamScan::new(1024, true);
+        assert_eq!(forward_all(&mut scan, &[stream]), stream.to_vec());
+    }
+
+    #[test]
+    fn malformed_events_are_counted_not_fatal() {
+        let mut scan = StreamScan::new(1024, false);
+        scan.feed(b"data: {\"broken\n\ndata: {\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n");
+        assert_eq!(scan.facts().malformed_events, 1);
+        assert!(scan.facts().usage.is_some());
+    }
+}

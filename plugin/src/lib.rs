@@ -1,0 +1,1 @@
+//! proxy-wasm HTTP filter (placeholder until the Envoy adapter lands).

@@ -1,0 +1,133 @@
+//! Turns `bundled.json` (OpenRouter `/api/v1/models` shape) into `$OUT_DIR/bundled.rs`: a static,
+//! id-sorted table of price strings plus a content hash, so hosts never parse JSON for it.
+//!
+//! The content hash is computed over the same canonical text as `llm_cost_core::pricing::content_hash`
+//! (sorted ids, the priced keys only, decimals without trailing zeros); a core test pins the two.
+
+use std::{env, fmt::Write as _, fs, path::Path};
+
+use sha2::{Digest, Sha256};
+
+/// The price keys the core uses, in canonical order.
+const PRICE_KEYS: [&str; 8] = [
+    "completion",
+    "image",
+    "input_cache_read",
+    "input_cache_write",
+    "internal_reasoning",
+    "prompt",
+    "request",
+    "web_search",
+];
+
+fn main() {
+    println!("cargo:rerun-if-changed=bundled.json");
+    println!("cargo:rerun-if-changed=build.rs");
+    let text = fs::read_to_string("bundled.json").expect("pricing-data/bundled.json is readable");
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("bundled.json is JSON");
+    let snapshot_date = doc["snapshot_date"]
+        .as_str()
+        .expect("bundled.json has snapshot_date");
+    let mut models: Vec<(String, String, Vec<(&str, String)>)> = Vec::new();
+    for entry in doc["data"]
+        .as_array()
+        .expect("bundled.json has a data array")
+    {
+        let id = entry["id"]
+            .as_str()
+            .expect("every model has an id")
+            .to_string();
+        let slug = entry["canonical_slug"].as_str().unwrap_or("").to_string();
+        let mut prices = Vec::new();
+        let mut dynamic = false;
+        for key in PRICE_KEYS {
+            let value = entry["pricing"][key].as_str().unwrap_or("0");
+            match canonical_decimal(value) {
+                // Zero prices are left out, except prompt and completion (always explicit).
+                Some(v) if v == "0" && key != "prompt" && key != "completion" => {}
+                Some(v) => prices.push((key, v)),
+                // "-1" marks dynamic pricing (e.g. openrouter/auto): not a price we can apply.
+                None => dynamic = true,
+            }
+        }
+        if !dynamic {
+            models.push((id, slug, prices));
+        }
+    }
+    models.sort_by(|a, b| a.0.cmp(&b.0));
+    models.dedup_by(|a, b| a.0 == b.0);
+
+    let mut canonical = String::new();
+    for (id, slug, prices) in &models {
+        let _ = write!(canonical, "{id}\t{slug}");
+        for (key, value) in prices {
+            let _ = write!(canonical, "\t{key}={value}");
+        }
+        canonical.push('\n');
+    }
+    let hash = Sha256::digest(canonical.as_bytes());
+    let hash_hex: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
+
+    let mut out = String::new();
+    let _ = writeln!(out, "/// Date of the bundled OpenRouter snapshot.");
+    let _ = writeln!(out, "pub const SNAPSHOT_DATE: &str = {snapshot_date:?};");
+    let _ = writeln!(
+        out,
+        "/// `openrouter-<date>+<first 8 hex of the content hash>`."
+    );
+    let _ = writeln!(
+        out,
+        "pub const PRICING_VERSION: &str = \"openrouter-{snapshot_date}+{hash_hex}\";"
+    );
+    let _ = writeln!(out, "/// Every bundled model, sorted by id.");
+    let _ = writeln!(out, "pub static MODELS: &[BundledModel] = &[");
+    for (id, slug, prices) in &models {
+        let _ = write!(
+            out,
+            "    BundledModel {{ id: {id:?}, canonical_slug: {slug:?}, prices: &["
+        );
+        for (key, value) in prices {
+            let _ = write!(out, "({key:?}, {value:?}), ");
+        }
+        let _ = writeln!(out, "] }},");
+    }
+    let _ = writeln!(out, "];");
+    let mut slugs: Vec<(&str, usize)> = models
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.1.is_empty())
+        .map(|(i, m)| (m.1.as_str(), i))
+        .collect();
+    // Several ids can share a slug (`x` and `x:batch`, `x:free`): the slug means the base model.
+    slugs.sort_by_key(|(slug, i)| (*slug, models[*i].0.contains(':'), models[*i].0.len()));
+    slugs.dedup_by(|a, b| a.0 == b.0);
+    let _ = writeln!(
+        out,
+        "/// `(canonical_slug, index into MODELS)`, sorted by slug."
+    );
+    let _ = writeln!(out, "pub static CANONICAL_SLUGS: &[(&str, usize)] = &[");
+    for (slug, i) in slugs {
+        let _ = writeln!(out, "    ({slug:?}, {i}),");
+    }
+    let _ = writeln!(out, "];");
+    let dest = Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("bundled.rs");
+    fs::write(dest, out).expect("OUT_DIR is writable");
+}
+
+/// `"0.00000250"` → `"0.0000025"`, `"3.0"` → `"3"`; `None` for anything but a non-negative decimal.
+fn canonical_decimal(value: &str) -> Option<String> {
+    let value = value.trim();
+    let (whole, frac) = value.split_once('.').unwrap_or((value, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) {
+        return None;
+    }
+    let whole = whole.trim_start_matches('0');
+    let whole = if whole.is_empty() { "0" } else { whole };
+    let frac = frac.trim_end_matches('0');
+    Some(if frac.is_empty() {
+        whole.to_string()
+    } else {
+        format!("{whole}.{frac}")
+    })
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Minimal NDJSON cost-record collector for end-to-end tests and the demo (Python stdlib only).
+
+    python3 tests/support/collector.py --port 0 [--status 204] [--delay-ms 0]
+
+prints `LISTENING <port>` as its first stdout line. Every POST body (other than the control paths)
+is split into NDJSON lines; each line is parsed and stored (a line that is not JSON is stored as
+`{"_unparsed": "<line>"}` so tests can see it). `GET /_records` returns the list, `GET /_posts`
+the number of POSTs received (batches), `POST /_reset` clears both. Every ingest POST is answered
+with `--status` after `--delay-ms`.
+"""
+
+import argparse
+import json
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "collector"
+
+    def log_message(self, fmt, *args):
+        pass
+
+    def read_body(self):
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def reply(self, status, obj=None):
+        body = json.dumps(obj).encode() if obj is not None else b""
+        self.send_response(status)
+        if status not in (204, 304):
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        if status not in (204, 304):
+            self.wfile.write(body)
+
+    def do_GET(self):
+        st = self.server.st
+        with st["lock"]:
+            if self.path == "/_records":
+                return self.reply(200, list(st["records"]))
+            if self.path == "/_posts":
+                return self.reply(200, {"posts": st["posts"]})
+        self.reply(404, {"error": "unknown path"})
+
+    def do_POST(self):
+        st = self.server.st
+        body = self.read_body()
+        if self.path == "/_reset":
+            with st["lock"]:
+                st["records"].clear()
+                st["posts"] = 0
+            return self.reply(200, {"ok": True})
+        records = []
+        for line in body.decode("utf-8", "replace").splitlines():
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                records.append({"_unparsed": line})
+        if st["delay"]:
+            time.sleep(st["delay"])
+        with st["lock"]:
+            st["records"].extend(records)
+            st["posts"] += 1
+        self.reply(st["status"], None if st["status"] == 204 else {"accepted": len(records)})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--status", type=int, default=204)
+    ap.add_argument("--delay-ms", type=float, default=0.0)
+    args = ap.parse_args()
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server.daemon_threads = True
+    server.st = {
+        "lock": threading.Lock(),
+        "records": [],
+        "posts": 0,
+        "status": args.status,
+        "delay": args.delay_ms / 1000.0,
+    }
+    print("LISTENING %d" % server.server_address[1], flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Replaying LLM upstream for end-to-end tests and the demo (Python stdlib only).
+
+Serves recorded responses from a fixtures directory (`<name>.json` or `<name>.sse`, each with a
+`<name>.meta.json`). The fixture is picked by the request header `x-replay-fixture: <name>`.
+
+    python3 tests/support/replay_upstream.py --fixtures fixtures/recordings --port 0 [--event-delay-ms 20]
+
+prints `LISTENING <port>` as its first stdout line. Every request is recorded:
+`GET /_requests` returns `[{method, path, headers, body}]` (authorization removed), `POST /_reset`
+clears the list. `.json` fixtures are sent with content-length; `.sse` fixtures are sent chunked,
+one SSE event (bytes verbatim, split after each blank line) per flushed chunk, with a delay between
+events (`--event-delay-ms`, or the request header `x-replay-event-delay-ms`).
+
+Faults (request header `x-replay-fault`):
+  status-<code>     answer <code> with a JSON error body (e.g. status-500, status-429)
+  reset-mid-stream  SSE: close the socket after half the events, without the terminating chunk
+  malformed         JSON: send `{not json` as the body
+  slow              sleep 1 s before sending the headers
+  pad-<bytes>       JSON: append <bytes> spaces after the body (still valid JSON, larger than limits)
+  chunked-json      JSON: send the body chunked, without content-length
+  no-done           SSE: drop a final `data: [DONE]` event (stream ends without it)
+"""
+
+import argparse
+import json
+import os
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+EVENT_END = re.compile(rb"\r?\n\r?\n")
+
+
+def split_events(data):
+    """Split an SSE body after each blank line; the pieces concatenate back to `data`."""
+    events, start = [], 0
+    for m in EVENT_END.finditer(data):
+        events.append(data[start : m.end()])
+        start = m.end()
+    if start < len(data):
+        events.append(data[start:])
+    return events
+
+
+class State:
+    """Recorded requests, shared by all handler threads."""
+
+    def __init__(self, fixtures, event_delay_ms):
+        self.fixtures = fixtures
+        self.event_delay_ms = event_delay_ms
+        self.lock = threading.Lock()
+        self.requests = []
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "replay-upstream"
+
+    def log_message(self, fmt, *args):  # quiet: tests read /_requests instead
+        pass
+
+    # -- request plumbing ---------------------------------------------------------------------
+    def read_body(self):
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def send_json(self, status, obj, extra=None):
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def write_chunk(self, data):
+        if data:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+    # -- verbs --------------------------------------------------------------------------------
+    def do_GET(self):
+        self.handle_any("GET")
+
+    def do_POST(self):
+        self.handle_any("POST")
+
+    def do_PUT(self):
+        self.handle_any("PUT")
+
+    def handle_any(self, method):
+        state = self.server.state
+        body = self.read_body()
+        if self.path == "/_requests" and method == "GET":
+            with state.lock:
+                return self.send_json(200, list(state.requests))
+        if self.path == "/_reset" and method == "POST":
+            with state.lock:
+                state.requests.clear()
+            return self.send_json(200, {"ok": True})
+        headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"}
+        with state.lock:
+            state.requests.append(
+                {
+                    "method": method,
+                    "path": self.path,
+                    "headers": headers,
+                    "body": body.decode("utf-8", "replace"),
+                }
+            )
+        self.replay(state, headers)
+
+    def replay(self, state, headers):
+        fault = headers.get("x-replay-fault", "")
+        if fault == "slow":
+            time.sleep(1.0)
+        if fault.startswith("status-"):
+            code = int(fault[len("status-") :] or 500)
+            err = {"error": {"message": "replayed upstream error", "code": code}}
+            return self.send_json(code, err)
+        name = headers.get("x-replay-fixture", "")
+        if not name or "/" in name or name.startswith("."):
+            return self.send_json(404, {"error": {"message": "missing x-replay-fixture header"}})
+        base = os.path.join(state.fixtures, name)
+        if os.path.isfile(base + ".json"):
+            return self.replay_json(base + ".json", fault)
+        if os.path.isfile(base + ".sse"):
+            delay = float(headers.get("x-replay-event-delay-ms", state.event_delay_ms)) / 1000.0
+            return self.replay_sse(base + ".sse", fault, delay)
+        return self.send_json(404, {"error": {"message": "unknown fixture %s" % name}})
+
+    def replay_json(self, path, fault):
+        with open(path, "rb") as f:
+            body = f.read()
+        if fault == "malformed":
+            body = b"{not json"
+        if fault.startswith("pad-"):
+            body += b" " * int(fault[len("pad-") :])
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        if fault == "chunked-json":
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            half = len(body) // 2
+            self.write_chunk(body[:half])
+            self.write_chunk(body[half:])
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def replay_sse(self, path, fault, delay):
+        with open(path, "rb") as f:
+            events = split_events(f.read())
+        if fault == "no-done" and events and events[-1].startswith(b"data: [DONE]"):
+            events = events[:-1]
+        cut = len(events) // 2 if fault == "reset-mid-stream" else None
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        for i, event in enumerate(events):
+            if cut is not None and i == cut:
+                self.wfile.flush()
+                # Abort: no terminating chunk, RST instead of FIN where possible.
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.close_connection = True
+                self.connection.close()
+                return
+            if i and delay:
+                time.sleep(delay)
+            self.write_chunk(event)
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--fixtures", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--event-delay-ms", type=float, default=20.0)
+    args = ap.parse_args()
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server.daemon_threads = True
+    server.state = State(args.fixtures, args.event_delay_ms)
+    print("LISTENING %d" % server.server_address[1], flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
