@@ -20,6 +20,9 @@ const PRICE_KEYS: [&str; 8] = [
     "web_search",
 ];
 
+/// `(id, canonical_slug, [(price key, canonical decimal)])` of one model.
+type Model = (String, String, Vec<(&'static str, String)>);
+
 fn main() {
     println!("cargo:rerun-if-changed=bundled.json");
     println!("cargo:rerun-if-changed=build.rs");
@@ -28,7 +31,7 @@ fn main() {
     let snapshot_date = doc["snapshot_date"]
         .as_str()
         .expect("bundled.json has snapshot_date");
-    let mut models: Vec<(String, String, Vec<(&str, String)>)> = Vec::new();
+    let mut models: Vec<Model> = Vec::new();
     for entry in doc["data"]
         .as_array()
         .expect("bundled.json has a data array")

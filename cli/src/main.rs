@@ -1,1 +1,42 @@
-fn main() {}
+//! `llm-cost`: the metering core on the command line.
+//!
+//! `llm-cost price [--pricing FILE] [--request FILE] RESPONSE` prints the cost record of a recorded
+//! response body (JSON or SSE, detected) as one JSON line: the same record the Envoy filter and the
+//! Worker produce for the same bytes.
+
+mod price;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "llm-cost",
+    version,
+    about = "Exact cost of LLM API calls, from recorded responses"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the cost record of one response body as one JSON line.
+    Price(price::PriceArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Price(args) => price::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("llm-cost: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

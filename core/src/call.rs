@@ -4,7 +4,7 @@
 //! `docs/CORE_API.md`). Every fault — bad JSON, unknown model, oversize body, truncated stream,
 //! abort, upstream error — leaves the traffic as it was and shows up in the record's `error`.
 
-use alloc::{borrow::ToOwned, rc::Rc, string::String, vec::Vec};
+use alloc::{borrow::ToOwned, boxed::Box, rc::Rc, string::String, vec::Vec};
 
 use crate::config::MeterConfig;
 use crate::cost::price;
@@ -98,7 +98,7 @@ pub struct Outcome {
 enum ResponseState {
     Pending,
     Json,
-    Stream(StreamScan),
+    Stream(Box<StreamScan>),
     PassThrough,
 }
 
@@ -246,10 +246,10 @@ impl Call {
         }
         self.response = match plan {
             ResponsePlan::BufferJson { .. } => ResponseState::Json,
-            ResponsePlan::Stream => ResponseState::Stream(StreamScan::new(
+            ResponsePlan::Stream => ResponseState::Stream(Box::new(StreamScan::new(
                 self.config.max_sse_event_bytes,
                 self.usage_chunk_injected && self.config.hide_injected_usage_chunk,
-            )),
+            ))),
             ResponsePlan::PassThrough => ResponseState::PassThrough,
         };
         plan

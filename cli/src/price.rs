@@ -1,0 +1,171 @@
+//! `llm-cost price`: one response body in, one cost record out.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, ValueEnum};
+use llm_cost_core::{
+    Call, Forward, MeterConfig, PriceTable, RequestHead, ResponseHead, ResponsePlan,
+};
+
+/// Arguments of `llm-cost price`.
+#[derive(Args)]
+pub struct PriceArgs {
+    /// Price table replacing the bundled one: an OpenRouter `/api/v1/models` dump or LiteLLM's
+    /// `model_prices_and_context_window.json`.
+    #[arg(long, value_name = "FILE")]
+    pricing: Option<PathBuf>,
+    /// The request body that produced the response (gives `model_requested`, `stream`).
+    #[arg(long, value_name = "FILE")]
+    request: Option<PathBuf>,
+    /// Meter configuration (the same JSON as the Envoy `plugin_config`), e.g. model overrides.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Provider of the response; detected from the body when absent.
+    #[arg(long, value_enum)]
+    provider: Option<ProviderArg>,
+    /// Request path the response answered (default: the provider's chat-completions path).
+    #[arg(long, value_name = "PATH")]
+    path: Option<String>,
+    /// Response body file (JSON or SSE, detected), or `-` for standard input.
+    #[arg(value_name = "RESPONSE")]
+    response: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ProviderArg {
+    Openrouter,
+    Openai,
+    Anthropic,
+    Gemini,
+}
+
+impl ProviderArg {
+    fn host_and_path(self) -> (&'static str, &'static str) {
+        match self {
+            ProviderArg::Openrouter => ("openrouter.ai", "/api/v1/chat/completions"),
+            ProviderArg::Openai => ("api.openai.com", "/v1/chat/completions"),
+            ProviderArg::Anthropic => ("api.anthropic.com", "/v1/messages"),
+            ProviderArg::Gemini => (
+                "generativelanguage.googleapis.com",
+                "/v1beta/models/model:generateContent",
+            ),
+        }
+    }
+}
+
+/// Runs `llm-cost price`; the error is a message for the user.
+pub fn run(args: &PriceArgs) -> Result<(), String> {
+    let response = read_input(&args.response)?;
+    let mut config = match &args.config {
+        Some(path) => MeterConfig::from_json(&read_file(path)?).map_err(|e| e.to_string())?,
+        None => MeterConfig::default(),
+    };
+    if let Some(path) = &args.pricing {
+        let table = PriceTable::from_json(&read_file(path)?)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        config = config.with_pricing(table);
+    }
+    let request = args.request.as_deref().map(read_file).transpose()?;
+    let provider = args.provider.unwrap_or_else(|| guess_provider(&response));
+    let (host, default_path) = provider.host_and_path();
+    let path = args.path.as_deref().unwrap_or(default_path);
+    let outcome = price_bytes(&Rc::new(config), host, path, request.as_deref(), &response);
+    println!("{outcome}");
+    Ok(())
+}
+
+/// Runs one recorded call through the core, as a host would, and returns the record line.
+fn price_bytes(
+    config: &Rc<MeterConfig>,
+    host: &str,
+    path: &str,
+    request: Option<&[u8]>,
+    response: &[u8],
+) -> String {
+    let now = now_unix_ms();
+    let head = RequestHead {
+        method: "POST",
+        host,
+        path,
+        content_type: Some("application/json"),
+        ..RequestHead::default()
+    };
+    let mut call = Call::new(config, head, now);
+    if let Some(body) = request {
+        let _ = call.rewrite_request(body);
+    }
+    let is_json = response
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{' || b == b'[');
+    let content_type = if is_json {
+        "application/json"
+    } else {
+        "text/event-stream"
+    };
+    let plan = call.on_response_head(ResponseHead {
+        status: 200,
+        content_type: Some(content_type),
+        content_length: Some(response.len() as u64),
+        content_encoding: None,
+    });
+    let outcome = match plan {
+        ResponsePlan::BufferJson { max_bytes } if response.len() > max_bytes => {
+            call.response_body_too_large();
+            call.finish_passthrough(now)
+        }
+        ResponsePlan::BufferJson { .. } => call.finish_json(response, now),
+        ResponsePlan::Stream => {
+            // The CLI does not forward bytes; the scan is what matters.
+            let _: Forward = call.feed_stream(response);
+            call.finish_stream(now)
+        }
+        ResponsePlan::PassThrough => call.finish_passthrough(now),
+    };
+    outcome.record_json
+}
+
+/// OpenRouter marks its bodies with `"provider"` and prefixed model ids; anything else is
+/// treated as OpenAI-compatible.
+fn guess_provider(response: &[u8]) -> ProviderArg {
+    let text = String::from_utf8_lossy(&response[..response.len().min(64 * 1024)]);
+    if text.contains("\"provider\":") || text.contains("OPENROUTER PROCESSING") {
+        return ProviderArg::Openrouter;
+    }
+    let model_has_prefix = text
+        .split("\"model\":")
+        .nth(1)
+        .and_then(|rest| rest.trim_start().strip_prefix('"'))
+        .and_then(|rest| rest.split('"').next())
+        .is_some_and(|model| model.contains('/'));
+    if model_has_prefix {
+        ProviderArg::Openrouter
+    } else {
+        ProviderArg::Openai
+    }
+}
+
+fn read_input(name: &str) -> Result<Vec<u8>, String> {
+    if name == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        Ok(bytes)
+    } else {
+        read_file(std::path::Path::new(name))
+    }
+}
+
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,158 @@
+//! `llm-cost price` as a user runs it: the real binary, real recordings.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn recording(name: &str) -> String {
+    root()
+        .join("fixtures/recordings")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn llm_cost(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_llm-cost"))
+        .args(args)
+        .output()
+        .expect("llm-cost runs")
+}
+
+fn record_of(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
+    serde_json::from_str(&stdout).expect("a JSON record")
+}
+
+#[test]
+fn prices_a_json_response_with_a_snapshot_and_its_request() {
+    let dir = tempdir();
+    let meta: Value = serde_json::from_str(
+        &std::fs::read_to_string(recording(
+            "openrouter-cache-all-settings-real-api-0.meta.json",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let request = dir.join("request.json");
+    std::fs::write(&request, serde_json::to_vec(&meta["request_body"]).unwrap()).unwrap();
+    let snapshot = root().join("pricing-data/snapshots/openrouter-models-2026-03-07.json");
+    let record = record_of(&llm_cost(&[
+        "price",
+        "--pricing",
+        snapshot.to_str().unwrap(),
+        "--request",
+        request.to_str().unwrap(),
+        &recording("openrouter-cache-all-settings-real-api-0.json"),
+    ]));
+    assert_eq!(record["cost_usd"], "0.01058775");
+    assert_eq!(record["upstream_cost_usd"], "0.01058775");
+    assert_eq!(record["cost_micros"], 10588);
+    assert_eq!(record["model_requested"], "anthropic/claude-sonnet-4.6");
+    assert_eq!(record["cost_status"], "exact");
+    assert!(record["pricing_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("openrouter-2026-03-07+"));
+}
+
+#[test]
+fn reads_a_stream_from_stdin() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llm-cost"))
+        .args(["price", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let body = std::fs::read(recording("openrouter-stream-with-reasoning.sse")).unwrap();
+    child.stdin.take().unwrap().write_all(&body).unwrap();
+    let record = record_of(&child.wait_with_output().unwrap());
+    assert_eq!(record["stream"], true);
+    assert_eq!(record["model"], "openai/o3");
+    assert_eq!(record["completion_tokens"], 104);
+}
+
+#[test]
+fn litellm_price_file_is_accepted() {
+    let litellm = root().join("pricing-data/snapshots/litellm-model-prices-1.110.2.json");
+    let record = record_of(&llm_cost(&[
+        "price",
+        "--pricing",
+        litellm.to_str().unwrap(),
+        &recording("openai-run-stream-sync-streams-real-model-0.sse"),
+    ]));
+    assert_eq!(record["cost_status"], "exact");
+    assert_eq!(record["priced_as"], "gpt-4o-mini-2024-07-18");
+    assert!(record["pricing_version"]
+        .as_str()
+        .unwrap()
+        .starts_with("litellm+"));
+}
+
+#[test]
+fn unknown_model_is_unpriced_and_still_exit_zero() {
+    let record = record_of(&llm_cost(&[
+        "price",
+        &recording("openrouter-stream-error.sse"),
+    ]));
+    assert_eq!(record["cost_status"], "unpriced");
+    assert_eq!(record["cost_usd"], Value::Null);
+}
+
+#[test]
+fn config_overrides_change_the_price_and_version() {
+    let dir = tempdir();
+    let config = dir.join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"models":{"openai/o3":{"prompt":"0.001","completion":"0.001"}}}"#,
+    )
+    .unwrap();
+    let record = record_of(&llm_cost(&[
+        "price",
+        "--config",
+        config.to_str().unwrap(),
+        &recording("openrouter-stream-with-reasoning.sse"),
+    ]));
+    assert_eq!(record["cost_usd"], "0.113"); // (9 + 104) tokens × 0.001
+    assert!(record["pricing_version"]
+        .as_str()
+        .unwrap()
+        .contains("+models-"));
+}
+
+#[test]
+fn unreadable_file_and_bad_flags_fail_with_a_message() {
+    let missing = llm_cost(&["price", "/no/such/file.json"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read /no/such/file.json"));
+    let bad_flag = llm_cost(&["price", "--bogus", "x"]);
+    assert!(!bad_flag.status.success());
+    assert!(String::from_utf8_lossy(&bad_flag.stderr).contains("--bogus"));
+    let not_a_table = recording("openrouter-stream-error.sse");
+    let bad_pricing = llm_cost(&["price", "--pricing", &not_a_table, &not_a_table]);
+    assert_eq!(bad_pricing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_pricing.stderr).contains("pricing file: not JSON"));
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "llm-cost-cli-test-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
