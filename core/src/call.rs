@@ -16,7 +16,7 @@ use crate::record::{BreakdownRecord, CostRecord, CostStatus};
 use crate::rewrite::{rewrite, RequestFacts};
 use crate::stream::{Forward, StreamScan};
 use crate::time::rfc3339_millis;
-use crate::usage::{parse_chat, Usage};
+use crate::usage::{Format, Report, Usage};
 
 /// Request facts a host hands over when the request headers arrive.
 #[derive(Clone, Copy, Debug, Default)]
@@ -108,6 +108,7 @@ pub struct Call {
     config: Rc<MeterConfig>,
     provider: Provider,
     endpoint: Endpoint,
+    format: Option<Format>,
     host: String,
     request_id: Option<String>,
     key_id: Option<String>,
@@ -136,6 +137,7 @@ impl Call {
             config: Rc::clone(config),
             provider,
             endpoint,
+            format: Format::of(endpoint),
             host: head.host.to_owned(),
             request_id: head.request_id.map(str::to_owned),
             key_id: head.authorization.and_then(key_id),
@@ -148,6 +150,7 @@ impl Call {
             response: ResponseState::Pending,
             finished: false,
         };
+        call.request.model = gemini_model_from_path(head.path);
         if head
             .content_type
             .is_some_and(|t| !t.to_ascii_lowercase().contains("json"))
@@ -191,7 +194,9 @@ impl Call {
             return None;
         }
         match rewrite(body, self.provider, self.endpoint) {
-            Ok(result) => {
+            Ok(mut result) => {
+                // Gemini names the model in the path, not the body.
+                result.facts.model = result.facts.model.or(self.request.model.take());
                 self.request = result.facts;
                 if !self.config.inject_usage {
                     return None;
@@ -210,7 +215,8 @@ impl Call {
     pub fn on_response_head(&mut self, head: ResponseHead<'_>) -> ResponsePlan {
         self.status_code = Some(head.status);
         let content_type = head.content_type.unwrap_or("").to_ascii_lowercase();
-        let fault = if self.endpoint == Endpoint::Other {
+        let stream = content_type.starts_with("text/event-stream");
+        let fault = if self.format.is_none() {
             Some("unmetered_endpoint")
         } else if head.status >= 400 {
             Some("upstream_status")
@@ -219,14 +225,15 @@ impl Call {
             .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
         {
             Some("compressed_response")
-        } else if self.endpoint != Endpoint::ChatCompletions || !self.provider.is_openai_style() {
-            Some("unsupported_endpoint")
+        } else if self.endpoint == Endpoint::StreamGenerateContent && !stream {
+            // A JSON-array stream (no `alt=sse`): holding it would stop the stream.
+            Some("unsupported_stream_format")
         } else {
             None
         };
         let plan = match fault {
             Some(_) => ResponsePlan::PassThrough,
-            None if content_type.starts_with("text/event-stream") => ResponsePlan::Stream,
+            None if stream => ResponsePlan::Stream,
             None if content_type.contains("json") => {
                 let max_bytes = self.config.max_response_body_bytes;
                 if head.content_length.is_some_and(|n| n > max_bytes as u64) {
@@ -247,6 +254,7 @@ impl Call {
         self.response = match plan {
             ResponsePlan::BufferJson { .. } => ResponseState::Json,
             ResponsePlan::Stream => ResponseState::Stream(Box::new(StreamScan::new(
+                self.format.unwrap_or(Format::Chat),
                 self.config.max_sse_event_bytes,
                 self.usage_chunk_injected && self.config.hide_injected_usage_chunk,
             ))),
@@ -285,10 +293,15 @@ impl Call {
             let fault = self.response_fault.unwrap_or("not_json_response");
             return self.outcome(None, None, Some(fault), Vec::new(), now_unix_ms);
         }
-        match parse_chat(body) {
+        let format = self.format.unwrap_or(Format::Chat);
+        match format.parse(body) {
             Ok(facts) => {
                 let fault = facts.error.is_some().then_some("upstream_error");
-                self.outcome(facts.usage, facts.model, fault, Vec::new(), now_unix_ms)
+                let usage = facts.usage.map(|report| match report {
+                    Report::Complete(usage) => usage,
+                    Report::Anthropic(counts) => counts.normalise(),
+                });
+                self.outcome(usage, facts.model, fault, Vec::new(), now_unix_ms)
             }
             Err(_) => self.outcome(None, None, Some("malformed_json"), Vec::new(), now_unix_ms),
         }
@@ -361,7 +374,7 @@ impl Call {
             Some("malformed_stream")
         } else if facts.usage.is_none() && oversized > 0 {
             Some("oversize_event")
-        } else if facts.usage.is_none() && !facts.saw_done {
+        } else if facts.usage.is_none() && !facts.saw_end {
             Some("truncated_stream")
         } else {
             None
@@ -469,4 +482,12 @@ impl Call {
             metric_model: priced_as.unwrap_or_else(|| "other".to_owned()),
         }
     }
+}
+
+/// Gemini names the model in the path: `/v1beta/models/gemini-2.5-flash:generateContent`.
+fn gemini_model_from_path(path: &str) -> Option<String> {
+    let path = path.split('?').next().unwrap_or("");
+    let (_, rest) = path.split_once("/models/")?;
+    let (model, method) = rest.split_once(':')?;
+    (method.ends_with("enerateContent") && !model.is_empty()).then(|| model.to_owned())
 }

@@ -1,5 +1,6 @@
-//! Scanning a chat-completions SSE stream as it passes: the latest usage, the model, `[DONE]`,
-//! and (when asked) cutting the usage-only chunk the client did not ask for.
+//! Scanning an SSE response stream as it passes: the latest usage, the model, the end marker
+//! (`[DONE]`, `response.completed`, `message_stop`, a Gemini `finishReason`), and (when asked)
+//! cutting the chat-completions usage-only chunk the client did not ask for.
 //!
 //! Memory per stream: the SSE parser's partial line/event (≤ `max_event_bytes`), the latest usage,
 //! and, only while hiding, the bytes of the one event not yet complete. Never the whole stream.
@@ -7,7 +8,7 @@
 use alloc::{string::String, vec::Vec};
 
 use crate::sse::{SseEvent, SseParser};
-use crate::usage::{parse_chat, worth_parsing, Usage};
+use crate::usage::{anthropic, Format, Report, Usage};
 
 /// What the host forwards for a chunk.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,10 +25,12 @@ pub enum Forward {
 pub struct StreamFacts {
     /// The answering model.
     pub model: Option<String>,
-    /// The last non-null usage.
+    /// The latest usage.
     pub usage: Option<Usage>,
-    /// `data: [DONE]` arrived.
-    pub saw_done: bool,
+    /// Anthropic's counters so far (its stream reports them piecewise).
+    anthropic: Option<anthropic::Counts>,
+    /// The end marker arrived (`[DONE]`, `response.completed`, `message_stop`, `finishReason`).
+    pub saw_end: bool,
     /// Events seen.
     pub events: u64,
     /// Events that had to be parsed and were not JSON.
@@ -37,31 +40,45 @@ pub struct StreamFacts {
 }
 
 impl StreamFacts {
-    fn on_event(&mut self, event: SseEvent<'_>, hide: bool, hidden: &mut Vec<(u64, u64)>) {
+    fn on_event(
+        &mut self,
+        format: Format,
+        event: SseEvent<'_>,
+        hide: bool,
+        hidden: &mut Vec<(u64, u64)>,
+    ) {
         self.events += 1;
         if event.data == b"[DONE]" {
-            self.saw_done = true;
+            self.saw_end = true;
             return;
         }
-        if self.model.is_some() && !worth_parsing(event.data) {
+        if self.model.is_some() && !format.worth_parsing(event.data) {
             return;
         }
-        match parse_chat(event.data) {
-            Ok(facts) => {
-                if facts.model.is_some() {
-                    self.model = facts.model;
-                }
-                if facts.error.is_some() {
-                    self.error = facts.error;
-                }
-                if let Some(usage) = facts.usage {
-                    self.usage = Some(usage);
-                    if hide && facts.usage_only {
-                        hidden.push((event.start, event.end));
-                    }
+        let Ok(facts) = format.parse(event.data) else {
+            self.malformed_events += 1;
+            return;
+        };
+        if facts.model.is_some() {
+            self.model = facts.model;
+        }
+        if facts.error.is_some() {
+            self.error = facts.error;
+        }
+        self.saw_end |= facts.end;
+        match facts.usage {
+            Some(Report::Complete(usage)) => {
+                self.usage = Some(usage);
+                if hide && facts.usage_only {
+                    hidden.push((event.start, event.end));
                 }
             }
-            Err(_) => self.malformed_events += 1,
+            Some(Report::Anthropic(counts)) => {
+                let merged = self.anthropic.unwrap_or_default().overlay(counts);
+                self.anthropic = Some(merged);
+                self.usage = Some(merged.normalise());
+            }
+            None => {}
         }
     }
 }
@@ -69,6 +86,7 @@ impl StreamFacts {
 /// Incremental scanner of one response stream.
 #[derive(Debug)]
 pub struct StreamScan {
+    format: Format,
     parser: SseParser,
     facts: StreamFacts,
     hide_usage_only: bool,
@@ -79,9 +97,10 @@ pub struct StreamScan {
 }
 
 impl StreamScan {
-    /// A scanner; `hide_usage_only` cuts usage-only events out of the forwarded bytes.
-    pub fn new(max_event_bytes: usize, hide_usage_only: bool) -> Self {
+    /// A scanner for `format`; `hide_usage_only` cuts usage-only events out of the forwarded bytes.
+    pub fn new(format: Format, max_event_bytes: usize, hide_usage_only: bool) -> Self {
         StreamScan {
+            format,
             parser: SseParser::new(max_event_bytes),
             facts: StreamFacts::default(),
             hide_usage_only,
@@ -104,11 +123,12 @@ impl StreamScan {
     /// Scans `chunk` and says what to forward in its place.
     pub fn feed(&mut self, chunk: &[u8]) -> Forward {
         let chunk_start = self.parser.offset();
-        let hide = self.hide_usage_only;
+        let (format, hide) = (self.format, self.hide_usage_only);
         let mut hidden = Vec::new();
         let facts = &mut self.facts;
-        self.parser
-            .feed(chunk, &mut |event| facts.on_event(event, hide, &mut hidden));
+        self.parser.feed(chunk, &mut |event| {
+            facts.on_event(format, event, hide, &mut hidden)
+        });
         if !hide {
             return Forward::Unchanged;
         }
@@ -135,11 +155,11 @@ impl StreamScan {
 
     /// The stream ended: returns the bytes still held back (forward them before any trailer).
     pub fn finish(&mut self) -> Vec<u8> {
-        let hide = self.hide_usage_only;
+        let (format, hide) = (self.format, self.hide_usage_only);
         let mut hidden = Vec::new();
         let facts = &mut self.facts;
         self.parser
-            .finish(&mut |event| facts.on_event(event, hide, &mut hidden));
+            .finish(&mut |event| facts.on_event(format, event, hide, &mut hidden));
         let end = self.held_start + self.held.len() as u64;
         self.release(end, &hidden)
     }
@@ -188,7 +208,7 @@ data: [DONE]\n\n";
 
     #[test]
     fn without_hiding_every_chunk_is_unchanged_and_usage_found() {
-        let mut scan = StreamScan::new(1024, false);
+        let mut scan = StreamScan::new(Format::Chat, 1024, false);
         for chunk in STREAM.chunks(7) {
             assert_eq!(scan.feed(chunk), Forward::Unchanged);
         }
@@ -196,7 +216,7 @@ data: [DONE]\n\n";
         let facts = scan.facts();
         assert_eq!(facts.usage.as_ref().map(|u| u.prompt_tokens), Some(3));
         assert_eq!(facts.model.as_deref(), Some("m"));
-        assert!(facts.saw_done);
+        assert!(facts.saw_end);
     }
 
     #[test]
@@ -210,7 +230,7 @@ data: [DONE]\n\n";
         expected.extend_from_slice(&STREAM[at + usage_event.len()..]);
         for cut in 0..=STREAM.len() {
             let (a, b) = STREAM.split_at(cut);
-            let mut scan = StreamScan::new(1024, true);
+            let mut scan = StreamScan::new(Format::Chat, 1024, true);
             assert_eq!(forward_all(&mut scan, &[a, b]), expected, "cut at {cut}");
             assert_eq!(
                 scan.facts().usage.as_ref().map(|u| u.completion_tokens),
@@ -221,7 +241,7 @@ data: [DONE]\n\n";
 
     #[test]
     fn hiding_forwards_complete_events_at_once() {
-        let mut scan = StreamScan::new(1024, true);
+        let mut scan = StreamScan::new(Format::Chat, 1024, true);
         let first = b"data: {\"model\":\"m\",\"choices\":[{}]}\n\n";
         assert_eq!(scan.feed(first), Forward::Unchanged);
         // An unfinished event is held until it is known, then released whole.
@@ -238,13 +258,13 @@ data: [DONE]\n\n";
     #[test]
     fn chunks_with_usage_and_choices_are_never_cut() {
         let stream = b"data: {\"model\":\"m\",\"choices\":[{\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n";
-        let mut scan = StreamScan::new(1024, true);
+        let mut scan = StreamScan::new(Format::Chat, 1024, true);
         assert_eq!(forward_all(&mut scan, &[stream]), stream.to_vec());
     }
 
     #[test]
     fn malformed_events_are_counted_not_fatal() {
-        let mut scan = StreamScan::new(1024, false);
+        let mut scan = StreamScan::new(Format::Chat, 1024, false);
         scan.feed(b"data: {\"broken\n\ndata: {\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\n");
         assert_eq!(scan.facts().malformed_events, 1);
         assert!(scan.facts().usage.is_some());

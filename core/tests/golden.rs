@@ -94,7 +94,11 @@ fn run(name: &str, entry: &Value, cuts: &[usize]) -> (Value, Vec<u8>) {
 fn run_case(case: &Case, cuts: &[usize]) -> (Value, Vec<u8>) {
     let (entry, config, request) = (&case.entry, &case.config, &case.request);
     let body = case.body.clone();
-    let path = entry["path"].as_str().unwrap().replace("{model}", "m");
+    let model_requested = entry["model_requested"].as_str().unwrap_or("m");
+    let path = entry["path"]
+        .as_str()
+        .unwrap()
+        .replace("{model}", model_requested);
     let head = RequestHead {
         method: "POST",
         host: host_for(entry["provider"].as_str().unwrap()),
@@ -131,7 +135,9 @@ fn run_case(case: &Case, cuts: &[usize]) -> (Value, Vec<u8>) {
     (record, client)
 }
 
-const COMPARED: [&str; 11] = [
+const COMPARED: [&str; 13] = [
+    "model",
+    "model_requested",
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",

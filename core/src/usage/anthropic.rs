@@ -1,0 +1,201 @@
+//! Anthropic Messages (`/v1/messages`): `usage` on the body; in a stream, `message_start`
+//! (`message.usage`, `message.model`) then `message_delta` usage whose values are cumulative —
+//! they replace, never add to, the earlier ones.
+//!
+//! `input_tokens` excludes cache tokens, so prompt = input + cache_read + cache_creation;
+//! cache reads are `cached_tokens`, cache creation `cache_write_tokens` (priced at the cache-write
+//! price); `output_tokens_details.thinking_tokens` is reasoning (⊂ output).
+//! With compaction, `usage.iterations[]` lists every sampling pass of the request and the top-level
+//! fields only the last: the billed total is the sum of the iterations, which is what we report.
+
+use alloc::{string::String, vec::Vec};
+
+use serde::Deserialize;
+
+use super::{ErrorObject, Facts, Report, Usage};
+
+/// Anthropic's raw counters, each optional because stream events carry only some of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// `input_tokens` (uncached input).
+    pub input: Option<u64>,
+    /// `output_tokens`.
+    pub output: Option<u64>,
+    /// `cache_read_input_tokens`.
+    pub cache_read: Option<u64>,
+    /// `cache_creation_input_tokens`.
+    pub cache_creation: Option<u64>,
+    /// `output_tokens_details.thinking_tokens`.
+    pub thinking: Option<u64>,
+}
+
+impl Counts {
+    /// `later`'s fields replace ours where present (stream usage is cumulative).
+    pub fn overlay(self, later: Counts) -> Counts {
+        Counts {
+            input: later.input.or(self.input),
+            output: later.output.or(self.output),
+            cache_read: later.cache_read.or(self.cache_read),
+            cache_creation: later.cache_creation.or(self.cache_creation),
+            thinking: later.thinking.or(self.thinking),
+        }
+    }
+
+    /// The normalised usage.
+    pub fn normalise(self) -> Usage {
+        let (input, cache_read, cache_creation) = (
+            self.input.unwrap_or(0),
+            self.cache_read.unwrap_or(0),
+            self.cache_creation.unwrap_or(0),
+        );
+        Usage {
+            prompt_tokens: input + cache_read + cache_creation,
+            completion_tokens: self.output.unwrap_or(0),
+            cached_tokens: cache_read,
+            cache_write_tokens: cache_creation,
+            reasoning_tokens: self.thinking.unwrap_or(0),
+            ..Usage::default()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Doc<'a> {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<RawUsage>,
+    #[serde(default)]
+    message: Option<Message>,
+    #[serde(default, borrow)]
+    error: Option<ErrorObject<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<RawUsage>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens_details: Option<OutputDetails>,
+    #[serde(default)]
+    iterations: Option<Vec<RawUsage>>,
+}
+
+#[derive(Deserialize, Default)]
+struct OutputDetails {
+    #[serde(default)]
+    thinking_tokens: Option<u64>,
+}
+
+impl RawUsage {
+    fn counts(self) -> Counts {
+        let own = Counts {
+            input: self.input_tokens,
+            output: self.output_tokens,
+            cache_read: self.cache_read_input_tokens,
+            cache_creation: self.cache_creation_input_tokens,
+            thinking: self.output_tokens_details.and_then(|d| d.thinking_tokens),
+        };
+        match self.iterations {
+            Some(iterations) if !iterations.is_empty() => {
+                let sum = |f: fn(&Counts) -> Option<u64>, all: &[Counts]| {
+                    all.iter()
+                        .map(f)
+                        .try_fold(0u64, |acc, v| Some(acc + v.unwrap_or(0)))
+                };
+                let all: Vec<Counts> = iterations.into_iter().map(RawUsage::counts).collect();
+                Counts {
+                    input: sum(|c| c.input, &all),
+                    output: sum(|c| c.output, &all),
+                    cache_read: sum(|c| c.cache_read, &all),
+                    cache_creation: sum(|c| c.cache_creation, &all),
+                    thinking: own.thinking,
+                }
+            }
+            _ => own,
+        }
+    }
+}
+
+/// Parses a Messages body or stream event.
+pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
+    let doc: Doc<'_> = serde_json::from_slice(bytes)?;
+    let (model, usage) = match doc.message {
+        Some(message) => (message.model, message.usage),
+        None => (doc.model, doc.usage),
+    };
+    Ok(Facts {
+        model,
+        usage: usage.map(|u| Report::Anthropic(u.counts())),
+        usage_only: false,
+        error: doc.error.map(|e| e.reason()),
+        end: doc.kind.as_deref() == Some("message_stop"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(bytes: &[u8]) -> Counts {
+        match parse(bytes).unwrap().usage {
+            Some(Report::Anthropic(c)) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn prompt_includes_cache_reads_and_writes() {
+        let body = br#"{"model":"claude-sonnet-5","usage":{"cache_creation_input_tokens":426,"cache_read_input_tokens":14210,"input_tokens":4,"output_tokens":290,"output_tokens_details":{"thinking_tokens":15}}}"#;
+        let u = counts(body).normalise();
+        assert_eq!(
+            (u.prompt_tokens, u.cached_tokens, u.cache_write_tokens),
+            (14640, 14210, 426)
+        );
+        assert_eq!((u.completion_tokens, u.reasoning_tokens), (290, 15));
+    }
+
+    #[test]
+    fn stream_delta_replaces_cumulative_values_and_keeps_absent_ones() {
+        let start = counts(br#"{"type":"message_start","message":{"model":"m","usage":{"input_tokens":10,"cache_read_input_tokens":5,"output_tokens":1}}}"#);
+        let delta = counts(br#"{"type":"message_delta","usage":{"output_tokens":42}}"#);
+        let u = start.overlay(delta).normalise();
+        assert_eq!((u.prompt_tokens, u.completion_tokens), (15, 42));
+    }
+
+    #[test]
+    fn compaction_iterations_are_summed() {
+        let delta = br#"{"type":"message_delta","usage":{"input_tokens":181,"cache_read_input_tokens":0,"output_tokens":8,"iterations":[{"input_tokens":100,"output_tokens":83,"cache_read_input_tokens":55096,"cache_creation_input_tokens":0,"type":"compaction"},{"input_tokens":181,"output_tokens":8,"cache_read_input_tokens":0,"cache_creation_input_tokens":0,"type":"message"}]}}"#;
+        let u = counts(delta).normalise();
+        assert_eq!(
+            (u.prompt_tokens, u.cached_tokens, u.completion_tokens),
+            (55377, 55096, 91)
+        );
+    }
+
+    #[test]
+    fn message_stop_ends_and_errors_give_their_type() {
+        assert!(parse(br#"{"type":"message_stop"}"#).unwrap().end);
+        let error = br#"{"type":"error","error":{"type":"overloaded_error","message":"x"}}"#;
+        assert_eq!(
+            parse(error).unwrap().error.as_deref(),
+            Some("overloaded_error")
+        );
+    }
+}

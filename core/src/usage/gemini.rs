@@ -1,0 +1,107 @@
+//! Gemini `generateContent` / `streamGenerateContent?alt=sse`: `usageMetadata` (cumulative in a
+//! stream: the last one counts) and `modelVersion`.
+//!
+//! `thoughtsTokenCount` is NOT inside `candidatesTokenCount`: completion = candidates + thoughts,
+//! reasoning = thoughts. `cachedContentTokenCount` ⊂ `promptTokenCount`. Tool-use prompt tokens
+//! (`toolUsePromptTokenCount`, e.g. fetched web pages) are input: prompt = prompt + tool-use prompt.
+
+use alloc::{string::String, vec::Vec};
+
+use serde::Deserialize;
+
+use super::{ErrorObject, Facts, Report, Usage};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Doc<'a> {
+    #[serde(default)]
+    model_version: Option<String>,
+    #[serde(default)]
+    usage_metadata: Option<Metadata>,
+    #[serde(default)]
+    candidates: Option<Vec<Candidate>>,
+    #[serde(default, borrow)]
+    error: Option<ErrorObject<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Candidate {
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Metadata {
+    #[serde(default)]
+    prompt_token_count: Option<u64>,
+    #[serde(default)]
+    candidates_token_count: Option<u64>,
+    #[serde(default)]
+    thoughts_token_count: Option<u64>,
+    #[serde(default)]
+    cached_content_token_count: Option<u64>,
+    #[serde(default)]
+    tool_use_prompt_token_count: Option<u64>,
+}
+
+/// Parses a Gemini body or stream event.
+pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
+    let doc: Doc<'_> = serde_json::from_slice(bytes)?;
+    let usage = doc.usage_metadata.map(|m| {
+        let thoughts = m.thoughts_token_count.unwrap_or(0);
+        Usage {
+            prompt_tokens: m.prompt_token_count.unwrap_or(0)
+                + m.tool_use_prompt_token_count.unwrap_or(0),
+            completion_tokens: m.candidates_token_count.unwrap_or(0) + thoughts,
+            cached_tokens: m.cached_content_token_count.unwrap_or(0),
+            reasoning_tokens: thoughts,
+            ..Usage::default()
+        }
+    });
+    let end = doc
+        .candidates
+        .iter()
+        .flatten()
+        .any(|c| c.finish_reason.is_some());
+    Ok(Facts {
+        model: doc.model_version,
+        usage: usage.map(Report::Complete),
+        usage_only: false,
+        error: doc.error.map(|e| e.reason()),
+        end,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thoughts_are_added_to_candidates_and_tool_use_to_prompt() {
+        let body = br#"{"candidates":[{"finishReason":"STOP"}],"modelVersion":"gemini-2.5-flash","usageMetadata":{"promptTokenCount":32,"candidatesTokenCount":20,"toolUsePromptTokenCount":4610,"thoughtsTokenCount":37,"totalTokenCount":4699}}"#;
+        let facts = parse(body).unwrap();
+        assert!(facts.end);
+        let Some(Report::Complete(u)) = facts.usage else {
+            panic!("usage")
+        };
+        assert_eq!(u.prompt_tokens + u.completion_tokens, 4699);
+        assert_eq!((u.completion_tokens, u.reasoning_tokens), (57, 37));
+    }
+
+    #[test]
+    fn cached_content_is_inside_prompt() {
+        let body = br#"{"usageMetadata":{"promptTokenCount":4000,"cachedContentTokenCount":3512,"candidatesTokenCount":5}}"#;
+        let Some(Report::Complete(u)) = parse(body).unwrap().usage else {
+            panic!("usage")
+        };
+        assert_eq!((u.prompt_tokens, u.cached_tokens), (4000, 3512));
+    }
+
+    #[test]
+    fn errors_give_their_code() {
+        let body = br#"{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED"}}"#;
+        assert_eq!(parse(body).unwrap().error.as_deref(), Some("429"));
+    }
+}

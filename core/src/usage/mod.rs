@@ -1,0 +1,178 @@
+//! Token usage, normalised, and its extraction from each wire format.
+//!
+//! Normalised meaning, the same for every provider: `prompt_tokens` counts every input token
+//! including cached and cache-written ones; `completion_tokens` every output token including
+//! reasoning; `cached_tokens` and `cache_write_tokens` are subsets of prompt, `reasoning_tokens` a
+//! subset of completion. Upstream-reported costs are kept as exact decimal text.
+//!
+//! One module per format: `chat` (OpenAI / OpenRouter chat completions), `responses` (OpenAI
+//! Responses API), `anthropic` (Messages), `gemini` (generateContent). Each parses one document —
+//! a whole body or one stream event — into [`Facts`].
+
+use alloc::string::String;
+
+use crate::provider::Endpoint;
+
+pub mod anthropic;
+pub mod chat;
+pub mod gemini;
+pub mod responses;
+
+/// Token counts and upstream-reported cost of one call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// All input tokens (cached and cache-written included).
+    pub prompt_tokens: u64,
+    /// All output tokens (reasoning included).
+    pub completion_tokens: u64,
+    /// Input tokens read from the cache (⊂ prompt).
+    pub cached_tokens: u64,
+    /// Input tokens written to the cache (⊂ prompt).
+    pub cache_write_tokens: u64,
+    /// Reasoning tokens (⊂ completion).
+    pub reasoning_tokens: u64,
+    /// `usage.cost` as the upstream reported it (OpenRouter), plain decimal text.
+    pub upstream_cost: Option<String>,
+    /// `usage.cost_details.upstream_inference_cost`, plain decimal text.
+    pub upstream_inference_cost: Option<String>,
+    /// `usage.is_byok` (OpenRouter: bring-your-own-key call).
+    pub is_byok: Option<bool>,
+}
+
+/// Usage as one document reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// The whole usage so far: it replaces any earlier report.
+    Complete(Usage),
+    /// Anthropic's usage, whose stream events each carry some fields (cumulative values):
+    /// a later event's fields replace the earlier ones, absent fields are kept.
+    Anthropic(anthropic::Counts),
+}
+
+/// What one document (a whole body or one stream event) tells us.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The model that answered.
+    pub model: Option<String>,
+    /// The usage, if the document reports any.
+    pub usage: Option<Report>,
+    /// A chat-completions chunk that carries usage and empty `choices` (usage-only chunk).
+    pub usage_only: bool,
+    /// The document carries an error object: its code or type, else `"error"`. Never its message.
+    pub error: Option<String>,
+    /// The document marks the end of the response (`response.completed`, `message_stop`,
+    /// a Gemini `finishReason`). Chat streams end with `[DONE]` instead.
+    pub end: bool,
+}
+
+/// The wire format of a response, from the endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// OpenAI / OpenRouter chat completions.
+    Chat,
+    /// OpenAI Responses API.
+    Responses,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Gemini generateContent / streamGenerateContent.
+    Gemini,
+}
+
+impl Format {
+    /// The format an endpoint answers in; `None` for endpoints we do not meter.
+    pub fn of(endpoint: Endpoint) -> Option<Format> {
+        match endpoint {
+            Endpoint::ChatCompletions => Some(Format::Chat),
+            Endpoint::Responses => Some(Format::Responses),
+            Endpoint::Messages => Some(Format::Anthropic),
+            Endpoint::GenerateContent | Endpoint::StreamGenerateContent => Some(Format::Gemini),
+            Endpoint::Other => None,
+        }
+    }
+
+    /// Parses one document. Errors only when it is not a JSON object.
+    pub fn parse(self, bytes: &[u8]) -> Result<Facts, serde_json::Error> {
+        match self {
+            Format::Chat => chat::parse(bytes),
+            Format::Responses => responses::parse(bytes),
+            Format::Anthropic => anthropic::parse(bytes),
+            Format::Gemini => gemini::parse(bytes),
+        }
+    }
+
+    /// Cheap pre-check for stream events once the model is known: could this event carry usage,
+    /// an error or the end marker? Events that cannot are not JSON-parsed.
+    pub fn worth_parsing(self, bytes: &[u8]) -> bool {
+        let has = |needle: &[u8]| memchr::memmem::find(bytes, needle).is_some();
+        has(b"\"error\"")
+            || match self {
+                Format::Chat | Format::Responses => has_non_null(bytes, b"\"usage\""),
+                Format::Anthropic => has(b"\"usage\"") || has(b"message_stop"),
+                Format::Gemini => has(b"\"usageMetadata\"") || has(b"\"finishReason\""),
+            }
+    }
+}
+
+/// Does `bytes` contain the key `key` with a value other than `null`?
+fn has_non_null(bytes: &[u8], key: &[u8]) -> bool {
+    memchr::memmem::find_iter(bytes, key).any(|at| {
+        let rest = trim_start(&bytes[at + key.len()..]);
+        match rest.strip_prefix(b":") {
+            Some(value) => !trim_start(value).starts_with(b"null"),
+            None => true,
+        }
+    })
+}
+
+fn trim_start(bytes: &[u8]) -> &[u8] {
+    let n = bytes.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    &bytes[n..]
+}
+
+/// A JSON number literal (a borrowed raw value) as plain decimal text; `None` for `null`.
+pub(crate) fn raw_decimal(raw: Option<&serde_json::value::RawValue>) -> Option<String> {
+    raw.and_then(|r| crate::decimal::plain(r.get()))
+}
+
+/// An error object's code (or type), never its message.
+#[derive(serde::Deserialize)]
+pub(crate) struct ErrorObject<'a> {
+    #[serde(default, borrow)]
+    code: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+impl ErrorObject<'_> {
+    /// `"429"`, `"overloaded_error"`, `"RESOURCE_EXHAUSTED"` or `"error"`.
+    pub(crate) fn reason(&self) -> String {
+        use alloc::borrow::ToOwned;
+        match (&self.code, &self.kind, &self.status) {
+            (Some(code), _, _) if code.get() != "null" => code.get().trim_matches('"').to_owned(),
+            (_, Some(kind), _) => kind.clone(),
+            (_, _, Some(status)) => status.clone(),
+            _ => "error".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pre_check_skips_events_that_cannot_matter() {
+        assert!(!Format::Chat
+            .worth_parsing(br#"{"choices":[{"delta":{"content":"hi"}}],"usage":null}"#));
+        assert!(Format::Chat.worth_parsing(br#"{"choices":[],"usage" : {"prompt_tokens":1}}"#));
+        assert!(Format::Chat.worth_parsing(br#"{"error":{"code":502}}"#));
+        assert!(!Format::Responses
+            .worth_parsing(br#"{"type":"response.output_text.delta","delta":"x"}"#));
+        assert!(Format::Anthropic.worth_parsing(br#"{"type":"message_stop"}"#));
+        assert!(!Format::Anthropic
+            .worth_parsing(br#"{"type":"content_block_delta","delta":{"text":"x"}}"#));
+        assert!(Format::Gemini.worth_parsing(br#"{"usageMetadata":{"promptTokenCount":1}}"#));
+    }
+}

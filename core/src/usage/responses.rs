@@ -1,0 +1,182 @@
+//! OpenAI Responses API (`/v1/responses`, also via OpenRouter): `usage` on the body, or on the
+//! `response` of the `response.completed` / `response.incomplete` / `response.failed` stream
+//! events. `input_tokens_details.{cached_tokens, cache_write_tokens}` ⊂ input,
+//! `output_tokens_details.reasoning_tokens` ⊂ output.
+
+use alloc::string::String;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{raw_decimal, ErrorObject, Facts, Report, Usage};
+
+#[derive(Deserialize)]
+struct Doc<'a> {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default, borrow)]
+    response: Option<Body<'a>>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default, borrow)]
+    usage: Option<ResponsesUsage<'a>>,
+    #[serde(default, borrow)]
+    error: Option<ErrorObject<'a>>,
+    /// Top-level streaming `error` events carry `code` beside `type: "error"`.
+    #[serde(default, borrow)]
+    code: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default, borrow)]
+    usage: Option<ResponsesUsage<'a>>,
+    #[serde(default, borrow)]
+    error: Option<ErrorObject<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ResponsesUsage<'a> {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default)]
+    input_tokens_details: Option<InputDetails>,
+    #[serde(default)]
+    output_tokens_details: Option<OutputDetails>,
+    #[serde(default, borrow)]
+    cost: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    cost_details: Option<CostDetails<'a>>,
+    #[serde(default)]
+    is_byok: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct InputDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    cache_write_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct OutputDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CostDetails<'a> {
+    #[serde(default, borrow)]
+    upstream_inference_cost: Option<&'a RawValue>,
+}
+
+impl ResponsesUsage<'_> {
+    fn normalise(self) -> Usage {
+        let input = self.input_tokens_details;
+        Usage {
+            prompt_tokens: self.input_tokens.unwrap_or(0),
+            completion_tokens: self.output_tokens.unwrap_or(0),
+            cached_tokens: input.as_ref().and_then(|d| d.cached_tokens).unwrap_or(0),
+            cache_write_tokens: input.and_then(|d| d.cache_write_tokens).unwrap_or(0),
+            reasoning_tokens: self
+                .output_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+            upstream_cost: raw_decimal(self.cost),
+            upstream_inference_cost: raw_decimal(
+                self.cost_details.and_then(|d| d.upstream_inference_cost),
+            ),
+            is_byok: self.is_byok,
+        }
+    }
+}
+
+/// Parses a Responses API body or stream event.
+pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
+    let doc: Doc<'_> = serde_json::from_slice(bytes)?;
+    let kind = doc.kind.as_deref().unwrap_or("");
+    let end = matches!(
+        kind,
+        "response.completed" | "response.incomplete" | "response.failed"
+    );
+    let (model, usage, error) = match doc.response {
+        Some(body) => (body.model, body.usage, body.error),
+        None => (doc.model, doc.usage, doc.error),
+    };
+    let error = match (error, kind) {
+        (Some(e), _) => Some(e.reason()),
+        (None, "error") => Some(
+            doc.code
+                .map(|c| String::from(c.get().trim_matches('"')))
+                .unwrap_or_else(|| String::from("error")),
+        ),
+        _ => None,
+    };
+    Ok(Facts {
+        model,
+        usage: usage.map(|u| Report::Complete(u.normalise())),
+        usage_only: false,
+        error,
+        end,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completed_event_carries_usage_and_model() {
+        let event = br#"{"type":"response.completed","response":{"model":"gpt-4o-2024-08-06","usage":{"input_tokens":13,"input_tokens_details":{"cached_tokens":4},"output_tokens":227,"output_tokens_details":{"reasoning_tokens":192}}}}"#;
+        let facts = parse(event).unwrap();
+        assert!(facts.end);
+        assert_eq!(facts.model.as_deref(), Some("gpt-4o-2024-08-06"));
+        let Some(Report::Complete(u)) = facts.usage else {
+            panic!("usage")
+        };
+        assert_eq!(
+            (
+                u.prompt_tokens,
+                u.cached_tokens,
+                u.completion_tokens,
+                u.reasoning_tokens
+            ),
+            (13, 4, 227, 192)
+        );
+    }
+
+    #[test]
+    fn openrouter_body_keeps_cost_and_cache_writes() {
+        let body = br#"{"model":"openai/gpt-5.6-sol","usage":{"cost":0.025265,"input_tokens":4020,"input_tokens_details":{"cache_write_tokens":4012,"cached_tokens":0},"output_tokens":5}}"#;
+        let Some(Report::Complete(u)) = parse(body).unwrap().usage else {
+            panic!("usage")
+        };
+        assert_eq!(
+            (u.cache_write_tokens, u.upstream_cost.as_deref()),
+            (4012, Some("0.025265"))
+        );
+    }
+
+    #[test]
+    fn failures_and_error_events_give_a_reason() {
+        let failed = br#"{"type":"response.failed","response":{"error":{"code":"server_error","message":"x"}}}"#;
+        assert_eq!(
+            parse(failed).unwrap().error.as_deref(),
+            Some("server_error")
+        );
+        let error = br#"{"type":"error","code":"rate_limit_exceeded","message":"x"}"#;
+        assert_eq!(
+            parse(error).unwrap().error.as_deref(),
+            Some("rate_limit_exceeded")
+        );
+        let created =
+            br#"{"type":"response.created","response":{"model":"m","usage":null,"error":null}}"#;
+        let facts = parse(created).unwrap();
+        assert_eq!((facts.error, facts.usage, facts.end), (None, None, false));
+    }
+}
