@@ -2,9 +2,10 @@
 //!
 //! `llm-cost price [--pricing FILE] [--request FILE] RESPONSE` prints the cost record of a recorded
 //! response body (JSON or SSE, detected) as one JSON line: the same record the Envoy filter and the
-//! Worker produce for the same bytes.
+//! Worker produce for the same bytes. `llm-cost pricing import|diff` keeps price tables current.
 
 mod price;
+mod pricing;
 
 use std::process::ExitCode;
 
@@ -25,12 +26,16 @@ struct Cli {
 enum Command {
     /// Print the cost record of one response body as one JSON line.
     Price(price::PriceArgs),
+    /// Import and compare price tables.
+    #[command(subcommand)]
+    Pricing(pricing::PricingCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Price(args) => price::run(&args),
+        Command::Pricing(command) => pricing::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,177 @@
+//! `llm-cost pricing import|diff`: keep the price table current.
+//!
+//! `import` turns an OpenRouter `/api/v1/models` dump or LiteLLM's price file into the bundled
+//! snapshot format (OpenRouter shape, models sorted by id, priced keys only, canonical decimals,
+//! with date and source), so refreshes diff cleanly. `diff` lists what changed between two tables.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use llm_cost_core::pricing::{ModelEntry, PRICE_KEYS};
+use llm_cost_core::{PriceTable, Usd};
+use serde_json::{json, Map, Value};
+
+/// `llm-cost pricing …`
+#[derive(Subcommand)]
+pub enum PricingCommand {
+    /// Convert an OpenRouter or LiteLLM price file into the bundled snapshot format.
+    Import(ImportArgs),
+    /// List models added, removed and re-priced between two price files.
+    Diff(DiffArgs),
+}
+
+/// Arguments of `llm-cost pricing import`.
+#[derive(Args)]
+pub struct ImportArgs {
+    /// OpenRouter `/api/v1/models` dump or LiteLLM `model_prices_and_context_window.json`.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Snapshot date (YYYY-MM-DD); default: the file's `snapshot_date`, else today (UTC).
+    #[arg(long)]
+    date: Option<String>,
+    /// Where the prices came from; default: the file's `source`, else its name.
+    #[arg(long)]
+    source: Option<String>,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+/// Arguments of `llm-cost pricing diff`.
+#[derive(Args)]
+pub struct DiffArgs {
+    /// The older price file (any accepted shape).
+    #[arg(value_name = "OLD")]
+    old: PathBuf,
+    /// The newer price file (any accepted shape).
+    #[arg(value_name = "NEW")]
+    new: PathBuf,
+}
+
+/// Runs a `pricing` subcommand; the error is a message for the user.
+pub fn run(command: &PricingCommand) -> Result<(), String> {
+    match command {
+        PricingCommand::Import(args) => import(args),
+        PricingCommand::Diff(args) => {
+            let old = load(&args.old)?;
+            let new = load(&args.new)?;
+            print!("{}", diff(&old.entries(), &new.entries()));
+            Ok(())
+        }
+    }
+}
+
+fn load(path: &PathBuf) -> Result<PriceTable, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    PriceTable::from_json(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn import(args: &ImportArgs) -> Result<(), String> {
+    let bytes = std::fs::read(&args.file)
+        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
+    let table =
+        PriceTable::from_json(&bytes).map_err(|e| format!("{}: {e}", args.file.display()))?;
+    let original: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let date = args
+        .date
+        .clone()
+        .or_else(|| original["snapshot_date"].as_str().map(str::to_owned))
+        .unwrap_or_else(today_utc);
+    let source = args
+        .source
+        .clone()
+        .or_else(|| original["source"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| args.file.display().to_string());
+    let text = snapshot_json(&table.entries(), &date, &source);
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+/// The snapshot format: OpenRouter's shape, one model per line block, keys sorted.
+pub fn snapshot_json(entries: &[ModelEntry], date: &str, source: &str) -> String {
+    let data: Vec<Value> = entries
+        .iter()
+        .map(|m| {
+            json!({
+                "canonical_slug": m.canonical_slug,
+                "id": m.id,
+                "pricing": Value::Object(prices_of(m).into_iter().map(|(k, v)| (k.to_owned(), Value::String(v))).collect::<Map<_, _>>()),
+            })
+        })
+        .collect();
+    let doc = json!({ "data": data, "snapshot_date": date, "source": source });
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Prompt and completion always; other keys when non-zero. Decimal text without trailing zeros.
+fn prices_of(model: &ModelEntry) -> BTreeMap<&'static str, String> {
+    let all = [
+        ("completion", model.prices.completion),
+        ("image", model.prices.image),
+        ("input_cache_read", model.prices.input_cache_read),
+        ("input_cache_write", model.prices.input_cache_write),
+        ("internal_reasoning", model.prices.internal_reasoning),
+        ("prompt", model.prices.prompt),
+        ("request", model.prices.request),
+        ("web_search", model.prices.web_search),
+    ];
+    debug_assert!(all.iter().map(|(k, _)| *k).eq(PRICE_KEYS));
+    all.into_iter()
+        .filter(|(key, value)| *value != Usd::ZERO || *key == "prompt" || *key == "completion")
+        .map(|(key, value)| (key, value.to_decimal_string()))
+        .collect()
+}
+
+/// `+ id` added, `- id` removed, `~ id key old -> new` re-priced; sorted by id.
+pub fn diff(old: &[ModelEntry], new: &[ModelEntry]) -> String {
+    let old: BTreeMap<&str, BTreeMap<&str, String>> =
+        old.iter().map(|m| (m.id.as_str(), prices_of(m))).collect();
+    let new: BTreeMap<&str, BTreeMap<&str, String>> =
+        new.iter().map(|m| (m.id.as_str(), prices_of(m))).collect();
+    let mut out = String::new();
+    let ids: std::collections::BTreeSet<&str> = old.keys().chain(new.keys()).copied().collect();
+    let (mut added, mut removed, mut changed) = (0, 0, 0);
+    for id in ids {
+        match (old.get(id), new.get(id)) {
+            (None, Some(_)) => {
+                added += 1;
+                let _ = writeln!(out, "+ {id}");
+            }
+            (Some(_), None) => {
+                removed += 1;
+                let _ = writeln!(out, "- {id}");
+            }
+            (Some(a), Some(b)) if a != b => {
+                changed += 1;
+                for key in PRICE_KEYS {
+                    let (x, y) = (a.get(key), b.get(key));
+                    if x != y {
+                        let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "0".into());
+                        let _ = writeln!(out, "~ {id} {key} {} -> {}", show(x), show(y));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let _ = writeln!(out, "{added} added, {removed} removed, {changed} re-priced");
+    out
+}
+
+fn today_utc() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    llm_cost_core::time::rfc3339_millis(ms)[..10].to_owned()
+}

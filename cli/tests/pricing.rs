@@ -1,0 +1,108 @@
+//! `llm-cost pricing import|diff` as a user runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn llm_cost(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-cost"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.success(), text(out.stdout), text(out.stderr))
+}
+
+fn snapshot(name: &str) -> String {
+    root()
+        .join("pricing-data/snapshots")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn version_of(pricing_file: &str) -> String {
+    let recording = root().join("fixtures/recordings/openrouter-stream-with-reasoning.sse");
+    let (ok, stdout, stderr) = llm_cost(&[
+        "price",
+        "--pricing",
+        pricing_file,
+        recording.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    let record: Value = serde_json::from_str(&stdout).unwrap();
+    record["pricing_version"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn import_keeps_the_content_and_so_the_pricing_version() {
+    let original = snapshot("openrouter-models-2026-02-27.json");
+    let (ok, imported, stderr) = llm_cost(&["pricing", "import", &original]);
+    assert!(ok, "{stderr}");
+    let doc: Value = serde_json::from_str(&imported).unwrap();
+    assert_eq!(doc["snapshot_date"], "2026-02-27");
+    let ids: Vec<&str> = doc["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "sorted by id");
+    let path = std::env::temp_dir().join(format!("llm-cost-import-{}.json", std::process::id()));
+    std::fs::write(&path, &imported).unwrap();
+    assert_eq!(version_of(path.to_str().unwrap()), version_of(&original));
+    // Importing the import changes nothing: the format is a fixed point.
+    let (_, again, _) = llm_cost(&["pricing", "import", path.to_str().unwrap()]);
+    assert_eq!(again, imported);
+}
+
+#[test]
+fn litellm_imports_with_exact_decimals_and_a_date() {
+    let (ok, imported, stderr) = llm_cost(&[
+        "pricing",
+        "import",
+        "--date",
+        "2026-11-01",
+        &snapshot("litellm-model-prices-1.110.2.json"),
+    ]);
+    assert!(ok, "{stderr}");
+    let doc: Value = serde_json::from_str(&imported).unwrap();
+    assert_eq!(doc["snapshot_date"], "2026-11-01");
+    let gpt4o = doc["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "gpt-4o")
+        .unwrap();
+    assert_eq!(gpt4o["pricing"]["prompt"], "0.0000025");
+    assert_eq!(gpt4o["pricing"]["input_cache_read"], "0.00000125");
+}
+
+#[test]
+fn diff_lists_added_removed_and_repriced_models() {
+    let (ok, out, _) = llm_cost(&[
+        "pricing",
+        "diff",
+        &snapshot("openrouter-models-2026-02-27.json"),
+        &snapshot("openrouter-models-2026-03-07.json"),
+    ]);
+    assert!(ok);
+    assert!(
+        out.contains("~ inception/mercury completion 0.000001 -> 0.00000075"),
+        "{out}"
+    );
+    let summary = out.lines().last().unwrap();
+    assert!(summary.ends_with("re-priced"), "{summary}");
+    let (_, same, _) = llm_cost(&[
+        "pricing",
+        "diff",
+        &snapshot("openrouter-models-2026-03-07.json"),
+        &snapshot("openrouter-models-2026-03-07.json"),
+    ]);
+    assert_eq!(same, "0 added, 0 removed, 0 re-priced\n");
+}
