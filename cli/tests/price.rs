@@ -130,7 +130,27 @@ fn config_overrides_change_the_price_and_version() {
     assert!(record["pricing_version"]
         .as_str()
         .unwrap()
-        .contains("+models-"));
+        .contains("+cfg-"));
+}
+
+#[test]
+fn route_adjustment_marks_the_cost_up_and_says_so() {
+    let dir = tempdir();
+    let config = dir.join("adjust.json");
+    std::fs::write(
+        &config,
+        r#"{"adjustments":[{"host":"elsewhere","percent":"50"},{"host":"openrouter.ai","path_prefix":"/api/","percent":"10"}]}"#,
+    )
+    .unwrap();
+    let record = record_of(&llm_cost(&[
+        "price",
+        "--config",
+        config.to_str().unwrap(),
+        &recording("openrouter-stream-with-reasoning.sse"),
+    ]));
+    assert_eq!(record["cost_usd"], "0.000935"); // 0.00085 list × 1.10
+    assert_eq!(record["adjustment_percent"], "10");
+    assert_eq!(record["upstream_cost_usd"], "0.00085");
 }
 
 #[test]

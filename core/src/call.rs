@@ -110,6 +110,7 @@ pub struct Call {
     endpoint: Endpoint,
     format: Option<Format>,
     host: String,
+    path: String,
     request_id: Option<String>,
     key_id: Option<String>,
     start_ms: u64,
@@ -139,6 +140,7 @@ impl Call {
             endpoint,
             format: Format::of(endpoint),
             host: head.host.to_owned(),
+            path: head.path.to_owned(),
             request_id: head.request_id.map(str::to_owned),
             key_id: head.authorization.and_then(key_id),
             start_ms: now_unix_ms,
@@ -408,17 +410,28 @@ impl Call {
         now_unix_ms: u64,
     ) -> Outcome {
         let model = response_model.or_else(|| self.request.model.clone());
+        let adjustment = self
+            .config
+            .adjustments
+            .iter()
+            .find(|a| a.matches(&self.host, &self.path, self.key_id.as_deref()));
         let mut status = CostStatus::NoUsage;
         let mut error: Option<&str> = fault;
         let (mut cost_usd, mut cost_micros, mut breakdown, mut priced_as) =
             (None, None, None, None);
         if let Some(usage) = &usage {
             match model.as_deref().and_then(|m| self.resolve(m)) {
-                Some(priced) => match price(usage, &priced.prices) {
-                    Ok(b) => {
+                Some(priced) => match price(usage, &priced.prices).and_then(|b| {
+                    let total = match adjustment {
+                        Some(a) => b.total.scaled_signed_bp(a.basis_points)?,
+                        None => b.total,
+                    };
+                    Ok((b, total))
+                }) {
+                    Ok((b, total)) => {
                         status = CostStatus::Exact;
-                        cost_usd = Some(b.total.to_decimal_string());
-                        cost_micros = Some(b.total.to_micros());
+                        cost_usd = Some(total.to_decimal_string());
+                        cost_micros = Some(total.to_micros());
                         breakdown = Some(BreakdownRecord::from(&b));
                         priced_as = Some(priced.id);
                     }
@@ -469,6 +482,9 @@ impl Call {
             is_byok: usage.as_ref().and_then(|u| u.is_byok),
             duration_ms: now_unix_ms.saturating_sub(self.start_ms),
             oversize_events: 0,
+            adjustment_percent: adjustment
+                .filter(|_| status == CostStatus::Exact)
+                .map(|a| a.percent.trim().to_owned()),
         };
         let mut sse_comment = stream_tail;
         if matches!(self.response, ResponseState::Stream(_)) {

@@ -45,6 +45,70 @@ impl Default for CollectorConfig {
     }
 }
 
+/// A markup (positive) or discount (negative) on the computed cost, for matching calls.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adjustment {
+    /// Host (port ignored) to match; any if absent.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path prefix to match; any if absent.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// `key_id` (tenant) to match; any if absent.
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// Percentage as a decimal string with at most 2 decimals, e.g. `"12.5"` or `"-20"`.
+    pub percent: String,
+    /// Validated `percent` in basis points (1/100 of a percent).
+    #[serde(skip)]
+    pub basis_points: i64,
+}
+
+impl Adjustment {
+    /// Does this adjustment apply to a call to `host` + `path` by `key_id`?
+    pub fn matches(&self, host: &str, path: &str, key_id: Option<&str>) -> bool {
+        let host = host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        });
+        self.host
+            .as_deref()
+            .is_none_or(|h| h.eq_ignore_ascii_case(host))
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| path.starts_with(p))
+            && self.key_id.as_deref().is_none_or(|k| Some(k) == key_id)
+    }
+}
+
+/// `"12.5"` → 1250, `"-20"` → -2000; at most 2 decimals, not below -100 %.
+fn basis_points(percent: &str) -> Option<i64> {
+    let (negative, digits) = match percent.trim().strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, percent.trim()),
+    };
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty()
+        || frac.len() > 2
+        || !whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let frac: i64 = format!("{frac:0<2}").parse().ok()?;
+    let bp = whole.checked_mul(100)?.checked_add(frac)?;
+    let bp = if negative { -bp } else { bp };
+    (bp >= -10_000 && bp <= 1_000_000).then_some(bp)
+}
+
 /// The whole meter configuration, validated.
 #[derive(Clone, Debug)]
 pub struct MeterConfig {
@@ -66,6 +130,8 @@ pub struct MeterConfig {
     pub pricing: PriceTable,
     /// Per-model prices that win over the table (`models` in JSON).
     pub overrides: BTreeMap<String, Prices>,
+    /// Markups / discounts by route or tenant; the first match applies.
+    pub adjustments: Vec<Adjustment>,
     /// Where records go.
     pub collector: CollectorConfig,
     pricing_version: String,
@@ -82,6 +148,7 @@ struct ConfigFile {
     inject_usage: bool,
     routes: Vec<Route>,
     models: BTreeMap<String, BTreeMap<String, String>>,
+    adjustments: Vec<Adjustment>,
     collector: CollectorConfig,
 }
 
@@ -96,6 +163,7 @@ impl Default for ConfigFile {
             inject_usage: true,
             routes: Vec::new(),
             models: BTreeMap::new(),
+            adjustments: Vec::new(),
             collector: CollectorConfig::default(),
         }
     }
@@ -186,6 +254,15 @@ impl MeterConfig {
             }
             overrides.insert(model, parsed);
         }
+        let mut adjustments = file.adjustments;
+        for (i, adjustment) in adjustments.iter_mut().enumerate() {
+            adjustment.basis_points = basis_points(&adjustment.percent).ok_or_else(|| {
+                ConfigError(format!(
+                    "field `adjustments[{i}].percent`: {:?} is not a percentage with at most 2 decimals, -100 or more",
+                    adjustment.percent
+                ))
+            })?;
+        }
         let mut config = MeterConfig {
             header_prefix: prefix,
             max_request_body_bytes: file.max_request_body_bytes,
@@ -196,6 +273,7 @@ impl MeterConfig {
             routes: file.routes,
             pricing: PriceTable::bundled(),
             overrides,
+            adjustments,
             collector: file.collector,
             pricing_version: String::new(),
         };
@@ -210,15 +288,15 @@ impl MeterConfig {
         self
     }
 
-    /// The table's version, plus `+models-<hash>` when overrides apply.
+    /// The table's version, plus `+cfg-<hash>` when model overrides or adjustments apply.
     pub fn pricing_version(&self) -> &str {
         &self.pricing_version
     }
 
     fn refresh_pricing_version(&mut self) {
         let mut version = self.pricing.version().to_owned();
-        if !self.overrides.is_empty() {
-            let entries: Vec<ModelEntry> = self
+        if !self.overrides.is_empty() || !self.adjustments.is_empty() {
+            let mut entries: Vec<ModelEntry> = self
                 .overrides
                 .iter()
                 .map(|(id, prices)| ModelEntry {
@@ -227,7 +305,16 @@ impl MeterConfig {
                     prices: prices.clone(),
                 })
                 .collect();
-            version = format!("{version}+models-{}", content_hash(&entries));
+            // Adjustments hash as pseudo-entries: their match and percentage in the id.
+            entries.extend(self.adjustments.iter().map(|a| ModelEntry {
+                id: format!(
+                    "adjustment {:?} {:?} {:?} {}",
+                    a.host, a.path_prefix, a.key_id, a.basis_points
+                ),
+                canonical_slug: String::new(),
+                prices: Prices::default(),
+            }));
+            version = format!("{version}+cfg-{}", content_hash(&entries));
         }
         self.pricing_version = version;
     }
@@ -283,6 +370,24 @@ mod tests {
         let err =
             MeterConfig::from_json(br#"{"routes":[{"host":"h","provider":"acme"}]}"#).unwrap_err();
         assert!(err.to_string().contains("unknown variant `acme`"), "{err}");
+    }
+
+    #[test]
+    fn adjustments_are_validated_and_change_the_version() {
+        let ok = MeterConfig::from_json(br#"{"adjustments":[{"key_id":"abc","percent":"-12.5"}]}"#)
+            .unwrap();
+        assert_eq!(ok.adjustments[0].basis_points, -1250);
+        assert!(ok.pricing_version().contains("+cfg-"));
+        for bad in ["12.345", "-101", "x", ""] {
+            let json = format!(r#"{{"adjustments":[{{"percent":"{bad}"}}]}}"#);
+            let err = MeterConfig::from_json(json.as_bytes()).unwrap_err();
+            assert!(
+                err.to_string().contains("field `adjustments[0].percent`"),
+                "{err}"
+            );
+        }
+        assert!(ok.adjustments[0].matches("h:80", "/p", Some("abc")));
+        assert!(!ok.adjustments[0].matches("h", "/p", Some("xyz")));
     }
 
     #[test]

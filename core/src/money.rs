@@ -108,6 +108,15 @@ impl Usd {
         Ok(Usd(product / d + u128::from(product % d * 2 >= d)))
     }
 
+    /// `self × (1 + basis_points / 10 000)`, rounded half up: a markup (> 0) or discount (< 0).
+    pub fn scaled_signed_bp(self, basis_points: i64) -> Result<Usd, MoneyError> {
+        let factor = 10_000i64
+            .checked_add(basis_points)
+            .ok_or(MoneyError::Overflow)?;
+        let factor = u64::try_from(factor).map_err(|_| MoneyError::Overflow)?;
+        self.scaled(factor, 10_000)
+    }
+
     /// Whole micro-USD, rounded to the nearest, halves rounded up (0.0000015 → 2).
     pub fn to_micros(self) -> u64 {
         let micros = self.0 / MICRO + u128::from(self.0 % MICRO >= MICRO / 2);
@@ -191,5 +200,10 @@ mod tests {
     fn scaled_applies_markup_exactly() {
         let cost = Usd::parse("0.001").unwrap();
         assert_eq!(cost.scaled(110, 100).unwrap().to_decimal_string(), "0.0011");
+        assert_eq!(
+            cost.scaled_signed_bp(-1250).unwrap().to_decimal_string(),
+            "0.000875"
+        );
+        assert_eq!(cost.scaled_signed_bp(-10_000).unwrap(), Usd::ZERO);
     }
 }

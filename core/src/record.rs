@@ -99,7 +99,7 @@ pub struct CostRecord {
     pub cache_write_tokens: Option<u64>,
     /// Reasoning tokens (⊂ completion).
     pub reasoning_tokens: Option<u64>,
-    /// Our exact cost, decimal USD; null unless priced.
+    /// Our exact cost, decimal USD, after any configured adjustment; null unless priced.
     pub cost_usd: Option<String>,
     /// `cost_usd` in whole micro-USD, nearest, halves up.
     pub cost_micros: Option<u64>,
@@ -125,6 +125,8 @@ pub struct CostRecord {
     pub duration_ms: u64,
     /// SSE events skipped for exceeding `max_sse_event_bytes`.
     pub oversize_events: u64,
+    /// The markup (+) or discount (−) applied to the list cost, in percent; null if none.
+    pub adjustment_percent: Option<String>,
 }
 
 /// The subset of the record carried by the stream-end comment.
