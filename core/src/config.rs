@@ -106,7 +106,7 @@ fn basis_points(percent: &str) -> Option<i64> {
     let frac: i64 = format!("{frac:0<2}").parse().ok()?;
     let bp = whole.checked_mul(100)?.checked_add(frac)?;
     let bp = if negative { -bp } else { bp };
-    (bp >= -10_000 && bp <= 1_000_000).then_some(bp)
+    (-10_000..=1_000_000).contains(&bp).then_some(bp)
 }
 
 /// The whole meter configuration, validated.
@@ -288,6 +288,14 @@ impl MeterConfig {
         self
     }
 
+    /// Is `header_name` one of ours (starts with `header_prefix`, any case)? Hosts strip such
+    /// headers from client requests and upstream responses so nobody can forge our numbers.
+    pub fn is_own_header(&self, header_name: &str) -> bool {
+        header_name.len() >= self.header_prefix.len()
+            && header_name.as_bytes()[..self.header_prefix.len()]
+                .eq_ignore_ascii_case(self.header_prefix.as_bytes())
+    }
+
     /// The table's version, plus `+cfg-<hash>` when model overrides or adjustments apply.
     pub fn pricing_version(&self) -> &str {
         &self.pricing_version
@@ -335,6 +343,15 @@ mod tests {
             MeterConfig::from_json(b"{}").unwrap().max_sse_event_bytes,
             1 << 20
         );
+    }
+
+    #[test]
+    fn own_headers_are_recognised_in_any_case() {
+        let config = MeterConfig::default();
+        assert!(config.is_own_header("X-LLM-Cost"));
+        assert!(config.is_own_header("x-llm-cost-status"));
+        assert!(!config.is_own_header("x-request-id"));
+        assert!(!config.is_own_header("x-ll"));
     }
 
     #[test]

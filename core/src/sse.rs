@@ -67,6 +67,12 @@ impl SseParser {
         self.oversized_events
     }
 
+    /// Heap bytes this parser holds (buffer capacities): bounded by about twice
+    /// `max_event_bytes`, whatever the stream's length.
+    pub fn retained_bytes(&self) -> usize {
+        self.line.capacity() + self.data.capacity()
+    }
+
     /// Bytes consumed so far.
     pub fn offset(&self) -> u64 {
         self.offset

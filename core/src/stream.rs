@@ -115,6 +115,11 @@ impl StreamScan {
         &self.facts
     }
 
+    /// Heap bytes this scan holds for the stream (parser buffers and held-back bytes).
+    pub fn retained_bytes(&self) -> usize {
+        self.parser.retained_bytes() + self.held.capacity()
+    }
+
     /// Events skipped for size.
     pub fn oversized_events(&self) -> u64 {
         self.parser.oversized_events()
@@ -260,6 +265,30 @@ data: [DONE]\n\n";
         let stream = b"data: {\"model\":\"m\",\"choices\":[{\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n";
         let mut scan = StreamScan::new(Format::Chat, 1024, true);
         assert_eq!(forward_all(&mut scan, &[stream]), stream.to_vec());
+    }
+
+    #[test]
+    fn memory_stays_flat_as_the_stream_grows_from_1kb_to_10mb() {
+        let event = b"data: {\"model\":\"m\",\"choices\":[{\"delta\":{\"content\":\"some text\"}}],\"usage\":null}\n\n";
+        let retained_after = |total: usize, hide: bool| {
+            let mut scan = StreamScan::new(Format::Chat, 64 * 1024, hide);
+            let mut fed = 0;
+            while fed < total {
+                scan.feed(&event[..event.len() / 2]);
+                scan.feed(&event[event.len() / 2..]);
+                fed += event.len();
+            }
+            scan.retained_bytes()
+        };
+        for hide in [false, true] {
+            let small = retained_after(1024, hide);
+            let large = retained_after(10 << 20, hide);
+            assert_eq!(
+                small, large,
+                "hide={hide}: retained bytes grew with the stream"
+            );
+            assert!(large < 1024, "hide={hide}: {large} bytes retained");
+        }
     }
 
     #[test]
