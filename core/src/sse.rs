@@ -10,6 +10,9 @@
 
 use alloc::vec::Vec;
 
+/// Room beyond `max_event_bytes` in the line buffer for a field name and separator.
+const LINE_SLACK: usize = 64;
+
 /// One complete event.
 #[derive(Debug, PartialEq, Eq)]
 pub struct SseEvent<'a> {
@@ -45,7 +48,8 @@ pub struct SseParser {
 }
 
 impl SseParser {
-    /// A parser that keeps at most `max_event_bytes` of one event (and of one line).
+    /// A parser that keeps at most `max_event_bytes` of one event's data (and of one line, plus a
+    /// few bytes for the field name).
     pub fn new(max_event_bytes: usize) -> Self {
         SseParser {
             max_event_bytes,
@@ -151,15 +155,32 @@ impl SseParser {
         if self.line_oversized {
             return;
         }
-        if self.line.len() + bytes.len() > self.max_event_bytes {
-            self.line_oversized = true;
-            self.line = Vec::new();
-            self.event_oversized = true;
-            if self.event_start.is_none() {
-                self.event_start = Some(self.line_start);
-            }
-        } else {
+        // The slack lets a whole line hold `data: ` plus a value of `max_event_bytes`, so a line
+        // split across chunks is judged exactly as the same line in one chunk would be.
+        let cap = self.max_event_bytes.saturating_add(LINE_SLACK);
+        if self.line.len() + bytes.len() <= cap {
             self.line.extend_from_slice(bytes);
+            return;
+        }
+        // Too long to keep: decide now, from its start, what `process_line` would have decided.
+        let mut head = [0u8; LINE_SLACK];
+        let kept = self.line.len().min(LINE_SLACK);
+        head[..kept].copy_from_slice(&self.line[..kept]);
+        let more = (LINE_SLACK - kept).min(bytes.len());
+        head[kept..kept + more].copy_from_slice(&bytes[..more]);
+        let head = &head[..kept + more];
+        self.line_oversized = true;
+        self.line = Vec::new();
+        if head.first() == Some(&b':') {
+            return; // an oversized comment: ignored, like any comment
+        }
+        if self.event_start.is_none() {
+            self.event_start = Some(self.line_start);
+        }
+        let field = memchr::memchr(b':', head).map_or(head, |i| &head[..i]);
+        if field == b"data" {
+            self.event_oversized = true;
+            self.data = Vec::new();
         }
     }
 
@@ -313,7 +334,7 @@ mod tests {
         parser.feed(b"data: ", &mut |_| {});
         for _ in 0..1000 {
             parser.feed(&line, &mut |_| {});
-            assert!(parser.line.capacity() <= 64 && parser.data.capacity() <= 64);
+            assert!(parser.retained_bytes() <= 2 * 64 + LINE_SLACK);
         }
     }
 
