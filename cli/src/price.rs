@@ -23,10 +23,11 @@ pub struct PriceArgs {
     /// Meter configuration (the same JSON as the Envoy `plugin_config`), e.g. model overrides.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Provider of the response; detected from the body when absent.
+    /// Provider of the response; detected from the body when absent (the wire format — chat
+    /// completions, Responses, Anthropic Messages, Gemini — is always detected from the body).
     #[arg(long, value_enum)]
     provider: Option<ProviderArg>,
-    /// Request path the response answered (default: the provider's chat-completions path).
+    /// Request path the response answered (default: the detected format's path on the provider).
     #[arg(long, value_name = "PATH")]
     path: Option<String>,
     /// Response body file (JSON or SSE, detected), or `-` for standard input.
@@ -34,7 +35,7 @@ pub struct PriceArgs {
     response: String,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum ProviderArg {
     Openrouter,
     Openai,
@@ -43,16 +44,69 @@ enum ProviderArg {
 }
 
 impl ProviderArg {
-    fn host_and_path(self) -> (&'static str, &'static str) {
+    fn host(self) -> &'static str {
         match self {
-            ProviderArg::Openrouter => ("openrouter.ai", "/api/v1/chat/completions"),
-            ProviderArg::Openai => ("api.openai.com", "/v1/chat/completions"),
-            ProviderArg::Anthropic => ("api.anthropic.com", "/v1/messages"),
-            ProviderArg::Gemini => (
-                "generativelanguage.googleapis.com",
-                "/v1beta/models/model:generateContent",
-            ),
+            ProviderArg::Openrouter => "openrouter.ai",
+            ProviderArg::Openai => "api.openai.com",
+            ProviderArg::Anthropic => "api.anthropic.com",
+            ProviderArg::Gemini => "generativelanguage.googleapis.com",
         }
+    }
+}
+
+/// The wire format of a recorded body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyFormat {
+    Chat,
+    Responses,
+    Messages,
+    Gemini,
+}
+
+/// Which format and provider a recorded response body comes from, from its own markers.
+fn detect(response: &[u8]) -> (BodyFormat, ProviderArg) {
+    let text = String::from_utf8_lossy(&response[..response.len().min(64 * 1024)]);
+    let has = |needle: &str| text.contains(needle);
+    let format = if has("\"object\":\"response\"") || has("\"type\":\"response.") {
+        BodyFormat::Responses
+    } else if has("\"type\":\"message_start\"")
+        || (has("\"type\":\"message\"") && has("\"stop_reason\""))
+    {
+        BodyFormat::Messages
+    } else if has("\"usageMetadata\"") || has("\"candidates\"") {
+        BodyFormat::Gemini
+    } else {
+        BodyFormat::Chat
+    };
+    let model_has_prefix = text
+        .split("\"model\":")
+        .nth(1)
+        .and_then(|rest| rest.trim_start().strip_prefix('"'))
+        .and_then(|rest| rest.split('"').next())
+        .is_some_and(|model| model.contains('/'));
+    let openrouter = has("OPENROUTER PROCESSING") || has("\"provider\":") || model_has_prefix;
+    let provider = match format {
+        BodyFormat::Messages => ProviderArg::Anthropic,
+        BodyFormat::Gemini => ProviderArg::Gemini,
+        _ if openrouter => ProviderArg::Openrouter,
+        _ => ProviderArg::Openai,
+    };
+    (format, provider)
+}
+
+/// The request path a `format` response answers, on `provider`'s API.
+fn path_for(format: BodyFormat, provider: ProviderArg, stream: bool) -> String {
+    let prefix = if provider == ProviderArg::Openrouter {
+        "/api/v1"
+    } else {
+        "/v1"
+    };
+    match format {
+        BodyFormat::Chat => format!("{prefix}/chat/completions"),
+        BodyFormat::Responses => format!("{prefix}/responses"),
+        BodyFormat::Messages => format!("{prefix}/messages"),
+        BodyFormat::Gemini if stream => "/v1beta/models/model:streamGenerateContent?alt=sse".into(),
+        BodyFormat::Gemini => "/v1beta/models/model:generateContent".into(),
     }
 }
 
@@ -69,10 +123,19 @@ pub fn run(args: &PriceArgs) -> Result<(), String> {
         config = config.with_pricing(table);
     }
     let request = args.request.as_deref().map(read_file).transpose()?;
-    let provider = args.provider.unwrap_or_else(|| guess_provider(&response));
-    let (host, default_path) = provider.host_and_path();
-    let path = args.path.as_deref().unwrap_or(default_path);
-    let outcome = price_bytes(&Rc::new(config), host, path, request.as_deref(), &response);
+    let (format, detected) = detect(&response);
+    let provider = args.provider.unwrap_or(detected);
+    let path = match &args.path {
+        Some(path) => path.clone(),
+        None => path_for(format, provider, !is_json(&response)),
+    };
+    let outcome = price_bytes(
+        &Rc::new(config),
+        provider.host(),
+        &path,
+        request.as_deref(),
+        &response,
+    );
     println!("{outcome}");
     Ok(())
 }
@@ -128,24 +191,12 @@ fn price_bytes(
     outcome.record_json
 }
 
-/// OpenRouter marks its bodies with `"provider"` and prefixed model ids; anything else is
-/// treated as OpenAI-compatible.
-fn guess_provider(response: &[u8]) -> ProviderArg {
-    let text = String::from_utf8_lossy(&response[..response.len().min(64 * 1024)]);
-    if text.contains("\"provider\":") || text.contains("OPENROUTER PROCESSING") {
-        return ProviderArg::Openrouter;
-    }
-    let model_has_prefix = text
-        .split("\"model\":")
-        .nth(1)
-        .and_then(|rest| rest.trim_start().strip_prefix('"'))
-        .and_then(|rest| rest.split('"').next())
-        .is_some_and(|model| model.contains('/'));
-    if model_has_prefix {
-        ProviderArg::Openrouter
-    } else {
-        ProviderArg::Openai
-    }
+/// A JSON body starts with `{` or `[`; anything else is taken for an SSE stream.
+fn is_json(response: &[u8]) -> bool {
+    response
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'{' || b == b'[')
 }
 
 fn read_input(name: &str) -> Result<Vec<u8>, String> {

@@ -176,3 +176,30 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn every_recording_is_detected_and_priced_without_flags() {
+    // Same tokens and status as the golden test (which tells the core the path explicitly).
+    let golden: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/golden.json")).unwrap(),
+    )
+    .unwrap();
+    for (name, entry) in golden.as_object().unwrap() {
+        let record = record_of(&llm_cost(&[
+            "price",
+            &recording(entry["file"].as_str().unwrap()),
+        ]));
+        assert_eq!(record["provider"], entry["provider"], "{name}");
+        for field in [
+            "prompt_tokens",
+            "completion_tokens",
+            "cached_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+            "model",
+        ] {
+            assert_eq!(record[field], entry[field], "{name}: {field}");
+        }
+        assert_ne!(record["cost_status"], "error", "{name}");
+    }
+}

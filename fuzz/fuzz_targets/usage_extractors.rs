@@ -1,0 +1,30 @@
+//! Every wire format's usage extractor on arbitrary bytes: never panics; any usage it reports is
+//! priced without a wrap (overflow is an error, not a small number).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use llm_cost_core::pricing::Prices;
+use llm_cost_core::usage::{Format, Report};
+use llm_cost_core::Usd;
+
+fuzz_target!(|data: &[u8]| {
+    let prices = Prices {
+        prompt: Usd::parse("0.000003").unwrap(),
+        completion: Usd::parse("0.000015").unwrap(),
+        input_cache_read: Usd::parse("0.0000003").unwrap(),
+        ..Prices::default()
+    };
+    for format in [Format::Chat, Format::Responses, Format::Anthropic, Format::Gemini] {
+        let _ = format.worth_parsing(data);
+        if let Ok(facts) = format.parse(data) {
+            let usage = match facts.usage {
+                Some(Report::Complete(u)) => u,
+                Some(Report::Anthropic(c)) => c.normalise(),
+                None => continue,
+            };
+            if let Ok(b) = llm_cost_core::cost::price(&usage, &prices) {
+                assert!(b.total >= b.prompt && b.total >= b.completion);
+            }
+        }
+    }
+});
