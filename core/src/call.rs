@@ -116,6 +116,8 @@ pub struct Call {
     start_ms: u64,
     request: RequestFacts,
     usage_chunk_injected: bool,
+    /// Estimated prompt tokens (builds with the `estimate` feature).
+    estimated_prompt: Option<u64>,
     /// Why the request was not rewritten, if it was not.
     request_note: Option<&'static str>,
     /// Why the response could not be metered, if it could not.
@@ -146,6 +148,7 @@ impl Call {
             start_ms: now_unix_ms,
             request: RequestFacts::default(),
             usage_chunk_injected: false,
+            estimated_prompt: None,
             request_note: None,
             response_fault: None,
             status_code: None,
@@ -194,6 +197,10 @@ impl Call {
         if body.len() > self.config.max_request_body_bytes {
             self.request_note = Some("request_too_large");
             return None;
+        }
+        #[cfg(feature = "estimate")]
+        if let (true, Some(format)) = (self.config.estimates(), self.format) {
+            self.estimated_prompt = crate::estimate::prompt_tokens(format, body);
         }
         match rewrite(body, self.provider, self.endpoint) {
             Ok(mut result) => {
@@ -255,11 +262,14 @@ impl Call {
         }
         self.response = match plan {
             ResponsePlan::BufferJson { .. } => ResponseState::Json,
-            ResponsePlan::Stream => ResponseState::Stream(Box::new(StreamScan::new(
-                self.format.unwrap_or(Format::Chat),
-                self.config.max_sse_event_bytes,
-                self.usage_chunk_injected && self.config.hide_injected_usage_chunk,
-            ))),
+            ResponsePlan::Stream => ResponseState::Stream(Box::new(
+                StreamScan::new(
+                    self.format.unwrap_or(Format::Chat),
+                    self.config.max_sse_event_bytes,
+                    self.usage_chunk_injected && self.config.hide_injected_usage_chunk,
+                )
+                .with_estimate(self.config.estimates()),
+            )),
             ResponsePlan::PassThrough => ResponseState::PassThrough,
         };
         plan
@@ -299,10 +309,12 @@ impl Call {
         match format.parse(body) {
             Ok(facts) => {
                 let fault = facts.error.is_some().then_some("upstream_error");
-                let usage = facts.usage.map(|report| match report {
-                    Report::Complete(usage) => usage,
-                    Report::Anthropic(counts) => counts.normalise(),
-                });
+                let usage = match facts.usage {
+                    Some(Report::Complete(usage)) => Some(Reported::Exact(usage)),
+                    Some(Report::Anthropic(counts)) => Some(Reported::Exact(counts.normalise())),
+                    None if fault.is_none() => self.estimate(completion_estimate(format, body)),
+                    None => None,
+                };
                 self.outcome(usage, facts.model, fault, Vec::new(), now_unix_ms)
             }
             Err(_) => self.outcome(None, None, Some("malformed_json"), Vec::new(), now_unix_ms),
@@ -368,6 +380,11 @@ impl Call {
         let tail = scan.finish();
         let oversized = scan.oversized_events();
         let facts = scan.facts();
+        // Anthropic and Gemini report cumulative usage as the stream goes: cut before its end,
+        // the counts are only a lower bound.
+        let partial = facts.usage.is_some()
+            && !facts.saw_end
+            && matches!(self.format, Some(Format::Anthropic | Format::Gemini));
         let fault = if facts.error.is_some() {
             Some("upstream_error")
         } else if abort.is_some() {
@@ -376,16 +393,38 @@ impl Call {
             Some("malformed_stream")
         } else if facts.usage.is_none() && oversized > 0 {
             Some("oversize_event")
-        } else if facts.usage.is_none() && !facts.saw_end {
+        } else if (facts.usage.is_none() || partial) && !facts.saw_end {
             Some("truncated_stream")
         } else {
             None
         };
-        let (usage, model) = (facts.usage.clone(), facts.model.clone());
+        let streamed = facts.estimated_completion_tokens;
+        let model = facts.model.clone();
+        let usage = match facts.usage.clone() {
+            Some(mut usage) if partial => {
+                usage.completion_tokens = usage.completion_tokens.max(streamed);
+                Some(Reported::Estimated(usage))
+            }
+            Some(usage) => Some(Reported::Exact(usage)),
+            None if facts.error.is_none() => self.estimate(streamed),
+            None => None,
+        };
         let mut outcome = self.outcome(usage, model, fault, tail, now_unix_ms);
         outcome.record.oversize_events = oversized;
         outcome.record_json = outcome.record.to_json();
         outcome
+    }
+
+    /// Usage from the token estimate, when this build estimates and there is something to count.
+    fn estimate(&self, completion_tokens: u64) -> Option<Reported> {
+        if !self.config.estimates() || (self.estimated_prompt.is_none() && completion_tokens == 0) {
+            return None;
+        }
+        Some(Reported::Estimated(Usage {
+            prompt_tokens: self.estimated_prompt.unwrap_or(0),
+            completion_tokens,
+            ..Usage::default()
+        }))
     }
 
     fn resolve(&self, model: &str) -> Option<Priced> {
@@ -403,7 +442,7 @@ impl Call {
 
     fn outcome(
         &self,
-        usage: Option<Usage>,
+        usage: Option<Reported>,
         response_model: Option<String>,
         fault: Option<&'static str>,
         stream_tail: Vec<u8>,
@@ -417,6 +456,10 @@ impl Call {
             .find(|a| a.matches(&self.host, &self.path, self.key_id.as_deref()));
         let mut status = CostStatus::NoUsage;
         let mut error: Option<&str> = fault;
+        let estimated = matches!(usage, Some(Reported::Estimated(_)));
+        let usage = usage.map(|u| match u {
+            Reported::Exact(u) | Reported::Estimated(u) => u,
+        });
         let (mut cost_usd, mut cost_micros, mut breakdown, mut priced_as) =
             (None, None, None, None);
         if let Some(usage) = &usage {
@@ -429,7 +472,11 @@ impl Call {
                     Ok((b, total))
                 }) {
                     Ok((b, total)) => {
-                        status = CostStatus::Exact;
+                        status = if estimated {
+                            CostStatus::Estimated
+                        } else {
+                            CostStatus::Exact
+                        };
                         cost_usd = Some(total.to_decimal_string());
                         cost_micros = Some(total.to_micros());
                         breakdown = Some(BreakdownRecord::from(&b));
@@ -483,7 +530,7 @@ impl Call {
             duration_ms: now_unix_ms.saturating_sub(self.start_ms),
             oversize_events: 0,
             adjustment_percent: adjustment
-                .filter(|_| status == CostStatus::Exact)
+                .filter(|_| cost_micros.is_some())
                 .map(|a| a.percent.trim().to_owned()),
         };
         let mut sse_comment = stream_tail;
@@ -506,4 +553,23 @@ fn gemini_model_from_path(path: &str) -> Option<String> {
     let (_, rest) = path.split_once("/models/")?;
     let (model, method) = rest.split_once(':')?;
     (method.ends_with("enerateContent") && !model.is_empty()).then(|| model.to_owned())
+}
+
+/// Usage as the call learned it.
+enum Reported {
+    /// Reported by the upstream.
+    Exact(Usage),
+    /// Estimated, or a lower bound from a stream cut short.
+    Estimated(Usage),
+}
+
+/// Tokens of the text in a whole JSON body (only in builds that estimate).
+fn completion_estimate(format: Format, body: &[u8]) -> u64 {
+    #[cfg(feature = "estimate")]
+    return crate::estimate::completion_tokens(format, body);
+    #[cfg(not(feature = "estimate"))]
+    {
+        let _ = (format, body);
+        0
+    }
 }

@@ -124,6 +124,8 @@ pub struct MeterConfig {
     pub hide_injected_usage_chunk: bool,
     /// Rewrite requests so the upstream reports usage.
     pub inject_usage: bool,
+    /// Estimate tokens when a call ends without usage (builds with the `estimate` feature only).
+    pub estimate_missing_usage: bool,
     /// Provider routing rules, tried before the built-in host/path rules.
     pub routes: Vec<Route>,
     /// The price table (bundled unless replaced).
@@ -146,6 +148,7 @@ struct ConfigFile {
     max_sse_event_bytes: usize,
     hide_injected_usage_chunk: bool,
     inject_usage: bool,
+    estimate_missing_usage: bool,
     routes: Vec<Route>,
     models: BTreeMap<String, BTreeMap<String, String>>,
     adjustments: Vec<Adjustment>,
@@ -161,6 +164,7 @@ impl Default for ConfigFile {
             max_sse_event_bytes: 1 << 20,
             hide_injected_usage_chunk: true,
             inject_usage: true,
+            estimate_missing_usage: true,
             routes: Vec::new(),
             models: BTreeMap::new(),
             adjustments: Vec::new(),
@@ -270,6 +274,7 @@ impl MeterConfig {
             max_sse_event_bytes: file.max_sse_event_bytes,
             hide_injected_usage_chunk: file.hide_injected_usage_chunk,
             inject_usage: file.inject_usage,
+            estimate_missing_usage: file.estimate_missing_usage,
             routes: file.routes,
             pricing: PriceTable::bundled(),
             overrides,
@@ -286,6 +291,11 @@ impl MeterConfig {
         self.pricing = table;
         self.refresh_pricing_version();
         self
+    }
+
+    /// True when this build can estimate tokens and the configuration allows it.
+    pub fn estimates(&self) -> bool {
+        cfg!(feature = "estimate") && self.estimate_missing_usage
     }
 
     /// Is `header_name` one of ours (starts with `header_prefix`, any case)? Hosts strip such

@@ -15,6 +15,8 @@ pub mod call;
 pub mod config;
 pub mod cost;
 pub mod decimal;
+#[cfg(feature = "estimate")]
+pub mod estimate;
 pub mod identity;
 pub mod model_names;
 pub mod money;

@@ -37,21 +37,29 @@ pub struct StreamFacts {
     pub malformed_events: u64,
     /// An `error` object arrived (its code).
     pub error: Option<String>,
+    /// Tokens of the generated text seen so far (only counted when estimating).
+    pub estimated_completion_tokens: u64,
 }
 
 impl StreamFacts {
-    fn on_event(
-        &mut self,
-        format: Format,
-        event: SseEvent<'_>,
-        hide: bool,
-        hidden: &mut Vec<(u64, u64)>,
-    ) {
+    fn on_event(&mut self, scan: ScanMode, event: SseEvent<'_>, hidden: &mut Vec<(u64, u64)>) {
+        let ScanMode {
+            format,
+            hide,
+            estimate,
+        } = scan;
         self.events += 1;
         if event.data == b"[DONE]" {
             self.saw_end = true;
             return;
         }
+        #[cfg(feature = "estimate")]
+        if estimate {
+            self.estimated_completion_tokens +=
+                crate::estimate::completion_tokens(format, event.data);
+        }
+        #[cfg(not(feature = "estimate"))]
+        let _ = estimate;
         if self.model.is_some() && !format.worth_parsing(event.data) {
             return;
         }
@@ -83,13 +91,22 @@ impl StreamFacts {
     }
 }
 
+/// How a stream is scanned.
+#[derive(Clone, Copy, Debug)]
+struct ScanMode {
+    format: Format,
+    /// Cut usage-only chat chunks.
+    hide: bool,
+    /// Count generated text for a token estimate.
+    estimate: bool,
+}
+
 /// Incremental scanner of one response stream.
 #[derive(Debug)]
 pub struct StreamScan {
-    format: Format,
+    mode: ScanMode,
     parser: SseParser,
     facts: StreamFacts,
-    hide_usage_only: bool,
     /// Bytes from `held_start` to the parser's offset, not yet released (hiding only).
     held: Vec<u8>,
     held_start: u64,
@@ -100,14 +117,23 @@ impl StreamScan {
     /// A scanner for `format`; `hide_usage_only` cuts usage-only events out of the forwarded bytes.
     pub fn new(format: Format, max_event_bytes: usize, hide_usage_only: bool) -> Self {
         StreamScan {
-            format,
+            mode: ScanMode {
+                format,
+                hide: hide_usage_only,
+                estimate: false,
+            },
             parser: SseParser::new(max_event_bytes),
             facts: StreamFacts::default(),
-            hide_usage_only,
             held: Vec::new(),
             held_start: 0,
             max_held: max_event_bytes.saturating_add(1024),
         }
+    }
+
+    /// Also count the generated text, for a token estimate if no usage arrives.
+    pub fn with_estimate(mut self, estimate: bool) -> Self {
+        self.mode.estimate = estimate;
+        self
     }
 
     /// What the stream told us so far.
@@ -128,13 +154,12 @@ impl StreamScan {
     /// Scans `chunk` and says what to forward in its place.
     pub fn feed(&mut self, chunk: &[u8]) -> Forward {
         let chunk_start = self.parser.offset();
-        let (format, hide) = (self.format, self.hide_usage_only);
+        let mode = self.mode;
         let mut hidden = Vec::new();
         let facts = &mut self.facts;
-        self.parser.feed(chunk, &mut |event| {
-            facts.on_event(format, event, hide, &mut hidden)
-        });
-        if !hide {
+        self.parser
+            .feed(chunk, &mut |event| facts.on_event(mode, event, &mut hidden));
+        if !mode.hide {
             return Forward::Unchanged;
         }
         let end = self.parser.offset();
@@ -160,11 +185,11 @@ impl StreamScan {
 
     /// The stream ended: returns the bytes still held back (forward them before any trailer).
     pub fn finish(&mut self) -> Vec<u8> {
-        let (format, hide) = (self.format, self.hide_usage_only);
+        let mode = self.mode;
         let mut hidden = Vec::new();
         let facts = &mut self.facts;
         self.parser
-            .finish(&mut |event| facts.on_event(format, event, hide, &mut hidden));
+            .finish(&mut |event| facts.on_event(mode, event, &mut hidden));
         let end = self.held_start + self.held.len() as u64;
         self.release(end, &hidden)
     }

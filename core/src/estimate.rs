@@ -1,0 +1,160 @@
+//! Token estimates for calls that end without usage (client abort, truncated stream, an upstream
+//! that omits it): prompt tokens from the request, completion tokens from the streamed text.
+//!
+//! Counting uses tiktoken's `o200k_base` (the GPT-4o / GPT-4.1 / GPT-5 / o-series vocabulary), the
+//! only encoding bundled; other vendors' models are approximated with it. Streamed text is counted
+//! delta by delta and never kept. Chat prompts add OpenAI's per-message overhead (3 tokens per
+//! message, 3 to prime the reply); tool definitions and images are not counted.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde_json::Value;
+
+use crate::usage::Format;
+
+/// Tokens in `text` (o200k_base, no special tokens).
+pub fn count_text(text: &str) -> u64 {
+    tiktoken_rs::o200k_base_singleton()
+        .encode_ordinary(text)
+        .len() as u64
+}
+
+/// Estimated prompt tokens of a request body, or `None` if it is not JSON.
+pub fn prompt_tokens(format: Format, body: &[u8]) -> Option<u64> {
+    let doc: Value = serde_json::from_slice(body).ok()?;
+    let mut texts = Vec::new();
+    let mut messages = 0u64;
+    for key in ["messages", "input", "contents"] {
+        match doc.get(key) {
+            Some(Value::Array(items)) => {
+                messages += items.len() as u64;
+                items.iter().for_each(|item| collect_text(item, &mut texts));
+            }
+            Some(Value::String(text)) => {
+                messages += 1;
+                texts.push(text.clone());
+            }
+            _ => {}
+        }
+    }
+    for key in ["system", "instructions", "systemInstruction"] {
+        if let Some(value) = doc.get(key) {
+            messages += 1;
+            collect_text(value, &mut texts);
+        }
+    }
+    let overhead = match format {
+        Format::Chat | Format::Responses => 3 * messages + 3,
+        Format::Anthropic | Format::Gemini => 0,
+    };
+    Some(texts.iter().map(|t| count_text(t)).sum::<u64>() + overhead)
+}
+
+/// Every string under a `content`, `text` or `role` key (or the value itself, if a string).
+fn collect_text(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(text) => out.push(text.clone()),
+        Value::Array(items) => items.iter().for_each(|item| collect_text(item, out)),
+        Value::Object(map) => {
+            for (key, item) in map {
+                if matches!(key.as_str(), "content" | "text" | "role" | "parts") {
+                    collect_text(item, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Estimated tokens of the generated text one stream event (or a whole JSON body) carries:
+/// content, reasoning and tool-call argument deltas, per the wire format.
+pub fn completion_tokens(format: Format, doc: &[u8]) -> u64 {
+    let Ok(value) = serde_json::from_slice::<Value>(doc) else {
+        return 0;
+    };
+    let mut texts: Vec<&str> = Vec::new();
+    match format {
+        Format::Chat => {
+            for choice in value["choices"].as_array().into_iter().flatten() {
+                for part in [&choice["delta"], &choice["message"]] {
+                    for key in ["content", "reasoning", "refusal"] {
+                        texts.extend(part[key].as_str());
+                    }
+                    for call in part["tool_calls"].as_array().into_iter().flatten() {
+                        texts.extend(call["function"]["arguments"].as_str());
+                    }
+                }
+            }
+        }
+        Format::Responses => {
+            let kind = value["type"].as_str().unwrap_or("");
+            if kind.ends_with(".delta") {
+                texts.extend(value["delta"].as_str());
+            }
+        }
+        Format::Anthropic => {
+            let delta = &value["delta"];
+            for key in ["text", "thinking", "partial_json"] {
+                texts.extend(delta[key].as_str());
+            }
+        }
+        Format::Gemini => {
+            for candidate in value["candidates"].as_array().into_iter().flatten() {
+                for part in candidate["content"]["parts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    texts.extend(part["text"].as_str());
+                }
+            }
+        }
+    }
+    texts.iter().map(|t| count_text(t)).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_with_o200k() {
+        assert_eq!(count_text("Hello, world!"), 4);
+        assert_eq!(count_text(""), 0);
+    }
+
+    #[test]
+    fn chat_prompt_adds_per_message_overhead() {
+        // 3 per message + "user" (1) + "Who are you" (3) + 3 priming. (o3 itself reported 9.)
+        let body = br#"{"messages":[{"content":"Who are you","role":"user"}],"model":"openai/o3","stream":true}"#;
+        assert_eq!(prompt_tokens(Format::Chat, body), Some(10));
+    }
+
+    #[test]
+    fn completion_text_per_format() {
+        assert_eq!(
+            completion_tokens(
+                Format::Chat,
+                br#"{"choices":[{"delta":{"content":"Hello, world!"}}]}"#
+            ),
+            4
+        );
+        assert_eq!(
+            completion_tokens(
+                Format::Responses,
+                br#"{"type":"response.output_text.delta","delta":"Hello, world!"}"#
+            ),
+            4
+        );
+        assert_eq!(completion_tokens(Format::Anthropic, br#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"Hello, world!"}}"#), 4);
+        assert_eq!(
+            completion_tokens(
+                Format::Gemini,
+                br#"{"candidates":[{"content":{"parts":[{"text":"Hello, world!"}]}}]}"#
+            ),
+            4
+        );
+        assert_eq!(completion_tokens(Format::Chat, b"not json"), 0);
+    }
+}
