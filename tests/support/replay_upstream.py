@@ -5,12 +5,13 @@ Serves recorded responses from a fixtures directory (`<name>.json` or `<name>.ss
 `<name>.meta.json`). The fixture is picked by the request header `x-replay-fixture: <name>`.
 
     python3 tests/support/replay_upstream.py --fixtures fixtures/recordings --port 0 [--event-delay-ms 20]
+        [--tls-cert cert.pem --tls-key key.pem]
 
 prints `LISTENING <port>` as its first stdout line. Every request is recorded:
-`GET /_requests` returns `[{method, path, headers, body}]` (authorization removed), `POST /_reset`
-clears the list. `.json` fixtures are sent with content-length; `.sse` fixtures are sent chunked,
-one SSE event (bytes verbatim, split after each blank line) per flushed chunk, with a delay between
-events (`--event-delay-ms`, or the request header `x-replay-event-delay-ms`).
+`GET /_requests` returns `[{method, path, headers, body, has_authorization}]` (authorization and
+other API-key headers removed from `headers`), `POST /_reset` clears the list. `.json` fixtures are sent with content-length;
+`.sse` fixtures are sent chunked, one SSE event (bytes verbatim, split after each blank line) per
+flushed chunk, with a delay between events (`--event-delay-ms`, or the request header `x-replay-event-delay-ms`).
 
 Faults (request header `x-replay-fault`):
   status-<code>     answer <code> with a JSON error body (e.g. status-500, status-429)
@@ -20,13 +21,17 @@ Faults (request header `x-replay-fault`):
   pad-<bytes>       JSON: append <bytes> spaces after the body (still valid JSON, larger than limits)
   chunked-json      JSON: send the body chunked, without content-length
   no-done           SSE: drop a final `data: [DONE]` event (stream ends without it)
+  gzip              JSON: gzip the body and send `content-encoding: gzip`
+Several faults combine with commas (`chunked-json,pad-2000000`).
 """
 
 import argparse
+import gzip
 import json
 import os
 import re
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -34,6 +39,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 EVENT_END = re.compile(rb"\r?\n\r?\n")
+# Never kept in the request log: API keys.
+SECRET_HEADERS = {"authorization", "x-api-key", "x-goog-api-key", "api-key"}
 
 
 def split_events(data):
@@ -114,7 +121,7 @@ class Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.requests.clear()
             return self.send_json(200, {"ok": True})
-        headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"}
+        headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in SECRET_HEADERS}
         with state.lock:
             state.requests.append(
                 {
@@ -122,16 +129,18 @@ class Handler(BaseHTTPRequestHandler):
                     "path": self.path,
                     "headers": headers,
                     "body": body.decode("utf-8", "replace"),
+                    "has_authorization": "authorization" in {k.lower() for k in self.headers.keys()},
                 }
             )
         self.replay(state, headers)
 
     def replay(self, state, headers):
-        fault = headers.get("x-replay-fault", "")
-        if fault == "slow":
+        fault = {f.strip() for f in headers.get("x-replay-fault", "").split(",") if f.strip()}
+        if "slow" in fault:
             time.sleep(1.0)
-        if fault.startswith("status-"):
-            code = int(fault[len("status-") :] or 500)
+        status = [f for f in fault if f.startswith("status-")]
+        if status:
+            code = int(status[0][len("status-") :] or 500)
             err = {"error": {"message": "replayed upstream error", "code": code}}
             return self.send_json(code, err)
         name = headers.get("x-replay-fixture", "")
@@ -148,13 +157,17 @@ class Handler(BaseHTTPRequestHandler):
     def replay_json(self, path, fault):
         with open(path, "rb") as f:
             body = f.read()
-        if fault == "malformed":
+        if "malformed" in fault:
             body = b"{not json"
-        if fault.startswith("pad-"):
-            body += b" " * int(fault[len("pad-") :])
+        for f in fault:
+            if f.startswith("pad-"):
+                body += b" " * int(f[len("pad-") :])
         self.send_response(200)
         self.send_header("content-type", "application/json")
-        if fault == "chunked-json":
+        if "gzip" in fault:
+            body = gzip.compress(body)
+            self.send_header("content-encoding", "gzip")
+        if "chunked-json" in fault:
             self.send_header("transfer-encoding", "chunked")
             self.end_headers()
             half = len(body) // 2
@@ -169,9 +182,9 @@ class Handler(BaseHTTPRequestHandler):
     def replay_sse(self, path, fault, delay):
         with open(path, "rb") as f:
             events = split_events(f.read())
-        if fault == "no-done" and events and events[-1].startswith(b"data: [DONE]"):
+        if "no-done" in fault and events and events[-1].startswith(b"data: [DONE]"):
             events = events[:-1]
-        cut = len(events) // 2 if fault == "reset-mid-stream" else None
+        cut = len(events) // 2 if "reset-mid-stream" in fault else None
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("cache-control", "no-cache")
@@ -201,8 +214,14 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--event-delay-ms", type=float, default=20.0)
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (and --tls-key)")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
     server = ThreadingHTTPServer((args.host, args.port), Handler)
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     server.state = State(args.fixtures, args.event_delay_ms)
     print("LISTENING %d" % server.server_address[1], flush=True)

@@ -1,0 +1,285 @@
+//! The per-request HTTP filter: hands one call's bytes to a core `Call` and applies its answers.
+//!
+//! Host rules this file works around (Envoy 1.40, checked by running it):
+//! - `Pause` in a headers callback holds the headers; the body callback then sees the whole
+//!   buffered body. For requests this needs `allow_on_headers_stop_iteration: true` in the wasm
+//!   `PluginConfig`, or Envoy never calls the body callback and the request hangs.
+//! - Envoy never fixes `content-length` after a body change; we set it while headers are held.
+//! - A paused body past the listener's `per_connection_buffer_limit_bytes` gets the client a 500
+//!   (413 for requests), so we stop holding at the core's `max_bytes` and let the rest pass.
+//! - Streams are never paused: every chunk is forwarded in the callback that received it.
+
+use std::rc::Rc;
+
+use llm_cost_core::{
+    Call, Forward, MeterConfig, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan,
+};
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, BufferType, MapType};
+
+use crate::host::{self, header, now_unix_ms};
+use crate::root::Shared;
+
+/// Filter state key: `%FILTER_STATE(wasm.llm_cost:PLAIN)%` in an access log prints the record.
+pub const FILTER_STATE_KEY: &str = "llm_cost";
+
+/// What the response body callbacks do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Response {
+    /// Headers not seen yet.
+    Pending,
+    /// Holding a JSON body (headers held too) up to `max_bytes`.
+    Json { max_bytes: usize },
+    /// Forwarding an SSE stream chunk by chunk.
+    Stream,
+    /// Forwarding untouched.
+    PassThrough,
+}
+
+/// One request's filter.
+pub struct MeterFilter {
+    config: Option<Rc<MeterConfig>>,
+    shared: Rc<Shared>,
+    call: Option<Call>,
+    /// Holding the request body for the rewrite, up to this many bytes.
+    request_limit: Option<usize>,
+    request_had_length: bool,
+    response: Response,
+    finished: bool,
+}
+
+impl MeterFilter {
+    /// A filter for one request; `config` is `None` only if the configuration was refused.
+    pub fn new(config: Option<Rc<MeterConfig>>, shared: Rc<Shared>) -> Self {
+        MeterFilter {
+            config,
+            shared,
+            call: None,
+            request_limit: None,
+            request_had_length: false,
+            response: Response::Pending,
+            finished: false,
+        }
+    }
+
+    /// Finishes the call once (`finish` runs the core), then emits what it produced.
+    fn finish(&mut self, finish: impl FnOnce(&mut Call, u64) -> Outcome) -> Option<Outcome> {
+        if self.finished {
+            return None;
+        }
+        let call = self.call.as_mut()?;
+        self.finished = true;
+        let outcome = finish(call, now_unix_ms());
+        if call.is_metered() {
+            host::set_filter_state(FILTER_STATE_KEY, outcome.record_json.as_bytes());
+            self.shared
+                .metrics
+                .borrow_mut()
+                .add_record(&outcome.record, &outcome.metric_model);
+            self.shared
+                .queue
+                .borrow_mut()
+                .push(outcome.record_json.clone());
+        }
+        Some(outcome)
+    }
+}
+
+impl Context for MeterFilter {}
+
+impl HttpContext for MeterFilter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(config) = &self.config else {
+            return Action::Continue;
+        };
+        let req = |name: &str| header(MapType::HttpRequestHeaders, name);
+        let (method, host, path) = (req(":method"), req(":authority"), req(":path"));
+        let authorization = req("authorization").or_else(|| req("x-api-key"));
+        let (content_type, request_id) = (req("content-type"), req("x-request-id"));
+        let content_length = req("content-length").and_then(|v| v.trim().parse().ok());
+        let head = RequestHead {
+            method: method.as_deref().unwrap_or(""),
+            host: host.as_deref().unwrap_or(""),
+            path: path.as_deref().unwrap_or(""),
+            authorization: authorization.as_deref(),
+            content_type: content_type.as_deref(),
+            content_length,
+            request_id: request_id.as_deref(),
+        };
+        let call = Call::new(config, head, now_unix_ms());
+        self.request_had_length = content_length.is_some();
+        let plan = call.request_body_plan();
+        self.call = Some(call);
+        match plan {
+            // Hold the headers: content-length can only change while they are held.
+            RequestBodyPlan::Buffer { max_bytes } if !end_of_stream => {
+                self.request_limit = Some(max_bytes);
+                Action::Pause
+            }
+            _ => Action::Continue,
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(max_bytes) = self.request_limit else {
+            return Action::Continue;
+        };
+        let Some(call) = self.call.as_mut() else {
+            return Action::Continue;
+        };
+        if body_size > max_bytes {
+            // Never hold more than the limit (Envoy answers 413 past its buffer limit).
+            call.request_body_too_large();
+            self.request_limit = None;
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause; // Envoy keeps buffering; the next call sees the whole body
+        }
+        self.request_limit = None;
+        let body = host::body(BufferType::HttpRequestBody, body_size);
+        if let Some(new_body) = call.rewrite_request(&body) {
+            if host::set_body(BufferType::HttpRequestBody, 0, body_size, &new_body)
+                && self.request_had_length
+            {
+                // Headers are still held: a stale content-length would truncate the body upstream.
+                let length = new_body.len().to_string();
+                host::set_header(MapType::HttpRequestHeaders, "content-length", &length);
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        // A body with trailers never reaches end-of-stream in the body callback: let it pass.
+        self.request_limit = None;
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let resp = |name: &str| header(MapType::HttpResponseHeaders, name);
+        let status = resp(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let content_type = resp("content-type");
+        let content_length = resp("content-length").and_then(|v| v.trim().parse().ok());
+        let content_encoding = resp("content-encoding");
+        let Some(call) = self.call.as_mut() else {
+            return Action::Continue;
+        };
+        let plan = call.on_response_head(ResponseHead {
+            status,
+            content_type: content_type.as_deref(),
+            content_length,
+            content_encoding: content_encoding.as_deref(),
+        });
+        self.response = match plan {
+            ResponsePlan::BufferJson { max_bytes } => Response::Json { max_bytes },
+            ResponsePlan::Stream => Response::Stream,
+            ResponsePlan::PassThrough => Response::PassThrough,
+        };
+        if end_of_stream {
+            // No body at all: the headers are still ours to change.
+            let outcome = match self.response {
+                Response::Json { .. } => self.finish(|c, now| c.finish_json(&[], now)),
+                Response::Stream => self.finish(|c, now| c.finish_stream(now)),
+                _ => self.finish(|c, now| c.finish_passthrough(now)),
+            };
+            for (name, value) in outcome.iter().flat_map(|o| &o.headers) {
+                host::set_header(MapType::HttpResponseHeaders, name, value);
+            }
+            return Action::Continue;
+        }
+        match self.response {
+            Response::Json { .. } => Action::Pause, // hold the headers until the body is complete
+            _ => Action::Continue,
+        }
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        match self.response {
+            Response::Json { max_bytes } => self.json_body(body_size, end_of_stream, max_bytes),
+            Response::Stream => self.stream_body(body_size, end_of_stream),
+            Response::PassThrough | Response::Pending => {
+                if end_of_stream {
+                    self.finish(|c, now| c.finish_passthrough(now));
+                }
+                Action::Continue
+            }
+        }
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        // The upstream sent trailers, so no body callback saw end-of-stream. Body bytes can no
+        // longer be added here; the cost still goes into the trailers and the record.
+        let outcome = match self.response {
+            Response::Stream => self.finish(|c, now| c.finish_stream(now)),
+            _ => self.finish(|c, now| c.finish_passthrough(now)),
+        };
+        for (name, value) in outcome.iter().flat_map(|o| &o.headers) {
+            host::set_header(MapType::HttpResponseTrailers, name, value);
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        // Runs for every stream, also when the client or upstream went away before the end.
+        self.finish(|c, now| c.finish_aborted(now));
+    }
+}
+
+impl MeterFilter {
+    fn json_body(&mut self, body_size: usize, end_of_stream: bool, max_bytes: usize) -> Action {
+        if body_size > max_bytes {
+            // Stop holding before Envoy's buffer limit turns the response into a 500.
+            if let Some(call) = self.call.as_mut() {
+                call.response_body_too_large();
+            }
+            self.response = Response::PassThrough;
+            if end_of_stream {
+                self.finish(|c, now| c.finish_passthrough(now));
+            }
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause; // Envoy buffers; the next call sees everything so far
+        }
+        let body = host::body(BufferType::HttpResponseBody, body_size);
+        if let Some(outcome) = self.finish(|c, now| c.finish_json(&body, now)) {
+            // The headers are still held, so they can still change.
+            for (name, value) in &outcome.headers {
+                host::set_header(MapType::HttpResponseHeaders, name, value);
+            }
+        }
+        Action::Continue
+    }
+
+    fn stream_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let mut size = body_size;
+        if body_size > 0 {
+            let chunk = host::body(BufferType::HttpResponseBody, body_size);
+            let forward = match self.call.as_mut() {
+                Some(call) => call.feed_stream(&chunk),
+                None => Forward::Unchanged,
+            };
+            if let Forward::Replace(bytes) = forward {
+                if host::set_body(BufferType::HttpResponseBody, 0, body_size, &bytes) {
+                    size = bytes.len();
+                }
+            }
+        }
+        if end_of_stream {
+            if let Some(outcome) = self.finish(|c, now| c.finish_stream(now)) {
+                // Append (start = current size, replace nothing): held-back bytes, then the
+                // `: llm-cost {...}` comment, which SSE clients ignore.
+                if !outcome.sse_comment.is_empty() {
+                    host::set_body(BufferType::HttpResponseBody, size, 0, &outcome.sse_comment);
+                }
+                // Trailers reach HTTP/2 clients, and HTTP/1.1 chunked clients that sent
+                // `TE: trailers` when the HCM has `http_protocol_options.enable_trailers`.
+                for (name, value) in &outcome.headers {
+                    host::add_header(MapType::HttpResponseTrailers, name, value);
+                }
+            }
+        }
+        Action::Continue
+    }
+}

@@ -1,0 +1,179 @@
+//! Envoy stats: which counters a cost record adds to, and defining them once per VM.
+//!
+//! Names end in `.model=<id>`, `.cost_status=<status>` or `.reason=<error>` so that a bootstrap
+//! `stats_tags` rule (`(\.model=(.+))$`, ...) turns the suffix into a Prometheus label. Envoy shows
+//! them under `wasmcustom.` in `/stats` (stripped in `/stats/prometheus`). Label values are
+//! bounded: the model is the core's `metric_model` (price-table id or `other`) and the error is
+//! one of the core's fixed codes (anything else becomes `other`).
+
+use std::collections::HashMap;
+
+use llm_cost_core::CostRecord;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MetricType;
+
+/// Prefix of every counter we define.
+pub const PREFIX: &str = "llmcost";
+
+/// Counter names and increments for one finished call.
+pub fn record_increments(record: &CostRecord, metric_model: &str) -> Vec<(String, u64)> {
+    let model = label(metric_model);
+    let per_model =
+        |what: &str, n: Option<u64>| n.map(|n| (format!("{PREFIX}.{what}.model={model}"), n));
+    let mut out: Vec<(String, u64)> = [
+        per_model("requests", Some(1)),
+        per_model("prompt_tokens", record.prompt_tokens),
+        per_model("completion_tokens", record.completion_tokens),
+        per_model("cached_tokens", record.cached_tokens),
+        per_model("reasoning_tokens", record.reasoning_tokens),
+        per_model("cost_micros", record.cost_micros),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let status = record.cost_status.as_str();
+    out.push((format!("{PREFIX}.records.cost_status={status}"), 1));
+    if let Some(error) = &record.error {
+        out.push((format!("{PREFIX}.errors.reason={}", label(error)), 1));
+    }
+    out
+}
+
+/// A label value safe for a stat name: model ids and error codes pass, anything odd is `other`.
+pub fn label(value: &str) -> &str {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || b"-_./:@+".contains(&b);
+    if value.is_empty() || value.len() > 128 || !value.bytes().all(ok) {
+        "other"
+    } else {
+        value
+    }
+}
+
+/// Counters defined in this VM, by name, and increments not yet handed to the host.
+///
+/// Increments are summed here and applied from the root's timer (`flush`): a handful of host
+/// calls per flush interval instead of about eight per request.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    ids: HashMap<String, u32>,
+    pending: HashMap<String, u64>,
+}
+
+impl Metrics {
+    /// Adds `n` to the counter `name` (applied at the next `flush`).
+    pub fn add(&mut self, name: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        match self.pending.get_mut(name) {
+            Some(sum) => *sum = sum.saturating_add(n),
+            None => {
+                self.pending.insert(name.to_owned(), n);
+            }
+        }
+    }
+
+    /// Adds every counter of a finished call.
+    pub fn add_record(&mut self, record: &CostRecord, metric_model: &str) {
+        for (name, n) in record_increments(record, metric_model) {
+            self.add(&name, n);
+        }
+    }
+
+    /// Hands the summed increments to the host, defining counters on first use.
+    pub fn flush(&mut self) {
+        for (name, n) in self.pending.drain() {
+            let id = match self.ids.get(&name) {
+                Some(id) => *id,
+                None => match hostcalls::define_metric(MetricType::Counter, &name) {
+                    Ok(id) => *self.ids.entry(name).or_insert(id),
+                    Err(status) => {
+                        log::debug!("llm-cost: metric refused: {status:?}");
+                        continue;
+                    }
+                },
+            };
+            let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llm_cost_core::{Call, MeterConfig, RequestHead, ResponseHead, ResponsePlan};
+    use std::rc::Rc;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../fixtures/recordings/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// A JSON call through the core the way the filter drives it.
+    fn json_call(body: &[u8]) -> (CostRecord, String) {
+        let config = Rc::new(MeterConfig::default());
+        let head = RequestHead {
+            method: "POST",
+            host: "openrouter.ai",
+            path: "/api/v1/chat/completions",
+            ..RequestHead::default()
+        };
+        let mut call = Call::new(&config, head, 0);
+        let plan = call.on_response_head(ResponseHead {
+            status: 200,
+            content_type: Some("application/json"),
+            ..ResponseHead::default()
+        });
+        assert!(matches!(plan, ResponsePlan::BufferJson { .. }));
+        let outcome = call.finish_json(body, 5);
+        (outcome.record, outcome.metric_model)
+    }
+
+    #[test]
+    fn a_priced_call_counts_tokens_and_cost_under_its_price_table_model() {
+        let (record, model) = json_call(&fixture("openrouter-cache-all-settings-real-api-0.json"));
+        let got = record_increments(&record, &model);
+        let m = "model=anthropic/claude-sonnet-4.6";
+        for (name, n) in [
+            (format!("llmcost.requests.{m}"), 1),
+            (format!("llmcost.prompt_tokens.{m}"), 2572),
+            (format!("llmcost.completion_tokens.{m}"), 63),
+            (format!("llmcost.cost_micros.{m}"), 10588),
+            ("llmcost.records.cost_status=exact".to_owned(), 1),
+        ] {
+            assert!(
+                got.contains(&(name.clone(), n)),
+                "{name}={n} missing in {got:?}"
+            );
+        }
+        assert!(!got
+            .iter()
+            .any(|(name, _)| name.starts_with("llmcost.errors.")));
+    }
+
+    #[test]
+    fn a_failed_call_counts_its_error_reason_under_model_other() {
+        let (record, model) = json_call(b"{not json");
+        let got = record_increments(&record, &model);
+        assert!(got.contains(&("llmcost.requests.model=other".to_owned(), 1)));
+        assert!(got.contains(&("llmcost.records.cost_status=error".to_owned(), 1)));
+        assert!(got.contains(&("llmcost.errors.reason=malformed_json".to_owned(), 1)));
+        assert!(!got.iter().any(|(name, _)| name.contains("cost_micros")));
+    }
+
+    #[test]
+    fn labels_keep_model_ids_and_error_codes() {
+        assert_eq!(label("openai/gpt-4.1-mini"), "openai/gpt-4.1-mini");
+        assert_eq!(
+            label("anthropic/claude-3.5-sonnet:beta"),
+            "anthropic/claude-3.5-sonnet:beta"
+        );
+        assert_eq!(label("truncated_stream"), "truncated_stream");
+        assert_eq!(label("has space"), "other");
+        assert_eq!(label(""), "other");
+        assert_eq!(label(&"x".repeat(200)), "other");
+    }
+}

@@ -1,0 +1,170 @@
+//! The root context: one per worker VM. Parses the plugin configuration, hands it to every
+//! request's filter, and flushes queued cost records to the collector from the timer.
+//!
+//! Records are batched (one `dispatch_http_call` per request roughly halved Envoy's throughput in
+//! our measurements; a batch every `flush_interval_ms` costs about nothing) and sent from the root
+//! so that the collector's answer comes back here even after the request's stream is gone.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use llm_cost_core::MeterConfig;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{ContextType, MapType};
+
+use crate::filter::MeterFilter;
+use crate::host;
+use crate::metrics::{Metrics, PREFIX};
+use crate::queue::{ndjson, RecordQueue};
+
+/// At most this many collector batches in flight per VM (a hung collector cannot pile up calls;
+/// the records wait in the bounded queue instead).
+const MAX_IN_FLIGHT: usize = 4;
+
+/// State shared by the root and the filters of one VM (single-threaded, hence `RefCell`).
+#[derive(Debug)]
+pub struct Shared {
+    /// Records waiting for the collector.
+    pub queue: RefCell<RecordQueue>,
+    /// Envoy counters.
+    pub metrics: RefCell<Metrics>,
+}
+
+/// The root context.
+pub struct MeterRoot {
+    config: Option<Rc<MeterConfig>>,
+    shared: Rc<Shared>,
+    /// Batches sent and not yet answered, by call token.
+    in_flight: BTreeMap<u32, Vec<String>>,
+}
+
+impl Default for MeterRoot {
+    fn default() -> Self {
+        MeterRoot {
+            config: None,
+            shared: Rc::new(Shared {
+                queue: RefCell::new(RecordQueue::new(1)),
+                metrics: RefCell::new(Metrics::default()),
+            }),
+            in_flight: BTreeMap::new(),
+        }
+    }
+}
+
+impl MeterRoot {
+    fn count(&self, what: &str, n: u64) {
+        self.shared
+            .metrics
+            .borrow_mut()
+            .add(&format!("{PREFIX}.collector.{what}"), n);
+    }
+
+    /// Sends queued records, a batch per call, while calls are free.
+    fn flush(&mut self) {
+        let Some(config) = self.config.clone() else {
+            return;
+        };
+        let c = &config.collector;
+        let dropped = self.shared.queue.borrow_mut().take_dropped();
+        self.count("dropped_records", dropped);
+        while self.in_flight.len() < MAX_IN_FLIGHT {
+            let batch = self
+                .shared
+                .queue
+                .borrow_mut()
+                .take_batch(c.max_batch_records);
+            if batch.is_empty() {
+                return;
+            }
+            let body = ndjson(&batch);
+            let headers = vec![
+                (":method", "POST"),
+                (":path", c.path.as_str()),
+                (":authority", c.authority.as_str()),
+                ("content-type", "application/x-ndjson"),
+            ];
+            let timeout = Duration::from_millis(c.timeout_ms);
+            match hostcalls::dispatch_http_call(&c.cluster, headers, Some(&body), vec![], timeout) {
+                Ok(token) => {
+                    self.in_flight.insert(token, batch);
+                }
+                Err(status) => {
+                    // e.g. the cluster does not exist: count it and keep the records for later.
+                    log::warn!(
+                        "llm-cost: collector cluster {:?} refused: {status:?}",
+                        c.cluster
+                    );
+                    self.count("failures", 1);
+                    self.shared.queue.borrow_mut().put_back(batch);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Context for MeterRoot {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        _body: usize,
+        _trailers: usize,
+    ) {
+        let Some(batch) = self.in_flight.remove(&token) else {
+            return;
+        };
+        // A connect failure, reset or timeout arrives here with no `:status` at all.
+        let status = host::header(MapType::HttpCallResponseHeaders, ":status")
+            .and_then(|s| s.parse::<u16>().ok());
+        match status {
+            Some(200..=299) => self.count("sent_records", batch.len() as u64),
+            _ => {
+                log::debug!("llm-cost: collector answered {status:?}; batch kept for a retry");
+                self.count("failures", 1);
+                self.shared.queue.borrow_mut().put_back(batch);
+            }
+        }
+    }
+}
+
+impl RootContext for MeterRoot {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        match MeterConfig::from_json(&host::plugin_configuration()) {
+            Ok(config) => {
+                let c = &config.collector;
+                self.shared
+                    .queue
+                    .borrow_mut()
+                    .set_max_records(c.max_queue_records);
+                host::set_tick_period(Duration::from_millis(c.flush_interval_ms));
+                self.config = Some(Rc::new(config));
+                true
+            }
+            Err(e) => {
+                // Returning false makes Envoy reject the configuration (`--mode validate` fails).
+                log::error!("{e} (plugin_config of the llm-cost filter)");
+                false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.flush();
+        self.shared.metrics.borrow_mut().flush();
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(MeterFilter::new(
+            self.config.clone(),
+            Rc::clone(&self.shared),
+        )))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

@@ -1,0 +1,238 @@
+"""Runs the real Envoy with the built llm-cost .wasm between a replaying upstream and a collector.
+
+Everything binds 127.0.0.1 on free ports (port 0; Envoy's bound ports are read back from its
+admin endpoint). Every wait is bounded. Used by tests/envoy/conftest.py.
+"""
+
+import json
+import os
+import select
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+FIXTURES = os.path.join(ROOT, "fixtures", "recordings")
+SUPPORT = os.path.join(ROOT, "tests", "support")
+WASM = os.path.join(ROOT, "target", "wasm32-unknown-unknown", "release", "llm_cost_plugin.wasm")
+TEMPLATE = os.path.join(ROOT, "envoy", "demo.yaml")
+CLI = os.path.join(ROOT, "target", "debug", "llm-cost")
+
+PROVIDER_HOSTS = {
+    "openrouter": "openrouter.ai",
+    "openai": "api.openai.com",
+    "anthropic": "api.anthropic.com",
+    "gemini": "generativelanguage.googleapis.com",
+}
+
+
+def find_envoy():
+    """The Envoy binary: $ENVOY, else the one scripts/install-envoy put in the tools venv."""
+    explicit = os.environ.get("ENVOY")
+    if explicit:
+        return explicit
+    tools = os.environ.get("LLM_COST_TOOLS", os.path.expanduser("~/.cache/llm-cost-tools"))
+    venv = os.path.join(tools, "venv", "lib")
+    if os.path.isdir(venv):
+        for pyver in sorted(os.listdir(venv)):
+            path = os.path.join(venv, pyver, "site-packages", "envoy", "_bin", "envoy")
+            if os.path.isfile(path):
+                return path
+    return shutil.which("envoy")
+
+
+def wait_until(predicate, timeout, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(interval)
+
+
+def http_json(url, method="GET", timeout=5):
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    insecure = ssl._create_unverified_context() if url.startswith("https:") else None  # test-only self-signed upstream
+    with urllib.request.urlopen(req, timeout=timeout, context=insecure) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def http_text(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.read().decode()
+
+
+class Helper:
+    """A tests/support server that prints `LISTENING <port>` first."""
+
+    def __init__(self, script, *args, port=0):
+        self.proc = subprocess.Popen(
+            ["python3", os.path.join(SUPPORT, script), "--port", str(port), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        if not line.startswith("LISTENING "):
+            self.stop()
+            raise RuntimeError("%s did not start: %r" % (script, line))
+        self.port = int(line.split()[1])
+
+    scheme = "http"
+
+    def url(self, path):
+        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+class Upstream(Helper):
+    def __init__(self, event_delay_ms=2, tls=None):
+        extra = ["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []
+        super().__init__("replay_upstream.py", "--fixtures", FIXTURES, "--event-delay-ms", str(event_delay_ms), *extra)
+        self.scheme = "https" if tls else "http"
+
+    def requests(self):
+        return http_json(self.url("/_requests"))
+
+
+class Collector(Helper):
+    def __init__(self, *args, port=0):
+        super().__init__("collector.py", *args, port=port)
+
+    def records(self):
+        return http_json(self.url("/_records"))
+
+    def records_for(self, request_id, n=1, timeout=5):
+        """Waits until `n` records carry `request_id`, then a little longer to catch extras."""
+        pick = lambda: [r for r in self.records() if r.get("request_id") == request_id]
+        wait_until(lambda: len(pick()) >= n, timeout, what="%d record(s) for %s" % (n, request_id))
+        time.sleep(0.25)  # two flush intervals: a duplicate would show up by now
+        return pick()
+
+
+def render_config(wasm, upstream_port, collector_port, access_log, plugin_config, with_filter=True):
+    with open(TEMPLATE) as f:
+        text = f.read()
+    if not with_filter:
+        start, end = text.index("# BEGIN llm-cost filter"), text.index("# END llm-cost filter")
+        text = text[:start] + text[end:]
+    for key, value in {
+        "WASM": wasm,
+        "UPSTREAM_PORT": str(upstream_port),
+        "COLLECTOR_PORT": str(collector_port),
+        "ACCESS_LOG": access_log,
+        "PLUGIN_CONFIG": json.dumps(plugin_config, separators=(",", ":")),
+    }.items():
+        text = text.replace("{{%s}}" % key, value)
+    return text
+
+
+def validate(envoy, config_text):
+    """Runs `envoy --mode validate`; returns (exit code, output)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "envoy.yaml")
+        with open(path, "w") as f:
+            f.write(config_text)
+        proc = subprocess.run(
+            [envoy, "--mode", "validate", "-c", path, "-l", "error", "--use-dynamic-base-id"],
+            capture_output=True,
+            timeout=60,
+        )
+        return proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace")
+
+
+class Envoy:
+    """A running Envoy rendered from envoy/demo.yaml."""
+
+    def __init__(self, envoy, upstream_port, collector_port, plugin_config=None, with_filter=True,
+                 config_text=None):
+        self.dir = tempfile.mkdtemp(prefix="llm-cost-envoy-")
+        self.access_log = os.path.join(self.dir, "access.log")
+        config = plugin_config if plugin_config is not None else {"collector": {"flush_interval_ms": 100}}
+        if config_text is None:
+            config_text = render_config(WASM, upstream_port, collector_port, self.access_log, config, with_filter)
+        path = os.path.join(self.dir, "envoy.yaml")
+        with open(path, "w") as f:
+            f.write(config_text)
+        admin_path = os.path.join(self.dir, "admin")
+        self.log_path = os.path.join(self.dir, "envoy.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [envoy, "-c", path, "--admin-address-path", admin_path, "--use-dynamic-base-id",
+             "--concurrency", "1", "--file-flush-interval-msec", "100", "-l", "warning"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise RuntimeError("envoy exited %s:\n%s" % (self.proc.returncode, self.log_text()[-3000:]))
+            try:
+                with open(admin_path) as f:
+                    admin = f.read().strip()
+                urllib.request.urlopen("http://%s/ready" % admin, timeout=1).read()
+                return admin
+            except (OSError, ValueError):
+                return None
+
+        try:
+            self.admin = wait_until(ready, 30, what="envoy /ready")
+            listeners = http_json("http://%s/listeners?format=json" % self.admin)
+            self.port = listeners["listener_statuses"][0]["local_address"]["socket_address"]["port_value"]
+        except BaseException:
+            self.stop()
+            raise
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stats(self):
+        """`/stats` as {name: value} (counters and gauges)."""
+        out = {}
+        for line in http_text("http://%s/stats" % self.admin).splitlines():
+            name, _, value = line.partition(": ")
+            if value.strip().isdigit():
+                out[name] = int(value)
+        return out
+
+    def prometheus(self):
+        return http_text("http://%s/stats/prometheus" % self.admin)
+
+    def access_log_lines(self):
+        try:
+            with open(self.access_log) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

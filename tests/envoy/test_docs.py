@@ -1,0 +1,25 @@
+"""docs/CONFIGURATION.md (the one reference for plugin_config, the Worker and --config) documents
+every configuration field the core accepts (read from the core's
+configuration structs, so a new field without documentation fails here)."""
+
+import os
+import re
+
+import harness
+
+
+def struct_fields(source, name):
+    body = re.search(r"struct %s \{(.*?)\n\}" % name, source, re.S).group(1)
+    return [m.group(1) for m in re.finditer(r"^\s+(?:pub )?(\w+):", body, re.M)]
+
+
+def test_every_plugin_config_field_is_in_the_reference_table():
+    with open(os.path.join(harness.ROOT, "core", "src", "config.rs")) as f:
+        source = f.read()
+    with open(os.path.join(harness.ROOT, "docs", "CONFIGURATION.md")) as f:
+        doc = f.read()
+    fields = [f for f in struct_fields(source, "ConfigFile") if f != "collector"]
+    fields += ["collector." + f for f in struct_fields(source, "CollectorConfig")]
+    assert len(fields) > 10
+    missing = [f for f in fields if "| `%s` |" % f not in doc]
+    assert missing == [], "add these configuration fields to docs/CONFIGURATION.md: %s" % missing
