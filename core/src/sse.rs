@@ -42,6 +42,9 @@ pub struct SseParser {
     event_start: Option<u64>,
     /// The previous chunk ended in `\r`: a leading `\n` in the next one belongs to it.
     after_cr: bool,
+    /// An event ended with a blank line whose `\r` was the last byte of a chunk: it is dispatched
+    /// when the next byte shows whether a `\n` belongs to it (so its `end` never depends on chunking).
+    deferred_end: Option<u64>,
     /// Bytes consumed so far.
     offset: u64,
     oversized_events: u64,
@@ -61,6 +64,7 @@ impl SseParser {
             event_oversized: false,
             event_start: None,
             after_cr: false,
+            deferred_end: None,
             offset: 0,
             oversized_events: 0,
         }
@@ -98,6 +102,13 @@ impl SseParser {
         if self.after_cr && chunk.first() == Some(&b'\n') {
             pos = 1;
         }
+        if let Some(end) = self.deferred_end.take() {
+            if chunk.is_empty() {
+                self.deferred_end = Some(end);
+            } else {
+                self.dispatch(end + pos as u64, on_event);
+            }
+        }
         if !chunk.is_empty() {
             self.after_cr = false;
         }
@@ -114,7 +125,10 @@ impl SseParser {
                         }
                     }
                     let line_end = self.offset + (pos + consumed) as u64;
-                    if self.line.is_empty() && !self.line_oversized {
+                    let blank = i == 0 && self.line.is_empty() && !self.line_oversized;
+                    if blank && self.after_cr && self.event_start.is_some() {
+                        self.deferred_end = Some(line_end);
+                    } else if self.line.is_empty() && !self.line_oversized {
                         self.line_start = self.offset + pos as u64;
                         self.process_line(&rest[..i], line_end, on_event);
                     } else {
@@ -143,6 +157,9 @@ impl SseParser {
     /// The stream ended: a last line or event without its terminating blank line is still
     /// offered (a cut-off JSON will simply fail to parse downstream).
     pub fn finish(&mut self, on_event: &mut dyn FnMut(SseEvent<'_>)) {
+        if let Some(end) = self.deferred_end.take() {
+            self.dispatch(end, on_event);
+        }
         if !self.line.is_empty() || self.line_oversized {
             let line = core::mem::take(&mut self.line);
             self.process_line(&line, self.offset, on_event);
@@ -292,6 +309,18 @@ mod tests {
             let (head, tail) = stream.split_at(cut);
             assert_eq!(data_of(&[head, tail]), vec!["a", "b"], "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn event_end_does_not_depend_on_a_split_inside_the_final_crlf() {
+        // Found by the sse_parser fuzz target: cut between the `\r` and `\n` of the blank line.
+        let stream = b"x: y\ndata: {}\r\n\r\nnext";
+        let (whole, _) = events_of(&[stream], 1024);
+        for cut in 0..stream.len() {
+            let (head, tail) = stream.split_at(cut);
+            assert_eq!(events_of(&[head, tail], 1024).0, whole, "cut at {cut}");
+        }
+        assert_eq!(whole, vec![("{}".into(), 0, 17)]);
     }
 
     #[test]

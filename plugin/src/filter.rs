@@ -106,6 +106,8 @@ impl HttpContext for MeterFilter {
             content_length,
             request_id: request_id.as_deref(),
         };
+        // A client must not hand our headers to the upstream as if we had set them.
+        host::remove_headers(MapType::HttpRequestHeaders, |name| config.is_own_header(name));
         let call = Call::new(config, head, now_unix_ms());
         self.request_had_length = content_length.is_some();
         let plan = call.request_body_plan();
@@ -165,6 +167,10 @@ impl HttpContext for MeterFilter {
         let Some(call) = self.call.as_mut() else {
             return Action::Continue;
         };
+        // An upstream must not forge our headers: only the filter sets them.
+        if let Some(config) = &self.config {
+            host::remove_headers(MapType::HttpResponseHeaders, |name| config.is_own_header(name));
+        }
         let plan = call.on_response_head(ResponseHead {
             status,
             content_type: content_type.as_deref(),

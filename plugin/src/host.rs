@@ -31,6 +31,20 @@ pub fn set_header(map: MapType, name: &str, value: &str) {
     }
 }
 
+/// Removes every header whose name `is_ours` says is ours (so nobody can forge our numbers).
+pub fn remove_headers(map: MapType, is_ours: impl Fn(&str) -> bool) {
+    let Ok(pairs) = hostcalls::get_map_bytes(map) else {
+        return;
+    };
+    for (name, _) in pairs {
+        if is_ours(&name) {
+            if let Err(status) = hostcalls::set_map_value(map, &name, None) {
+                log::debug!("llm-cost: remove header {name} refused: {status:?}");
+            }
+        }
+    }
+}
+
 /// Adds a header or trailer (creating the trailer map at end of stream, where Envoy allows it).
 pub fn add_header(map: MapType, name: &str, value: &str) {
     if let Err(status) = hostcalls::add_map_value(map, name, value) {

@@ -182,3 +182,17 @@ def test_compressed_json_passes_through_unmetered(envoy, collector):
     assert resp.llm_headers() == {}
     record = one_record(collector, rid)
     assert (record["cost_status"], record["error"]) == ("error", "compressed_response")
+
+
+def test_nobody_can_forge_the_cost_headers(envoy, upstream, collector):
+    # A client's x-llm-* request headers never reach the upstream, and an upstream's x-llm-*
+    # response headers never reach the client — even when the filter has no cost to set, as for
+    # a malformed body, where a forged `x-llm-cost` would otherwise pass as ours.
+    resp, rid = send(envoy, JSON, fault="malformed,forge-headers",
+                     extra_headers={"x-llm-cost": "0", "X-LLM-Model": "forged"})
+    assert resp.status == 200 and resp.body == b"{not json"
+    [seen] = [r for r in upstream.requests() if r["headers"].get("x-request-id") == rid]
+    assert not [h for h in seen["headers"] if h.lower().startswith("x-llm-")]
+    assert resp.header("x-llm-cost") is None
+    assert resp.header("x-llm-cost-status") == "error"
+    assert one_record(collector, rid)["error"] == "malformed_json"

@@ -22,6 +22,7 @@ Faults (request header `x-replay-fault`):
   chunked-json      JSON: send the body chunked, without content-length
   no-done           SSE: drop a final `data: [DONE]` event (stream ends without it)
   gzip              JSON: gzip the body and send `content-encoding: gzip`
+  forge-headers     JSON: also send `x-llm-cost: 999` and `x-llm-cost-status: exact` (a lying upstream)
 Several faults combine with commas (`chunked-json,pad-2000000`).
 """
 
@@ -164,6 +165,9 @@ class Handler(BaseHTTPRequestHandler):
                 body += b" " * int(f[len("pad-") :])
         self.send_response(200)
         self.send_header("content-type", "application/json")
+        if "forge-headers" in fault:
+            self.send_header("x-llm-cost", "999")
+            self.send_header("x-llm-cost-status", "exact")
         if "gzip" in fault:
             body = gzip.compress(body)
             self.send_header("content-encoding", "gzip")
