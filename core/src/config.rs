@@ -200,8 +200,14 @@ impl MeterConfig {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(MeterConfig::default());
         }
-        let file: ConfigFile =
-            serde_json::from_slice(bytes).map_err(|e| ConfigError(format!("{e}")))?;
+        let mut json = serde_json::Deserializer::from_slice(bytes);
+        let file: ConfigFile = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            match format!("{}", e.path()).as_str() {
+                "." => ConfigError(format!("{}", e.inner())),
+                path => ConfigError(format!("field `{path}`: {}", e.inner())),
+            }
+        })?;
+        json.end().map_err(|e| ConfigError(format!("{e}")))?;
         MeterConfig::from_file(file)
     }
 
@@ -393,7 +399,18 @@ mod tests {
             "{err}"
         );
         let err = MeterConfig::from_json(br#"{"max_sse_event_bytes":"big"}"#).unwrap_err();
-        assert!(err.to_string().contains("invalid type"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("field `max_sse_event_bytes`: invalid type"),
+            "{err}"
+        );
+        let err = MeterConfig::from_json(br#"{"collector":{"timeout_ms":-1}}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("field `collector.timeout_ms`"),
+            "{err}"
+        );
+        let err = MeterConfig::from_json(br#"{} trailing"#).unwrap_err();
+        assert!(err.to_string().contains("trailing"), "{err}");
         let err =
             MeterConfig::from_json(br#"{"routes":[{"host":"h","provider":"acme"}]}"#).unwrap_err();
         assert!(err.to_string().contains("unknown variant `acme`"), "{err}");
