@@ -19,6 +19,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FIXTURES = os.path.join(ROOT, "fixtures", "recordings")
 SUPPORT = os.path.join(ROOT, "tests", "support")
 WASM = os.path.join(ROOT, "target", "wasm32-unknown-unknown", "release", "llm_cost_plugin.wasm")
+# The same filter built with `--features estimate` (tiktoken) by scripts/test-envoy.
+WASM_ESTIMATE = os.path.join(ROOT, "target", "estimate", "wasm32-unknown-unknown", "release", "llm_cost_plugin.wasm")
 TEMPLATE = os.path.join(ROOT, "envoy", "demo.yaml")
 CLI = os.path.join(ROOT, "target", "debug", "llm-cost")
 
@@ -159,12 +161,12 @@ class Envoy:
     """A running Envoy rendered from envoy/demo.yaml."""
 
     def __init__(self, envoy, upstream_port, collector_port, plugin_config=None, with_filter=True,
-                 config_text=None):
+                 config_text=None, wasm=WASM):
         self.dir = tempfile.mkdtemp(prefix="llm-cost-envoy-")
         self.access_log = os.path.join(self.dir, "access.log")
         config = plugin_config if plugin_config is not None else {"collector": {"flush_interval_ms": 100}}
         if config_text is None:
-            config_text = render_config(WASM, upstream_port, collector_port, self.access_log, config, with_filter)
+            config_text = render_config(wasm, upstream_port, collector_port, self.access_log, config, with_filter)
         path = os.path.join(self.dir, "envoy.yaml")
         with open(path, "w") as f:
             f.write(config_text)

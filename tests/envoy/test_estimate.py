@@ -1,0 +1,25 @@
+"""The filter built with `--features estimate` (tiktoken o200k_base inside the .wasm): a stream that
+ends before its usage still yields a priced record, marked `estimated`."""
+
+import os
+
+import harness
+from calls import send
+
+
+def test_estimate_build_loads_and_prices_a_stream_cut_before_its_usage(envoy_bin, upstream, collector):
+    assert os.path.exists(harness.WASM_ESTIMATE), "scripts/test-envoy builds it"
+    e = harness.Envoy(envoy_bin, upstream.port, collector.port, wasm=harness.WASM_ESTIMATE,
+                      plugin_config={"collector": {"flush_interval_ms": 100}})
+    try:
+        # The upstream resets after half the events: the usage chunk never comes.
+        resp, rid = send(e, "openrouter-stream-with-reasoning", fault="reset-mid-stream")
+        assert resp.status == 200 and len(resp.body) > 0
+        [record] = collector.records_for(rid, timeout=10)
+    finally:
+        e.stop()
+    assert record["cost_status"] == "estimated", record
+    assert record["error"] in ("aborted", "truncated_stream")
+    assert record["prompt_tokens"] == 10  # "Who are you" + per-message overhead
+    assert 0 < record["completion_tokens"] < 104  # half the stream's text, never more than the whole
+    assert record["cost_usd"] is not None
