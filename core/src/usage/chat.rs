@@ -6,58 +6,19 @@
 use alloc::string::String;
 
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
-use super::{raw_decimal, ErrorObject, Facts, Report, Usage};
+use super::{ErrorObject, Facts, OpenAiUsage, Report};
 
 #[derive(Deserialize)]
 struct ChatDoc<'a> {
     #[serde(default)]
     model: Option<String>,
     #[serde(default, borrow)]
-    usage: Option<ChatUsage<'a>>,
+    usage: Option<OpenAiUsage<'a>>,
     #[serde(default)]
     choices: Option<serde::de::IgnoredAny>,
     #[serde(default, borrow)]
     error: Option<ErrorObject<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ChatUsage<'a> {
-    #[serde(default)]
-    prompt_tokens: Option<u64>,
-    #[serde(default)]
-    completion_tokens: Option<u64>,
-    #[serde(default)]
-    prompt_tokens_details: Option<PromptDetails>,
-    #[serde(default)]
-    completion_tokens_details: Option<CompletionDetails>,
-    #[serde(default, borrow)]
-    cost: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    cost_details: Option<CostDetails<'a>>,
-    #[serde(default)]
-    is_byok: Option<bool>,
-}
-
-#[derive(Deserialize)]
-struct PromptDetails {
-    #[serde(default)]
-    cached_tokens: Option<u64>,
-    #[serde(default)]
-    cache_write_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct CompletionDetails {
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct CostDetails<'a> {
-    #[serde(default, borrow)]
-    upstream_inference_cost: Option<&'a RawValue>,
 }
 
 /// Counts an array's elements without keeping them.
@@ -95,26 +56,7 @@ struct ChoicesOnly {
 /// Parses a chat-completions document. Errors only when it is not JSON of an object.
 pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
     let doc: ChatDoc<'_> = serde_json::from_slice(bytes)?;
-    let usage = doc.usage.map(|u| {
-        let prompt = u.prompt_tokens.unwrap_or(0);
-        let completion = u.completion_tokens.unwrap_or(0);
-        let details = u.prompt_tokens_details;
-        Usage {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            cached_tokens: details.as_ref().and_then(|d| d.cached_tokens).unwrap_or(0),
-            cache_write_tokens: details.and_then(|d| d.cache_write_tokens).unwrap_or(0),
-            reasoning_tokens: u
-                .completion_tokens_details
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
-            upstream_cost: raw_decimal(u.cost),
-            upstream_inference_cost: raw_decimal(
-                u.cost_details.and_then(|d| d.upstream_inference_cost),
-            ),
-            is_byok: u.is_byok,
-        }
-    });
+    let usage = doc.usage.map(OpenAiUsage::normalise);
     let usage_only = usage.is_some()
         && doc.choices.is_some()
         && serde_json::from_slice::<ChoicesOnly>(bytes)

@@ -129,6 +129,69 @@ fn trim_start(bytes: &[u8]) -> &[u8] {
     &bytes[n..]
 }
 
+/// OpenAI-style usage: chat completions name it `prompt_tokens` / `completion_tokens`, the
+/// Responses API `input_tokens` / `output_tokens` (aliases); OpenRouter adds `cost`,
+/// `cost_details` and `is_byok`, and `cache_write_tokens` beside `cached_tokens`.
+#[derive(serde::Deserialize)]
+pub(crate) struct OpenAiUsage<'a> {
+    #[serde(default, alias = "input_tokens")]
+    prompt_tokens: Option<u64>,
+    #[serde(default, alias = "output_tokens")]
+    completion_tokens: Option<u64>,
+    #[serde(default, alias = "input_tokens_details")]
+    prompt_tokens_details: Option<CacheDetails>,
+    #[serde(default, alias = "output_tokens_details")]
+    completion_tokens_details: Option<ReasoningDetails>,
+    #[serde(default, borrow)]
+    cost: Option<&'a serde_json::value::RawValue>,
+    #[serde(default, borrow)]
+    cost_details: Option<CostDetails<'a>>,
+    #[serde(default)]
+    is_byok: Option<bool>,
+}
+
+#[derive(serde::Deserialize)]
+struct CacheDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    cache_write_tokens: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReasoningDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct CostDetails<'a> {
+    #[serde(default, borrow)]
+    upstream_inference_cost: Option<&'a serde_json::value::RawValue>,
+}
+
+impl OpenAiUsage<'_> {
+    /// The normalised usage (both shapes already mean what `Usage` means).
+    pub(crate) fn normalise(self) -> Usage {
+        let cache = self.prompt_tokens_details;
+        Usage {
+            prompt_tokens: self.prompt_tokens.unwrap_or(0),
+            completion_tokens: self.completion_tokens.unwrap_or(0),
+            cached_tokens: cache.as_ref().and_then(|d| d.cached_tokens).unwrap_or(0),
+            cache_write_tokens: cache.and_then(|d| d.cache_write_tokens).unwrap_or(0),
+            reasoning_tokens: self
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+            upstream_cost: raw_decimal(self.cost),
+            upstream_inference_cost: raw_decimal(
+                self.cost_details.and_then(|d| d.upstream_inference_cost),
+            ),
+            is_byok: self.is_byok,
+        }
+    }
+}
+
 /// A JSON number literal (a borrowed raw value) as plain decimal text; `None` for `null`.
 pub(crate) fn raw_decimal(raw: Option<&serde_json::value::RawValue>) -> Option<String> {
     raw.and_then(|r| crate::decimal::plain(r.get()))

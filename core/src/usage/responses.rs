@@ -8,7 +8,7 @@ use alloc::string::String;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{raw_decimal, ErrorObject, Facts, Report, Usage};
+use super::{ErrorObject, Facts, OpenAiUsage, Report};
 
 #[derive(Deserialize)]
 struct Doc<'a> {
@@ -19,7 +19,7 @@ struct Doc<'a> {
     #[serde(default)]
     model: Option<String>,
     #[serde(default, borrow)]
-    usage: Option<ResponsesUsage<'a>>,
+    usage: Option<OpenAiUsage<'a>>,
     #[serde(default, borrow)]
     error: Option<ErrorObject<'a>>,
     /// Top-level streaming `error` events carry `code` beside `type: "error"`.
@@ -32,68 +32,9 @@ struct Body<'a> {
     #[serde(default)]
     model: Option<String>,
     #[serde(default, borrow)]
-    usage: Option<ResponsesUsage<'a>>,
+    usage: Option<OpenAiUsage<'a>>,
     #[serde(default, borrow)]
     error: Option<ErrorObject<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ResponsesUsage<'a> {
-    #[serde(default)]
-    input_tokens: Option<u64>,
-    #[serde(default)]
-    output_tokens: Option<u64>,
-    #[serde(default)]
-    input_tokens_details: Option<InputDetails>,
-    #[serde(default)]
-    output_tokens_details: Option<OutputDetails>,
-    #[serde(default, borrow)]
-    cost: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    cost_details: Option<CostDetails<'a>>,
-    #[serde(default)]
-    is_byok: Option<bool>,
-}
-
-#[derive(Deserialize)]
-struct InputDetails {
-    #[serde(default)]
-    cached_tokens: Option<u64>,
-    #[serde(default)]
-    cache_write_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct OutputDetails {
-    #[serde(default)]
-    reasoning_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct CostDetails<'a> {
-    #[serde(default, borrow)]
-    upstream_inference_cost: Option<&'a RawValue>,
-}
-
-impl ResponsesUsage<'_> {
-    fn normalise(self) -> Usage {
-        let input = self.input_tokens_details;
-        Usage {
-            prompt_tokens: self.input_tokens.unwrap_or(0),
-            completion_tokens: self.output_tokens.unwrap_or(0),
-            cached_tokens: input.as_ref().and_then(|d| d.cached_tokens).unwrap_or(0),
-            cache_write_tokens: input.and_then(|d| d.cache_write_tokens).unwrap_or(0),
-            reasoning_tokens: self
-                .output_tokens_details
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
-            upstream_cost: raw_decimal(self.cost),
-            upstream_inference_cost: raw_decimal(
-                self.cost_details.and_then(|d| d.upstream_inference_cost),
-            ),
-            is_byok: self.is_byok,
-        }
-    }
 }
 
 /// Parses a Responses API body or stream event.
