@@ -107,7 +107,9 @@ impl HttpContext for MeterFilter {
             request_id: request_id.as_deref(),
         };
         // A client must not hand our headers to the upstream as if we had set them.
-        host::remove_headers(MapType::HttpRequestHeaders, |name| config.is_own_header(name));
+        host::remove_headers(MapType::HttpRequestHeaders, |name| {
+            config.is_own_header(name)
+        });
         let call = Call::new(config, head, now_unix_ms());
         self.request_had_length = content_length.is_some();
         let plan = call.request_body_plan();
@@ -169,7 +171,9 @@ impl HttpContext for MeterFilter {
         };
         // An upstream must not forge our headers: only the filter sets them.
         if let Some(config) = &self.config {
-            host::remove_headers(MapType::HttpResponseHeaders, |name| config.is_own_header(name));
+            host::remove_headers(MapType::HttpResponseHeaders, |name| {
+                config.is_own_header(name)
+            });
         }
         let plan = call.on_response_head(ResponseHead {
             status,
