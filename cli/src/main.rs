@@ -6,6 +6,7 @@
 
 mod price;
 mod pricing;
+mod report;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,8 @@ enum Command {
     /// Import and compare price tables.
     #[command(subcommand)]
     Pricing(pricing::PricingCommand),
+    /// Spend totals and breakdowns over NDJSON cost records.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Price(args) => price::run(&args),
         Command::Pricing(command) => pricing::run(&command),
+        Command::Report(args) => report::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
