@@ -186,7 +186,7 @@ fn money(text: Option<&str>) -> Option<Usd> {
 fn days_in_month(month: &str) -> Option<u64> {
     let year: u64 = month.get(..4)?.parse().ok()?;
     let m: u64 = month.get(5..7)?.parse().ok()?;
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let leap = (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
     Some(match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
