@@ -1,0 +1,64 @@
+"""observability/: the Grafana dashboard and the Prometheus alert rules are well-formed and query only
+metrics the filter really exports (read from a real Envoy's /stats/prometheus)."""
+
+import json
+import os
+import re
+
+import harness
+from calls import send
+
+ASSETS = os.path.join(harness.ROOT, "observability")
+
+
+def referenced_metrics():
+    names = set()
+    for name in ("grafana-dashboard.json", "prometheus-alerts.yml"):
+        with open(os.path.join(ASSETS, name)) as f:
+            names |= set(re.findall(r"\bllmcost_[a-z_]+", f.read()))
+    return names
+
+
+def test_dashboard_is_valid_grafana_json():
+    with open(os.path.join(ASSETS, "grafana-dashboard.json")) as f:
+        dashboard = json.load(f)
+    assert dashboard["uid"] and dashboard["panels"]
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids are unique"
+    for panel in dashboard["panels"]:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["expr"].count("(") == target["expr"].count(")"), target["expr"]
+
+
+def test_alert_rules_have_the_prometheus_shape():
+    with open(os.path.join(ASSETS, "prometheus-alerts.yml")) as f:
+        text = f.read()
+    assert text.startswith("#") and "\ngroups:\n" in text
+    assert len(re.findall(r"^      - alert: \w+$", text, re.M)) == len(re.findall(r"^        expr:", text, re.M)) == 5
+
+
+def exported_after_calls(envoy_bin, upstream, collector_port, wait_for):
+    """Metric names a real Envoy exports after calls that exercise every counter (a cached call, a
+    reasoning call, a failing call)."""
+    config = {"collector": {"flush_interval_ms": 100, "max_queue_records": 1}}
+    e = harness.Envoy(envoy_bin, upstream.port, collector_port, plugin_config=config)
+    try:
+        for name, fault in [("openrouter-cache-all-settings-real-api-1", None),
+                            ("openrouter-stream-error", None),
+                            ("openrouter-cache-all-settings-real-api-0", "malformed"),
+                            ("openrouter-cache-all-settings-real-api-0", None)]:
+            send(e, name, fault=fault)
+        harness.wait_until(lambda: all(name in e.prometheus() for name in wait_for), 10, what=str(wait_for))
+        return set(re.findall(r"^(llmcost_[a-z_]+)", e.prometheus(), re.M))
+    finally:
+        e.stop()
+
+
+def test_assets_query_only_metrics_the_filter_exports(envoy_bin, upstream, collector):
+    # Delivering to the collector, then to a closed port (failures, a full queue dropping records).
+    exported = exported_after_calls(envoy_bin, upstream, collector.port, ["llmcost_collector_sent_records"])
+    exported |= exported_after_calls(
+        envoy_bin, upstream, 1, ["llmcost_collector_dropped_records", "llmcost_collector_failures"])
+    missing = referenced_metrics() - exported
+    assert not missing, "dashboard/alerts query metrics the filter does not export: %s" % sorted(missing)
