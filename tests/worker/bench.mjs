@@ -1,0 +1,60 @@
+// CPU time per request of the Worker in local workerd (`wrangler dev --local`), measured from
+// outside: workerd's user+system CPU (from /proc) over N sequential requests, divided by N.
+// It includes workerd's own HTTP work (client and upstream sockets, wrangler's entry worker), so
+// it is an upper bound of the Worker's CPU time; the unmetered pass-through line is the baseline.
+// Run: scripts/test-worker --bench   (or: node tests/worker/bench.mjs [N])
+import {
+  startUpstream, startWorker, stopAll, fixturesDir, removeDir, requestBody, workerdCpuSeconds,
+} from "./harness.mjs";
+
+const N = Math.min(Number(process.argv[2] ?? 300), 2000);
+const CHAT = "/api/v1/chat/completions";
+const cases = [
+  { label: "pass-through (GET /api/v1/models, no metering)", fixture: "openrouter-cache-instructions-e2e", path: "/api/v1/models", method: "GET" },
+  { label: "pass-through SSE (POST /api/v1/other, no metering)", fixture: "openrouter-stream-with-reasoning", path: "/api/v1/other" },
+  { label: "JSON chat completion (metered, 1.4 KB)", fixture: "openrouter-cache-instructions-e2e" },
+  { label: "SSE chat completion (metered, 110 events, 30 KB)", fixture: "openrouter-stream-with-reasoning" },
+];
+
+const fixtures = fixturesDir(cases.map((c) => c.fixture));
+try {
+  const upstream = await startUpstream(fixtures);
+  const worker = await startWorker({ UPSTREAM_BASE_URL: upstream.url });
+  const once = async (c) => {
+    const res = await fetch(worker.url + (c.path ?? CHAT), {
+      method: c.method ?? "POST",
+      headers: {
+        authorization: "Bearer sk-bench", "content-type": "application/json",
+        "x-replay-fixture": c.fixture, "x-replay-event-delay-ms": "0",
+      },
+      body: c.method === "GET" ? undefined : JSON.stringify(requestBody(c.fixture)),
+      signal: AbortSignal.timeout(30_000),
+    });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`${c.label}: HTTP ${res.status}`);
+  };
+  console.log(`requests per case: ${N} (sequential, after 20 warm-up requests)`);
+  for (const c of cases) {
+    for (let i = 0; i < 20; i++) await once(c);
+    const cpu0 = workerdCpuSeconds(worker.pgid);
+    const t0 = performance.now();
+    const lat = [];
+    for (let i = 0; i < N; i++) {
+      const s = performance.now();
+      await once(c);
+      lat.push(performance.now() - s);
+    }
+    const wall = performance.now() - t0;
+    const cpu = workerdCpuSeconds(worker.pgid) - cpu0;
+    lat.sort((a, b) => a - b);
+    console.log(
+      `${c.label}: workerd CPU ${((cpu * 1000) / N).toFixed(2)} ms/request, ` +
+        `latency p50 ${lat[Math.floor(N / 2)].toFixed(1)} ms p99 ${lat[Math.floor(N * 0.99)].toFixed(1)} ms, ` +
+        `wall ${(wall / 1000).toFixed(1)} s`,
+    );
+  }
+  removeDir(worker.dir);
+} finally {
+  await stopAll();
+  removeDir(fixtures);
+}

@@ -1,0 +1,254 @@
+// Test harness: starts the replaying upstream, the collector and `wrangler dev --local` (real
+// workerd) on 127.0.0.1, all bounded in time, and stops every process it started.
+import { spawn, execFileSync } from "node:child_process";
+import { createServer } from "node:net";
+import {
+  mkdtempSync, readFileSync, readdirSync, writeFileSync, copyFileSync, rmSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+export const RECORDINGS = join(ROOT, "fixtures/recordings");
+const WORKER = join(ROOT, "worker");
+
+const children = [];
+
+/** A free TCP port on 127.0.0.1 (bound, then released). */
+export function freePort() {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.on("error", fail);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => ok(port));
+    });
+  });
+}
+
+function startProcess(name, cmd, args, opts = {}) {
+  const child = spawn(cmd, args, {
+    cwd: opts.cwd ?? ROOT,
+    env: { ...process.env, ...(opts.env ?? {}) },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true, // own process group: stop() also ends wrangler's workerd child
+  });
+  const proc = { name, child, out: "", exited: false };
+  child.stdout.on("data", (d) => (proc.out += d.toString()));
+  child.stderr.on("data", (d) => (proc.out += d.toString()));
+  child.on("exit", () => (proc.exited = true));
+  children.push(proc);
+  return proc;
+}
+
+async function waitFor(what, check, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const v = await check();
+    if (v) return v;
+    await sleep(50);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Starts a python helper that prints `LISTENING <port>` first; resolves to its base URL. */
+async function startHelper(name, script, args) {
+  const proc = startProcess(name, "python3", [join(ROOT, "tests/support", script), ...args]);
+  const port = await waitFor(
+    `${name} to listen`,
+    () => {
+      if (proc.exited) throw new Error(`${name} exited: ${proc.out}`);
+      const m = proc.out.match(/^LISTENING (\d+)/m);
+      return m && Number(m[1]);
+    },
+    10_000,
+  );
+  return { proc, url: `http://127.0.0.1:${port}` };
+}
+
+/**
+ * Fixtures directory for the replaying upstream: the recordings this suite uses, copied (the
+ * recordings stay read-only).
+ */
+export function fixturesDir(names) {
+  const dir = mkdtempSync(join(tmpdir(), "llm-cost-worker-fixtures-"));
+  for (const name of names) {
+    for (const ext of [".json", ".sse", ".meta.json"]) {
+      try {
+        copyFileSync(join(RECORDINGS, name + ext), join(dir, name + ext));
+      } catch {
+        /* a fixture has either .json or .sse */
+      }
+    }
+  }
+  return dir;
+}
+
+export async function startUpstream(fixtures) {
+  return startHelper("replay_upstream", "replay_upstream.py", ["--fixtures", fixtures, "--port", "0"]);
+}
+
+export async function startCollector() {
+  return startHelper("collector", "collector.py", ["--port", "0"]);
+}
+
+function compatibilityDate() {
+  const toml = readFileSync(join(WORKER, "wrangler.toml"), "utf8");
+  const m = toml.match(/^compatibility_date\s*=\s*"([^"]+)"/m);
+  if (!m) throw new Error("no compatibility_date in worker/wrangler.toml");
+  return m[1];
+}
+
+/**
+ * Runs the built bundle (worker/build, made by scripts/build-worker) under `wrangler dev --local`.
+ * The config is generated (same name, main and compatibility date as worker/wrangler.toml, test
+ * vars) so wrangler does not rebuild. Resolves to `{ url, logs() }`.
+ */
+export async function startWorker(vars) {
+  const dir = mkdtempSync(join(tmpdir(), "llm-cost-wrangler-"));
+  const lines = [
+    `name = "llm-cost-test"`,
+    `main = ${JSON.stringify(join(WORKER, "build/index.js"))}`,
+    `compatibility_date = "${compatibilityDate()}"`,
+    `[vars]`,
+    ...Object.entries(vars).map(([k, v]) => `${k} = ${JSON.stringify(v)}`),
+  ];
+  const config = join(dir, "wrangler.toml");
+  writeFileSync(config, lines.join("\n") + "\n");
+  const port = await freePort();
+  const inspector = await freePort();
+  const node = join(WORKER, "node_modules/.bin/node");
+  const wrangler = join(WORKER, "node_modules/wrangler/bin/wrangler.js");
+  const proc = startProcess(
+    "wrangler",
+    node,
+    [
+      wrangler, "dev", "--config", config, "--local", "--ip", "127.0.0.1", "--port", String(port),
+      "--inspector-port", String(inspector), "--persist-to", join(dir, "state"),
+      "--show-interactive-dev-session=false",
+    ],
+    {
+      cwd: dir,
+      env: {
+        WRANGLER_SEND_METRICS: "false",
+        CLOUDFLARE_CF_FETCH_ENABLED: "false",
+        WRANGLER_LOG_PATH: join(dir, "logs"),
+        NO_COLOR: "1",
+        FORCE_COLOR: "0",
+      },
+    },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    "wrangler dev to be ready",
+    async () => {
+      if (proc.exited) throw new Error(`wrangler exited:\n${proc.out}`);
+      if (!/Ready on/.test(proc.out)) return false;
+      try {
+        await fetch(url + "/_health", { signal: AbortSignal.timeout(2000) });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+  );
+  return { url, logs: () => proc.out, dir, pgid: proc.child.pid };
+}
+
+/** CPU seconds (user + system) used so far by the `workerd` processes of process group `pgid`. */
+export function workerdCpuSeconds(pgid) {
+  const hz = 100; // USER_HZ on Linux
+  let ticks = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      continue;
+    }
+    const close = stat.lastIndexOf(")");
+    const comm = stat.slice(stat.indexOf("(") + 1, close);
+    const fields = stat.slice(close + 2).split(" "); // fields[0] is field 3 (state)
+    if (comm !== "workerd" || Number(fields[2]) !== pgid) continue;
+    ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+  }
+  return ticks / hz;
+}
+
+/** Stops every process this harness started (by process group id), then removes nothing else. */
+export async function stopAll() {
+  for (const proc of children.reverse()) {
+    if (proc.exited) continue;
+    try {
+      process.kill(-proc.child.pid, "SIGTERM");
+    } catch {
+      /* already gone */
+    }
+  }
+  await sleep(300);
+  for (const proc of children) {
+    if (proc.exited) continue;
+    try {
+      process.kill(-proc.child.pid, "SIGKILL");
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+export function removeDir(dir) {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** The request body recorded with a fixture. */
+export function requestBody(name) {
+  return JSON.parse(readFileSync(join(RECORDINGS, name + ".meta.json"), "utf8")).request_body;
+}
+
+export function fixtureBytes(file) {
+  return readFileSync(join(RECORDINGS, file));
+}
+
+/** `llm-cost price --request <req> [--config <json>] <fixture>` from the CLI, parsed. */
+export function cliPrice(name, fixtureFile, config = null) {
+  const dir = mkdtempSync(join(tmpdir(), "llm-cost-cli-"));
+  const req = join(dir, "request.json");
+  writeFileSync(req, JSON.stringify(requestBody(name)));
+  const args = ["price", "--request", req];
+  if (config) {
+    writeFileSync(join(dir, "config.json"), JSON.stringify(config));
+    args.push("--config", join(dir, "config.json"));
+  }
+  args.push(join(RECORDINGS, fixtureFile));
+  const cli = process.env.LLM_COST_CLI;
+  const out = cli
+    ? execFileSync(cli, args, { encoding: "utf8", timeout: 60_000 })
+    : execFileSync("cargo", ["run", "-q", "-p", "llm-cost-cli", "--", ...args], {
+        cwd: ROOT,
+        encoding: "utf8",
+        timeout: 300_000,
+      });
+  removeDir(dir);
+  return JSON.parse(out.trim().split("\n").pop());
+}
+
+/** Polls the collector until `count` records arrived (or the time is up); returns them all. */
+export async function collectorRecords(collectorUrl, count, timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs;
+  let records = [];
+  while (Date.now() < deadline) {
+    records = await (await fetch(collectorUrl + "/_records")).json();
+    if (records.length >= count) break;
+    await sleep(50);
+  }
+  return records;
+}
+
+export async function resetCollector(collectorUrl) {
+  await fetch(collectorUrl + "/_reset", { method: "POST" });
+}

@@ -1,0 +1,328 @@
+// End-to-end tests of the llm-cost Worker in the real workerd runtime (`wrangler dev --local`),
+// against the replaying upstream and the NDJSON collector from tests/support/.
+// Run with scripts/test-worker (builds the bundle first).
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import {
+  startUpstream, startCollector, startWorker, stopAll, fixturesDir, removeDir, freePort,
+  requestBody, fixtureBytes, cliPrice, collectorRecords, resetCollector, sleep,
+} from "./harness.mjs";
+
+const CHAT = "/api/v1/chat/completions";
+const JSON_FIXTURE = "openrouter-cache-instructions-e2e"; // anthropic/claude-4.6-sonnet, priced
+const JSON_FIXTURE_2 = "openrouter-thinking-true-emits-effort-medium";
+const SSE_FIXTURE = "openrouter-stream-with-reasoning"; // openai/o3, 110 events, priced
+const SSE_SLOW_FIXTURE = "openrouter-cache-streaming-e2e"; // 7 events
+const UNKNOWN_MODEL_FIXTURE = "openrouter-tool-calling"; // mistralai/mistral-small: not in the table
+const API_KEY = "sk-or-test-key-never-logged-0123456789";
+
+// Prices for a model the bundled table lacks, given to one Worker through MODEL_OVERRIDES.
+const OVERRIDES = { "mistralai/mistral-small": { prompt: "0.000001", completion: "0.000003" } };
+
+let upstream, collector, worker, sinkDownWorker, deadUpstreamWorker, badConfigWorker, fixtures;
+
+before(async () => {
+  fixtures = fixturesDir([
+    JSON_FIXTURE, JSON_FIXTURE_2, SSE_FIXTURE, SSE_SLOW_FIXTURE, UNKNOWN_MODEL_FIXTURE,
+  ]);
+  [upstream, collector] = await Promise.all([startUpstream(fixtures), startCollector()]);
+  const deadSink = `http://127.0.0.1:${await freePort()}/ingest`; // nothing listens there
+  const deadUpstream = `http://127.0.0.1:${await freePort()}`;
+  [worker, sinkDownWorker, deadUpstreamWorker, badConfigWorker] = await Promise.all([
+    startWorker({
+      UPSTREAM_BASE_URL: upstream.url,
+      LOG_SINK_URL: collector.url + "/ingest",
+      HEADER_PREFIX: "x-llm-",
+    }),
+    startWorker({
+      UPSTREAM_BASE_URL: upstream.url,
+      LOG_SINK_URL: deadSink,
+      HEADER_PREFIX: "x-acme-",
+      MODEL_OVERRIDES: JSON.stringify(OVERRIDES),
+      METER_CONFIG: JSON.stringify({ header_prefix: "x-ignored-", max_response_body_bytes: 8192 }),
+    }),
+    startWorker({ UPSTREAM_BASE_URL: deadUpstream, LOG_SINK_URL: collector.url + "/ingest" }),
+    startWorker({
+      UPSTREAM_BASE_URL: upstream.url,
+      LOG_SINK_URL: collector.url + "/ingest",
+      MODEL_OVERRIDES: '{"mistralai/mistral-small": {"promt": "1"}}',
+    }),
+  ]);
+});
+
+after(async () => {
+  await stopAll();
+  if (fixtures) removeDir(fixtures);
+  for (const w of [worker, sinkDownWorker, deadUpstreamWorker, badConfigWorker]) {
+    if (w) removeDir(w.dir);
+  }
+});
+
+/** POSTs a fixture's recorded request through `base` (the Worker) with replay headers. */
+function post(base, fixture, { body, headers = {} } = {}) {
+  return fetch(base + CHAT, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${API_KEY}`,
+      "content-type": "application/json",
+      "x-replay-fixture": fixture,
+      ...headers,
+    },
+    body: JSON.stringify(body ?? requestBody(fixture)),
+    signal: AbortSignal.timeout(30_000),
+  });
+}
+
+async function readAll(res) {
+  return Buffer.from(await res.arrayBuffer());
+}
+
+const COMMENT = /: llm-cost (\{.*\})\n\n$/;
+
+function splitComment(body) {
+  const text = body.toString("utf8");
+  const m = text.match(COMMENT);
+  assert.ok(m, `stream must end with the llm-cost comment, ends with ${JSON.stringify(text.slice(-200))}`);
+  return { before: body.subarray(0, body.length - Buffer.byteLength(m[0])), comment: JSON.parse(m[1]) };
+}
+
+function recordLines(logs) {
+  return logs
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith("{") && l.includes('"cost_status"'))
+    .map((l) => JSON.parse(l));
+}
+
+test("JSON response: body unchanged, X-LLM-Cost headers equal the CLI's cost_usd", async () => {
+  for (const name of [JSON_FIXTURE, JSON_FIXTURE_2]) {
+    const res = await post(worker.url, name);
+    assert.equal(res.status, 200);
+    const body = await readAll(res);
+    assert.deepEqual(body, fixtureBytes(name + ".json"), "JSON body must pass byte for byte");
+    const cli = cliPrice(name, name + ".json");
+    assert.equal(cli.cost_status, "exact");
+    assert.equal(res.headers.get("x-llm-cost"), cli.cost_usd, `${name}: header vs CLI`);
+    assert.equal(res.headers.get("x-llm-cost-micros"), String(cli.cost_micros));
+    assert.equal(res.headers.get("x-llm-cost-status"), "exact");
+    assert.equal(res.headers.get("x-llm-model"), cli.model);
+    assert.equal(res.headers.get("x-llm-tokens-in"), String(cli.prompt_tokens));
+    assert.equal(res.headers.get("x-llm-tokens-out"), String(cli.completion_tokens));
+    assert.equal(res.headers.get("x-llm-pricing-version"), cli.pricing_version);
+  }
+});
+
+test("SSE response: streamed unchanged, ends with the cost comment equal to the CLI", async () => {
+  const res = await post(worker.url, SSE_FIXTURE);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get("content-type"), /^text\/event-stream/);
+  const { before, comment } = splitComment(await readAll(res));
+  assert.deepEqual(before, fixtureBytes(SSE_FIXTURE + ".sse"), "events must pass byte for byte");
+  const cli = cliPrice(SSE_FIXTURE, SSE_FIXTURE + ".sse");
+  assert.equal(comment.cost_usd, cli.cost_usd);
+  assert.equal(comment.cost_status, "exact");
+  assert.equal(comment.model, "openai/o3");
+});
+
+test("streaming: first byte reaches the client before the upstream has finished", async () => {
+  const delay = 300; // ms between the 7 upstream events: the upstream needs >= 1.8 s
+  const t0 = Date.now();
+  const res = await post(worker.url, SSE_SLOW_FIXTURE, {
+    headers: { "x-replay-event-delay-ms": String(delay) },
+  });
+  const reader = res.body.getReader();
+  const chunks = [];
+  let first = null;
+  for (let i = 0; i < 1000; i++) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (first === null) first = Date.now() - t0;
+    chunks.push({ at: Date.now() - t0, value });
+  }
+  const total = Date.now() - t0;
+  assert.ok(total >= 6 * delay * 0.9, `upstream should take ~${6 * delay} ms, took ${total}`);
+  assert.ok(first < 3 * delay, `first byte after ${first} ms; whole stream ${total} ms`);
+  assert.ok(chunks.length >= 4, `events should arrive as several chunks, got ${chunks.length}`);
+  const { comment } = splitComment(Buffer.concat(chunks.map((c) => c.value)));
+  assert.equal(comment.cost_status, "exact");
+});
+
+test("exactly one record reaches the sink (and the log), without secrets or prompt text", async () => {
+  await resetCollector(collector.url);
+  const res = await post(worker.url, SSE_FIXTURE);
+  const { comment } = splitComment(await readAll(res));
+  const records = await collectorRecords(collector.url, 1);
+  await sleep(500); // a second record would have arrived by now
+  const all = await (await fetch(collector.url + "/_records")).json();
+  assert.equal(all.length, 1, `one record expected, got ${JSON.stringify(all)}`);
+  const [record] = records;
+  assert.equal(record.cost_usd, comment.cost_usd);
+  assert.equal(record.stream, true);
+  assert.equal(record.model, "openai/o3");
+  assert.equal(record.provider, "openrouter");
+  assert.ok(record.key_id, "key_id (a hash of the key) is set");
+  const raw = JSON.stringify(record);
+  assert.ok(!raw.includes(API_KEY) && !raw.includes("sk-or-"), "record must not carry the key");
+  assert.ok(!raw.includes("Who are you"), "record must not carry prompt text");
+  const logged = recordLines(worker.logs()).filter((r) => r.ts === record.ts);
+  assert.equal(logged.length, 1, "the same record is written once with console.log");
+  assert.ok(!worker.logs().includes(API_KEY), "logs must not carry the key");
+});
+
+test("the core's request rewrite reaches the upstream (usage injected into a stream request)", async () => {
+  await fetch(upstream.url + "/_reset", { method: "POST" });
+  const body = { ...requestBody(SSE_FIXTURE) };
+  delete body.stream_options; // the client did not ask for usage
+  const res = await post(worker.url, SSE_FIXTURE, { body });
+  const { before, comment } = splitComment(await readAll(res));
+  // Whether a usage-only chunk is cut again is the core's call (this fixture's last chunk also
+  // carries a choice, so it stays); the stream is complete and priced either way.
+  assert.ok(before.toString().includes("data: [DONE]"));
+  assert.equal(comment.cost_status, "exact");
+  const seen = await (await fetch(upstream.url + "/_requests")).json();
+  const sent = seen.find((r) => r.path === CHAT);
+  assert.ok(sent, "the upstream saw the call");
+  assert.equal(JSON.parse(sent.body).stream_options?.include_usage, true);
+});
+
+test("sink down: the client gets the same answer at once, the record is still logged", async () => {
+  const t0 = Date.now();
+  const res = await post(sinkDownWorker.url, JSON_FIXTURE);
+  const body = await readAll(res);
+  const elapsed = Date.now() - t0;
+  assert.equal(res.status, 200);
+  assert.deepEqual(body, fixtureBytes(JSON_FIXTURE + ".json"));
+  assert.equal(res.headers.get("x-acme-cost"), cliPrice(JSON_FIXTURE, JSON_FIXTURE + ".json").cost_usd);
+  assert.ok(elapsed < 5000, `response took ${elapsed} ms`);
+  for (let i = 0; i < 100 && recordLines(sinkDownWorker.logs()).length === 0; i++) await sleep(50);
+  assert.equal(recordLines(sinkDownWorker.logs()).length, 1, "record written with console.log");
+});
+
+test("malformed upstream JSON passes unchanged; the record says why", async () => {
+  await resetCollector(collector.url);
+  const res = await post(worker.url, JSON_FIXTURE, { headers: { "x-replay-fault": "malformed" } });
+  assert.equal(res.status, 200);
+  assert.equal((await readAll(res)).toString(), "{not json");
+  assert.equal(res.headers.get("x-llm-cost"), null, "no made-up cost");
+  assert.equal(res.headers.get("x-llm-cost-status"), "error");
+  assert.equal(res.headers.get("x-llm-cost-error"), "malformed_json");
+  const [record] = await collectorRecords(collector.url, 1);
+  assert.equal(record.cost_status, "error");
+  assert.equal(record.error, "malformed_json");
+});
+
+test("unknown model: body unchanged, status unpriced, no cost header", async () => {
+  await resetCollector(collector.url);
+  const res = await post(worker.url, UNKNOWN_MODEL_FIXTURE);
+  assert.equal(res.status, 200);
+  assert.deepEqual(await readAll(res), fixtureBytes(UNKNOWN_MODEL_FIXTURE + ".json"));
+  assert.equal(res.headers.get("x-llm-cost"), null);
+  assert.equal(res.headers.get("x-llm-cost-status"), "unpriced");
+  assert.equal(res.headers.get("x-llm-model"), "mistralai/mistral-small");
+  assert.equal(res.headers.get("x-llm-tokens-in"), "134");
+  const [record] = await collectorRecords(collector.url, 1);
+  assert.equal(record.cost_status, "unpriced");
+  assert.equal(record.error, "unknown_model");
+  assert.equal(record.cost_usd, null);
+});
+
+test("upstream error status passes through unchanged", async () => {
+  await resetCollector(collector.url);
+  const res = await post(worker.url, JSON_FIXTURE, { headers: { "x-replay-fault": "status-500" } });
+  assert.equal(res.status, 500);
+  const body = JSON.parse((await readAll(res)).toString());
+  assert.equal(body.error.message, "replayed upstream error");
+  const [record] = await collectorRecords(collector.url, 1);
+  assert.equal(record.status_code, 500);
+  assert.equal(record.error, "upstream_status");
+});
+
+test("upstream reset mid-stream: the client sees the events so far, the record says aborted", async () => {
+  await resetCollector(collector.url);
+  const res = await post(worker.url, SSE_FIXTURE, { headers: { "x-replay-fault": "reset-mid-stream" } });
+  assert.equal(res.status, 200);
+  let received = Buffer.alloc(0);
+  try {
+    received = await readAll(res);
+  } catch {
+    /* the truncated stream may surface as an error: that is the upstream's answer */
+  }
+  assert.ok(!received.toString().includes("[DONE]"), "the stream was cut");
+  const [record] = await collectorRecords(collector.url, 1);
+  assert.ok(record, "a record is still written");
+  assert.equal(record.cost_status, "error");
+  assert.match(record.error, /aborted|truncated_stream/);
+});
+
+test("non-LLM paths pass through without metering headers or records", async () => {
+  await resetCollector(collector.url);
+  const res = await fetch(worker.url + "/api/v1/models", {
+    headers: { "x-replay-fixture": JSON_FIXTURE },
+    signal: AbortSignal.timeout(10_000),
+  });
+  assert.equal(res.status, 200);
+  await readAll(res);
+  assert.equal(res.headers.get("x-llm-cost-status"), null);
+  await sleep(300);
+  assert.equal((await collectorRecords(collector.url, 1, 300)).length, 0);
+});
+
+test("HEADER_PREFIX and MODEL_OVERRIDES: prices an unknown model like the CLI with --config", async () => {
+  const res = await post(sinkDownWorker.url, UNKNOWN_MODEL_FIXTURE);
+  assert.equal(res.status, 200);
+  assert.deepEqual(await readAll(res), fixtureBytes(UNKNOWN_MODEL_FIXTURE + ".json"));
+  const cli = cliPrice(UNKNOWN_MODEL_FIXTURE, UNKNOWN_MODEL_FIXTURE + ".json", { models: OVERRIDES });
+  assert.equal(cli.cost_usd, "0.000263"); // 134 x 0.000001 + 43 x 0.000003
+  assert.equal(res.headers.get("x-acme-cost"), cli.cost_usd);
+  assert.equal(res.headers.get("x-acme-cost-status"), "exact");
+  assert.equal(res.headers.get("x-acme-pricing-version"), cli.pricing_version);
+  assert.equal(res.headers.get("x-llm-cost"), null);
+});
+
+test("upstream unreachable: 502, and the record says aborted", async () => {
+  await resetCollector(collector.url);
+  const res = await post(deadUpstreamWorker.url, JSON_FIXTURE);
+  assert.equal(res.status, 502);
+  await readAll(res);
+  const [record] = await collectorRecords(collector.url, 1);
+  assert.ok(record, "record sent");
+  assert.equal(record.error, "aborted");
+  assert.equal(record.status_code, null);
+});
+
+test("bad MODEL_OVERRIDES: metering is off, traffic passes unchanged, the reason is logged", async () => {
+  await resetCollector(collector.url);
+  for (const name of [JSON_FIXTURE, SSE_FIXTURE]) {
+    const res = await post(badConfigWorker.url, name);
+    assert.equal(res.status, 200);
+    const ext = name === SSE_FIXTURE ? ".sse" : ".json";
+    assert.deepEqual(await readAll(res), fixtureBytes(name + ext), `${name} passes byte for byte`);
+    assert.equal(res.headers.get("x-llm-cost-status"), null);
+  }
+  assert.match(badConfigWorker.logs(), /metering disabled.*models\.mistralai\/mistral-small\.promt/);
+  await sleep(300);
+  assert.equal((await collectorRecords(collector.url, 1, 300)).length, 0);
+});
+
+test("JSON body over max_response_body_bytes (METER_CONFIG) passes unchanged, unmetered", async () => {
+  const original = fixtureBytes(JSON_FIXTURE + ".json");
+  for (const fault of ["pad-10000", "pad-10000,chunked-json"]) {
+    const res = await post(sinkDownWorker.url, JSON_FIXTURE, { headers: { "x-replay-fault": fault } });
+    assert.equal(res.status, 200);
+    const body = await readAll(res);
+    assert.equal(body.length, original.length + 10000, fault);
+    assert.deepEqual(body.subarray(0, original.length), original, fault);
+    assert.equal(res.headers.get("x-acme-cost"), null, fault);
+    assert.equal(res.headers.get("x-acme-cost-error"), null, `${fault}: streamed, so no headers`);
+  }
+  await sleep(300);
+  const errors = recordLines(sinkDownWorker.logs()).map((r) => r.error);
+  assert.equal(errors.filter((e) => e === "response_too_large").length, 2, String(errors));
+});
+
+test("chunked JSON (no content-length) is buffered within the bound and metered", async () => {
+  const res = await post(worker.url, JSON_FIXTURE, { headers: { "x-replay-fault": "chunked-json" } });
+  assert.equal(res.status, 200);
+  assert.deepEqual(await readAll(res), fixtureBytes(JSON_FIXTURE + ".json"));
+  assert.equal(res.headers.get("x-llm-cost"), cliPrice(JSON_FIXTURE, JSON_FIXTURE + ".json").cost_usd);
+});

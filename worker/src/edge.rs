@@ -1,0 +1,422 @@
+//! The Worker itself (wasm32 only): one `fetch` entry that proxies to the upstream and lets
+//! `llm-cost-core` decide everything about metering.
+
+use std::cell::{OnceCell, RefCell};
+use std::rc::Rc;
+
+use llm_cost_core::{
+    Call, Forward, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan,
+};
+use web_sys::{ReadableStreamDefaultReader, TransformStream, TransformStreamDefaultController};
+use worker::js_sys::{Object, Reflect, Uint8Array};
+use worker::wasm_bindgen::closure::Closure;
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::*;
+
+use crate::settings::{is_forwardable_request_header, Settings};
+
+type Loaded = Rc<core::result::Result<Settings, String>>;
+
+thread_local! {
+    /// Settings parsed from `Env` on the first request of an isolate (one thread per isolate).
+    static SETTINGS: OnceCell<Loaded> = const { OnceCell::new() };
+}
+
+fn read_var(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
+        .map(|v| v.to_string())
+        .or_else(|_| env.secret(name).map(|v| v.to_string()))
+        .ok()
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let loaded = SETTINGS.with(|cell| cell.get_or_init(|| load(&env)).clone());
+    match loaded.as_ref() {
+        Ok(settings) => proxy(req, settings, &ctx).await,
+        Err(_) => Response::error("llm-cost worker: bad configuration (see logs)", 500),
+    }
+}
+
+fn load(env: &Env) -> Loaded {
+    let settings = Settings::from_vars(|name| read_var(env, name));
+    match &settings {
+        Ok(s) => {
+            if let Err(why) = &s.meter {
+                console_error!("llm-cost: metering disabled, traffic passes unchanged: {why}");
+            }
+        }
+        Err(why) => console_error!("llm-cost: configuration error: {why}"),
+    }
+    Rc::new(settings)
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+/// Proxies one request, metering it when the core configuration is valid.
+async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response> {
+    let url = req.url()?;
+    let path_and_query = match url.query() {
+        Some(q) => format!("{}?{}", url.path(), q),
+        None => url.path().to_owned(),
+    };
+    let method = req.method();
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let authorization = header("authorization");
+    let content_type = header("content-type");
+    let request_id = header("x-request-id").or_else(|| header("cf-ray"));
+    let content_length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+
+    let upstream_headers = Headers::new();
+    for (name, value) in req.headers().entries() {
+        if is_forwardable_request_header(&name) {
+            upstream_headers.append(&name, &value)?;
+        }
+    }
+
+    let call = s.meter.as_ref().ok().map(|config| {
+        Call::new(
+            config,
+            RequestHead {
+                method: method.as_ref(),
+                host: &s.upstream_authority,
+                path: &path_and_query,
+                authorization: authorization.as_deref(),
+                content_type: content_type.as_deref(),
+                content_length,
+                request_id: request_id.as_deref(),
+            },
+            now_ms(),
+        )
+    });
+    // Health checks, `GET /models` and the like pass untouched and leave no record.
+    let mut call = call.filter(Call::is_metered);
+
+    let body: Option<JsValue> = if matches!(method, Method::Get | Method::Head) {
+        None
+    } else {
+        let plan = call.as_mut().map(|c| c.request_body_plan());
+        match plan {
+            Some(RequestBodyPlan::Buffer { max_bytes }) => {
+                let max = max_bytes as u64;
+                if content_length.is_some_and(|n| n > max) {
+                    if let Some(c) = call.as_mut() {
+                        c.request_body_too_large();
+                    }
+                    req.inner().body().map(JsValue::from)
+                } else {
+                    let bytes = req.bytes().await?;
+                    let replaced = match call.as_mut() {
+                        Some(c) if bytes.len() as u64 > max => {
+                            c.request_body_too_large();
+                            None
+                        }
+                        Some(c) => c.rewrite_request(&bytes),
+                        None => None,
+                    };
+                    let bytes = replaced.unwrap_or(bytes);
+                    Some(Uint8Array::from(bytes.as_slice()).into())
+                }
+            }
+            _ => req.inner().body().map(JsValue::from),
+        }
+    };
+
+    let mut init = RequestInit::new();
+    init.with_method(method)
+        .with_headers(upstream_headers)
+        .with_redirect(RequestRedirect::Manual)
+        .with_body(body);
+    let upstream_url = s.upstream_url(&path_and_query);
+    let sent = match Request::new_with_init(&upstream_url, &init) {
+        Ok(upstream_req) => Fetch::Request(upstream_req).send().await,
+        Err(e) => Err(e),
+    };
+    let upstream = match sent {
+        Ok(r) => r,
+        Err(_) => {
+            if let Some(mut c) = call {
+                emit_now(s, ctx, &c.finish_aborted(now_ms()));
+            }
+            return Response::error("llm-cost worker: upstream unreachable", 502);
+        }
+    };
+
+    let Some(mut call) = call else {
+        // Not an LLM call, or metering is off: hand the upstream response over as it is.
+        return Ok(upstream);
+    };
+    let status = upstream.status_code();
+    let headers = Headers::new();
+    for (name, value) in upstream.headers().entries() {
+        headers.append(&name, &value)?;
+    }
+    let resp_header = |name: &str| headers.get(name).ok().flatten();
+    let content_type = resp_header("content-type");
+    let content_length = resp_header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    // The body length may change (stream comment, re-encoding): let the runtime set it.
+    headers.delete("content-length")?;
+
+    let plan = call.on_response_head(ResponseHead {
+        status,
+        content_type: content_type.as_deref(),
+        content_length,
+        // `fetch` in Workers hands over an already decoded body, whatever Content-Encoding says.
+        content_encoding: None,
+    });
+    match plan {
+        ResponsePlan::BufferJson { max_bytes } => {
+            let source = upstream_stream(&upstream);
+            let buffered = match &source {
+                Some(source) => buffer_up_to(source, max_bytes).await,
+                None => Ok(Buffered::Whole(Vec::new())),
+            };
+            let body = match buffered {
+                Ok(Buffered::Whole(body)) => body,
+                Ok(Buffered::Over(prefix)) => {
+                    // Larger than the core wants to hold: the rest streams through unchanged.
+                    call.response_body_too_large();
+                    let body = metered_body(source, prefix, call, Mode::PassThrough, s, ctx)?;
+                    return respond_stream(body, status, headers);
+                }
+                Err(_) => {
+                    emit_now(s, ctx, &call.finish_aborted(now_ms()));
+                    return Response::error("llm-cost worker: upstream body failed", 502);
+                }
+            };
+            let outcome = call.finish_json(&body, now_ms());
+            for (name, value) in &outcome.headers {
+                headers.set(name, value)?;
+            }
+            emit_now(s, ctx, &outcome);
+            Ok(Response::from_bytes(body)?
+                .with_status(status)
+                .with_headers(headers))
+        }
+        ResponsePlan::Stream => {
+            let source = upstream_stream(&upstream);
+            let body = metered_body(source, Vec::new(), call, Mode::Stream, s, ctx)?;
+            respond_stream(body, status, headers)
+        }
+        ResponsePlan::PassThrough => {
+            let source = upstream_stream(&upstream);
+            let body = metered_body(source, Vec::new(), call, Mode::PassThrough, s, ctx)?;
+            respond_stream(body, status, headers)
+        }
+    }
+}
+
+/// The upstream body as a JS stream (`None` when there is no body).
+fn upstream_stream(upstream: &Response) -> Option<web_sys::ReadableStream> {
+    match upstream.body() {
+        ResponseBody::Stream(stream) => Some(stream.clone()),
+        ResponseBody::Body(_) | ResponseBody::Empty => None,
+    }
+}
+
+/// A JSON body read with a bound.
+enum Buffered {
+    /// The whole body, within the bound.
+    Whole(Vec<u8>),
+    /// The bound was passed: the chunks read so far (still JS memory); the rest is in the stream.
+    Over(Vec<Uint8Array>),
+}
+
+/// Reads `source` until it ends or holds more than `max` bytes.
+async fn buffer_up_to(
+    source: &web_sys::ReadableStream,
+    max: usize,
+) -> core::result::Result<Buffered, JsValue> {
+    let reader: ReadableStreamDefaultReader = source.get_reader().unchecked_into();
+    let mut chunks = Vec::new();
+    let mut len = 0usize;
+    loop {
+        let step = JsFuture::from(reader.read()).await?;
+        if Reflect::get(&step, &JsValue::from_str("done"))?.is_truthy() {
+            break;
+        }
+        let chunk: Uint8Array = Reflect::get(&step, &JsValue::from_str("value"))?
+            .dyn_into()
+            .map_err(|_| JsValue::from_str("upstream body chunk is not bytes"))?;
+        len += chunk.length() as usize;
+        chunks.push(chunk);
+        if len > max {
+            reader.release_lock();
+            return Ok(Buffered::Over(chunks));
+        }
+    }
+    let mut body = vec![0; len];
+    let mut at = 0;
+    for chunk in chunks {
+        let n = chunk.length() as usize;
+        chunk.copy_to(&mut body[at..at + n]);
+        at += n;
+    }
+    Ok(Buffered::Whole(body))
+}
+
+fn respond_stream(body: ResponseBody, status: u16, headers: Headers) -> Result<Response> {
+    Ok(Response::from_body(body)?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+/// Writes the record as one log line and, when a sink is configured, posts it after the response
+/// (`ctx.wait_until`: the client never waits on the sink).
+fn emit_now(s: &Settings, ctx: &Context, outcome: &Outcome) {
+    console_log!("{}", outcome.record_json);
+    if let Some(sink) = s.log_sink_url.as_deref() {
+        ctx.wait_until(post_record(sink.to_owned(), outcome.record_json.clone()));
+    }
+}
+
+/// POSTs one NDJSON line to the sink. Failures are logged without the URL (it may hold a token).
+async fn post_record(sink: String, record: String) {
+    let headers = Headers::new();
+    if headers.set("content-type", "application/x-ndjson").is_err() {
+        return;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(JsValue::from_str(&format!("{record}\n"))));
+    let sent = match Request::new_with_init(&sink, &init) {
+        Ok(req) => Fetch::Request(req).send().await,
+        Err(e) => Err(e),
+    };
+    match sent {
+        Ok(resp) if resp.status_code() < 300 => {}
+        Ok(resp) => console_warn!("llm-cost: log sink answered HTTP {}", resp.status_code()),
+        Err(_) => console_warn!("llm-cost: log sink unreachable; record kept in this log only"),
+    }
+}
+
+/// What the core asked for the response body.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// SSE: scan each chunk, append the cost comment at the end.
+    Stream,
+    /// Forward untouched; only the end (or abort) is reported.
+    PassThrough,
+}
+
+/// `Transformer.transform(chunk, controller)`.
+type TransformFn =
+    dyn FnMut(JsValue, TransformStreamDefaultController) -> core::result::Result<(), JsValue>;
+/// `Transformer.flush(controller)`.
+type FlushFn = dyn FnMut(TransformStreamDefaultController) -> core::result::Result<(), JsValue>;
+
+/// The call, shared by the transformer callbacks and the task that watches the pipe.
+struct Metering {
+    call: Call,
+    /// Set when the body ended normally (the transformer's `flush`).
+    outcome: Option<Outcome>,
+}
+
+/// Pipes the upstream body through a `TransformStream` whose callbacks hand each chunk to the
+/// core as it arrives and forward it at once (the original JS chunk when the core leaves it
+/// unchanged: no copy out of wasm). `flush` appends the cost comment. The pipe's promise, awaited
+/// in `ctx.wait_until`, tells when the body is done or broken (upstream reset, client gone); then
+/// the record is written. `prefix`: chunks already taken from `source`, sent first.
+fn metered_body(
+    source: Option<web_sys::ReadableStream>,
+    prefix: Vec<Uint8Array>,
+    call: Call,
+    mode: Mode,
+    s: &Settings,
+    ctx: &Context,
+) -> Result<ResponseBody> {
+    let Some(source) = source else {
+        // No body to pipe (e.g. 204): the call ends now.
+        let mut call = call;
+        let outcome = match mode {
+            Mode::Stream => call.finish_stream(now_ms()),
+            Mode::PassThrough => call.finish_passthrough(now_ms()),
+        };
+        emit_now(s, ctx, &outcome);
+        return Ok(match outcome.sse_comment.is_empty() {
+            true => ResponseBody::Empty,
+            false => ResponseBody::Body(outcome.sse_comment),
+        });
+    };
+    let state = Rc::new(RefCell::new(Metering {
+        call,
+        outcome: None,
+    }));
+
+    let scan = Rc::clone(&state);
+    let transform = Closure::<TransformFn>::new(
+        move |chunk: JsValue, controller: TransformStreamDefaultController| {
+            let replaced = match (mode, chunk.dyn_ref::<Uint8Array>()) {
+                (Mode::Stream, Some(bytes)) => {
+                    match scan.borrow_mut().call.feed_stream(&bytes.to_vec()) {
+                        Forward::Unchanged => None,
+                        Forward::Replace(bytes) => Some(bytes),
+                    }
+                }
+                _ => None,
+            };
+            match replaced {
+                None => controller.enqueue_with_chunk(&chunk),
+                Some(bytes) if bytes.is_empty() => Ok(()),
+                Some(bytes) => controller.enqueue_with_chunk(&Uint8Array::from(bytes.as_slice())),
+            }
+        },
+    );
+    let end = Rc::clone(&state);
+    let flush = Closure::<FlushFn>::new(move |controller: TransformStreamDefaultController| {
+        let mut end = end.borrow_mut();
+        let outcome = match mode {
+            Mode::Stream => end.call.finish_stream(now_ms()),
+            Mode::PassThrough => end.call.finish_passthrough(now_ms()),
+        };
+        let tail = (!outcome.sse_comment.is_empty())
+            .then(|| Uint8Array::from(outcome.sse_comment.as_slice()));
+        end.outcome = Some(outcome);
+        match tail {
+            Some(tail) => controller.enqueue_with_chunk(&tail),
+            None => Ok(()),
+        }
+    });
+    let transformer = Object::new();
+    if !prefix.is_empty() {
+        // Bytes already read from `source` (an over-long JSON body) go out first.
+        let start = Closure::once_into_js(move |controller: TransformStreamDefaultController| {
+            for chunk in &prefix {
+                controller.enqueue_with_chunk(chunk)?;
+            }
+            Ok::<(), JsValue>(())
+        });
+        Reflect::set(&transformer, &JsValue::from_str("start"), &start)?;
+    }
+    Reflect::set(
+        &transformer,
+        &JsValue::from_str("transform"),
+        transform.as_ref(),
+    )?;
+    Reflect::set(&transformer, &JsValue::from_str("flush"), flush.as_ref())?;
+    let pipe = TransformStream::new_with_transformer(&transformer)?;
+    let done = JsFuture::from(source.pipe_to(&pipe.writable()));
+
+    let sink = s.log_sink_url.clone();
+    ctx.wait_until(async move {
+        // Resolves after `flush`; rejects when the upstream breaks or the client goes away.
+        let _ = done.await;
+        drop((transform, flush)); // no more callbacks once the pipe has settled
+        let outcome = {
+            let mut state = state.borrow_mut();
+            match state.outcome.take() {
+                Some(outcome) => outcome,
+                None => state.call.finish_aborted(now_ms()),
+            }
+        };
+        console_log!("{}", outcome.record_json);
+        if let Some(sink) = sink {
+            post_record(sink, outcome.record_json).await;
+        }
+    });
+    Ok(ResponseBody::Stream(pipe.readable()))
+}

@@ -1,0 +1,10 @@
+//! Cloudflare Worker adapter for `llm-cost-core`.
+//!
+//! Proxies OpenRouter / OpenAI-compatible API calls to `UPSTREAM_BASE_URL` with the client's own
+//! `Authorization`, and adds the cost headers, the stream-end cost comment and the cost record.
+//! The runtime glue ([`edge`], wasm32 only) is thin; [`settings`] is pure and host-tested.
+
+pub mod settings;
+
+#[cfg(target_arch = "wasm32")]
+mod edge;

@@ -1,0 +1,242 @@
+//! Worker settings read once from the environment (`wrangler.toml` vars and secrets).
+//!
+//! Pure code: no Worker runtime types, so it builds and is unit-tested on the host.
+
+use std::rc::Rc;
+
+use llm_cost_core::MeterConfig;
+use serde_json::{Map, Value};
+
+/// Upstream used when `UPSTREAM_BASE_URL` is unset or empty.
+pub const DEFAULT_UPSTREAM: &str = "https://openrouter.ai";
+
+/// Everything the Worker needs per request, parsed once per isolate.
+pub struct Settings {
+    /// Upstream origin (scheme, host, optional port and path prefix), without a trailing `/`.
+    pub upstream_base: String,
+    /// Upstream host (`host[:port]`), given to the core as the request's authority.
+    pub upstream_authority: String,
+    /// Where cost records are POSTed as NDJSON, if anywhere.
+    pub log_sink_url: Option<String>,
+    /// Core metering configuration; `Err` holds why metering is disabled (traffic still flows).
+    pub meter: Result<Rc<MeterConfig>, String>,
+}
+
+impl Settings {
+    /// Builds settings from a variable lookup (`UPSTREAM_BASE_URL`, `LOG_SINK_URL`,
+    /// `METER_CONFIG`, `HEADER_PREFIX`, `MODEL_OVERRIDES`). Only a bad URL is fatal; a bad
+    /// metering variable disables metering and is reported in `meter`.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        let non_empty = |name: &str| {
+            var(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let upstream_base = non_empty("UPSTREAM_BASE_URL")
+            .unwrap_or_else(|| DEFAULT_UPSTREAM.to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        let upstream_authority = authority_of(&upstream_base)
+            .ok_or_else(|| "UPSTREAM_BASE_URL must be an http:// or https:// URL".to_owned())?
+            .to_owned();
+        let log_sink_url = non_empty("LOG_SINK_URL");
+        if let Some(sink) = &log_sink_url {
+            if authority_of(sink).is_none() {
+                return Err("LOG_SINK_URL must be an http:// or https:// URL".to_owned());
+            }
+        }
+        let meter = meter_config(
+            non_empty("METER_CONFIG"),
+            non_empty("HEADER_PREFIX"),
+            non_empty("MODEL_OVERRIDES"),
+        );
+        Ok(Settings {
+            upstream_base,
+            upstream_authority,
+            log_sink_url,
+            meter,
+        })
+    }
+
+    /// The upstream URL for a client request path (`/api/v1/chat/completions?x=1`).
+    pub fn upstream_url(&self, path_and_query: &str) -> String {
+        if path_and_query.starts_with('/') {
+            format!("{}{}", self.upstream_base, path_and_query)
+        } else {
+            format!("{}/{}", self.upstream_base, path_and_query)
+        }
+    }
+}
+
+/// Builds the core configuration: `METER_CONFIG` is the core's whole JSON configuration
+/// (docs/CONFIGURATION.md); `HEADER_PREFIX` replaces its `header_prefix` and `MODEL_OVERRIDES` is
+/// merged into its `models` (winning per model). The core validates the result, and its error
+/// names the field at fault.
+fn meter_config(
+    meter_config: Option<String>,
+    header_prefix: Option<String>,
+    model_overrides: Option<String>,
+) -> Result<Rc<MeterConfig>, String> {
+    let mut config = match meter_config {
+        None => Map::new(),
+        Some(raw) => match serde_json::from_str::<Value>(&raw) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err("METER_CONFIG: must be a JSON object".to_owned()),
+            Err(e) => return Err(format!("METER_CONFIG: {e}")),
+        },
+    };
+    if let Some(prefix) = header_prefix {
+        config.insert("header_prefix".to_owned(), Value::String(prefix));
+    }
+    if let Some(raw) = model_overrides {
+        let overrides = match serde_json::from_str::<Value>(&raw) {
+            Ok(Value::Object(map)) => map,
+            Ok(_) => return Err("MODEL_OVERRIDES: must be a JSON object".to_owned()),
+            Err(e) => return Err(format!("MODEL_OVERRIDES: {e}")),
+        };
+        match config.get_mut("models") {
+            Some(Value::Object(models)) => models.extend(overrides),
+            _ => {
+                config.insert("models".to_owned(), Value::Object(overrides));
+            }
+        }
+    }
+    let json = serde_json::to_vec(&Value::Object(config)).map_err(|e| e.to_string())?;
+    MeterConfig::from_json(&json)
+        .map(Rc::new)
+        .map_err(|e| e.to_string())
+}
+
+/// `host[:port]` of an absolute http(s) URL.
+fn authority_of(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    (!authority.is_empty() && !authority.contains('@')).then_some(authority)
+}
+
+/// Request headers that must not be copied to the upstream request: hop-by-hop headers, the
+/// client-facing host, Cloudflare's own request metadata, and the body length (recomputed).
+pub fn is_forwardable_request_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    !(matches!(
+        name.as_str(),
+        "host"
+            | "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "content-length"
+            | "x-real-ip"
+            | "x-forwarded-proto"
+            | "x-forwarded-for"
+    ) || name.starts_with("cf-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn defaults_to_openrouter_without_sink() {
+        let s = Settings::from_vars(vars(&[])).expect("defaults are valid");
+        assert_eq!(s.upstream_base, "https://openrouter.ai");
+        assert_eq!(s.upstream_authority, "openrouter.ai");
+        assert!(s.log_sink_url.is_none());
+        let meter = s.meter.as_ref().expect("default metering config");
+        assert_eq!(meter.header_prefix, MeterConfig::default().header_prefix);
+        assert_eq!(
+            s.upstream_url("/api/v1/chat/completions?a=1"),
+            "https://openrouter.ai/api/v1/chat/completions?a=1"
+        );
+    }
+
+    #[test]
+    fn reads_upstream_sink_and_prefix() {
+        let s = Settings::from_vars(vars(&[
+            ("UPSTREAM_BASE_URL", "http://127.0.0.1:9000/"),
+            ("LOG_SINK_URL", "http://127.0.0.1:9001/records"),
+            ("HEADER_PREFIX", "X-Team-"),
+            (
+                "MODEL_OVERRIDES",
+                r#"{"acme/private-1": {"prompt": "0.000001", "completion": "0.000002"}}"#,
+            ),
+        ]))
+        .expect("valid settings");
+        assert_eq!(s.upstream_base, "http://127.0.0.1:9000");
+        assert_eq!(s.upstream_authority, "127.0.0.1:9000");
+        assert_eq!(
+            s.log_sink_url.as_deref(),
+            Some("http://127.0.0.1:9001/records")
+        );
+        let meter = s.meter.as_ref().expect("valid");
+        assert_eq!(meter.header_prefix, "x-team-");
+        assert!(meter.overrides.contains_key("acme/private-1"));
+        assert_eq!(
+            s.upstream_url("v1/models"),
+            "http://127.0.0.1:9000/v1/models"
+        );
+    }
+
+    #[test]
+    fn bad_upstream_is_fatal_bad_metering_is_not() {
+        assert!(Settings::from_vars(vars(&[("UPSTREAM_BASE_URL", "ftp://x")])).is_err());
+        assert!(Settings::from_vars(vars(&[("LOG_SINK_URL", "nope")])).is_err());
+        let s = Settings::from_vars(vars(&[("MODEL_OVERRIDES", "{not json")]))
+            .expect("metering faults are not fatal");
+        assert!(s.meter.unwrap_err().starts_with("MODEL_OVERRIDES"));
+        let s = Settings::from_vars(vars(&[("MODEL_OVERRIDES", r#"{"m": {"promt": "1"}}"#)]))
+            .expect("not fatal");
+        assert!(s.meter.unwrap_err().contains("models.m.promt"));
+        let s = Settings::from_vars(vars(&[("HEADER_PREFIX", "bad\"prefix")])).expect("not fatal");
+        assert!(s.meter.unwrap_err().contains("header_prefix"));
+        let s = Settings::from_vars(vars(&[("METER_CONFIG", "[1]")])).expect("not fatal");
+        assert!(s.meter.is_err());
+    }
+
+    #[test]
+    fn meter_config_is_the_base_and_the_short_vars_win() {
+        let s = Settings::from_vars(vars(&[
+            (
+                "METER_CONFIG",
+                r#"{"header_prefix": "x-base-", "inject_usage": false,
+                    "models": {"a/1": {"prompt": "1"}, "b/2": {"prompt": "2"}}}"#,
+            ),
+            ("HEADER_PREFIX", "x-top-"),
+            (
+                "MODEL_OVERRIDES",
+                r#"{"b/2": {"prompt": "3"}, "c/3": {"prompt": "4"}}"#,
+            ),
+        ]))
+        .expect("valid settings");
+        let meter = s.meter.as_ref().expect("valid meter config");
+        assert_eq!(meter.header_prefix, "x-top-");
+        assert!(!meter.inject_usage);
+        let models: Vec<&str> = meter.overrides.keys().map(String::as_str).collect();
+        assert_eq!(models, ["a/1", "b/2", "c/3"]);
+    }
+
+    #[test]
+    fn hop_by_hop_and_cloudflare_headers_are_dropped() {
+        assert!(is_forwardable_request_header("Authorization"));
+        assert!(is_forwardable_request_header("content-type"));
+        assert!(!is_forwardable_request_header("Host"));
+        assert!(!is_forwardable_request_header("CF-Connecting-IP"));
+        assert!(!is_forwardable_request_header("content-length"));
+    }
+}
