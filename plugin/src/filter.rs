@@ -23,6 +23,10 @@ use crate::root::Shared;
 /// Filter state key: `%FILTER_STATE(wasm.llm_cost:PLAIN)%` in an access log prints the record.
 pub const FILTER_STATE_KEY: &str = "llm_cost";
 
+/// Filter state key holding the call's cost in whole micro-USD (`0` when unpriced):
+/// `%FILTER_STATE(wasm.llm_cost_micros:PLAIN)%`, e.g. as a rate limit `hits_addend`.
+pub const FILTER_STATE_MICROS_KEY: &str = "llm_cost_micros";
+
 /// What the response body callbacks do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Response {
@@ -72,6 +76,8 @@ impl MeterFilter {
         let outcome = finish(call, now_unix_ms());
         if call.is_metered() {
             host::set_filter_state(FILTER_STATE_KEY, outcome.record_json.as_bytes());
+            let micros = outcome.record.cost_micros.unwrap_or(0).to_string();
+            host::set_filter_state(FILTER_STATE_MICROS_KEY, micros.as_bytes());
             self.shared
                 .metrics
                 .borrow_mut()
