@@ -10,6 +10,7 @@ use crate::config::MeterConfig;
 use crate::cost::price;
 use crate::identity::key_id;
 use crate::model_names;
+use crate::money::Usd;
 use crate::pricing::Priced;
 use crate::provider::{self, Endpoint, Provider};
 use crate::record::{BreakdownRecord, CostRecord, CostStatus};
@@ -89,6 +90,8 @@ pub struct Outcome {
     pub record: CostRecord,
     /// The record as one JSON line (no newline).
     pub record_json: String,
+    /// The exact cost (`cost_usd`), when the call was priced.
+    pub cost: Option<Usd>,
     /// Model label for metrics: the price-table id that priced the call, else `other`
     /// (bounded cardinality).
     pub metric_model: String,
@@ -174,6 +177,39 @@ impl Call {
     /// Hosts may skip records of calls that are not metered (health checks, `GET /models`).
     pub fn is_metered(&self) -> bool {
         self.endpoint != Endpoint::Other
+    }
+
+    /// The caller's `key_id` (short hash of its API key), if it sent one.
+    pub fn key_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
+
+    /// The host answered the call itself with `status` (e.g. `429` for a spent budget) and the
+    /// upstream never saw it; `reason` becomes the record's `error`.
+    pub fn finish_refused(
+        &mut self,
+        status: u16,
+        reason: &'static str,
+        now_unix_ms: u64,
+    ) -> Outcome {
+        self.status_code = Some(status);
+        self.response = ResponseState::PassThrough;
+        if self.finished {
+            return self.outcome(
+                None,
+                None,
+                Some("already_finished"),
+                Vec::new(),
+                now_unix_ms,
+            );
+        }
+        self.finished = true;
+        let mut outcome = self.outcome(None, None, Some(reason), Vec::new(), now_unix_ms);
+        // Nothing was metered wrong: the call simply never ran.
+        outcome.record.cost_status = CostStatus::NoUsage;
+        outcome.record_json = outcome.record.to_json();
+        outcome.headers = outcome.record.headers(&self.config.header_prefix);
+        outcome
     }
 
     /// Whether to buffer the request body for the rewrite.
@@ -460,8 +496,8 @@ impl Call {
         let usage = usage.map(|u| match u {
             Reported::Exact(u) | Reported::Estimated(u) => u,
         });
-        let (mut cost_usd, mut cost_micros, mut breakdown, mut priced_as) =
-            (None, None, None, None);
+        let (mut cost, mut cost_usd, mut cost_micros, mut breakdown, mut priced_as) =
+            (None, None, None, None, None);
         if let Some(usage) = &usage {
             match model.as_deref().and_then(|m| self.resolve(m)) {
                 Some(priced) => match price(usage, &priced.prices).and_then(|b| {
@@ -477,6 +513,7 @@ impl Call {
                         } else {
                             CostStatus::Exact
                         };
+                        cost = Some(total);
                         cost_usd = Some(total.to_decimal_string());
                         cost_micros = Some(total.to_micros());
                         breakdown = Some(BreakdownRecord::from(&b));
@@ -542,6 +579,7 @@ impl Call {
             sse_comment,
             record_json: record.to_json(),
             record,
+            cost,
             metric_model: priced_as.unwrap_or_else(|| "other".to_owned()),
         }
     }

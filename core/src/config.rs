@@ -7,6 +7,7 @@ use core::fmt;
 
 use serde::Deserialize;
 
+use crate::budget::{Budgets, BudgetsFile};
 use crate::money::Usd;
 use crate::pricing::{content_hash, ModelEntry, PriceTable, Prices, PRICE_KEYS};
 use crate::provider::Route;
@@ -136,6 +137,11 @@ pub struct MeterConfig {
     pub adjustments: Vec<Adjustment>,
     /// Where records go.
     pub collector: CollectorConfig,
+    /// Per-`key_id` spend limits (enforced by hosts with shared storage: the Envoy filter).
+    pub budgets: Budgets,
+    /// Send the caller's `key_id` upstream as the `<header_prefix>key-id` request header (for
+    /// Envoy's rate limit filter and upstream logs; forged copies are always removed first).
+    pub key_id_header: bool,
     pricing_version: String,
 }
 
@@ -153,6 +159,8 @@ struct ConfigFile {
     models: BTreeMap<String, BTreeMap<String, String>>,
     adjustments: Vec<Adjustment>,
     collector: CollectorConfig,
+    budgets: BudgetsFile,
+    key_id_header: bool,
 }
 
 impl Default for ConfigFile {
@@ -169,6 +177,8 @@ impl Default for ConfigFile {
             models: BTreeMap::new(),
             adjustments: Vec::new(),
             collector: CollectorConfig::default(),
+            budgets: BudgetsFile::default(),
+            key_id_header: false,
         }
     }
 }
@@ -286,6 +296,8 @@ impl MeterConfig {
             overrides,
             adjustments,
             collector: file.collector,
+            budgets: Budgets::from_file(file.budgets)?,
+            key_id_header: file.key_id_header,
             pricing_version: String::new(),
         };
         config.refresh_pricing_version();
@@ -310,6 +322,11 @@ impl MeterConfig {
         header_name.len() >= self.header_prefix.len()
             && header_name.as_bytes()[..self.header_prefix.len()]
                 .eq_ignore_ascii_case(self.header_prefix.as_bytes())
+    }
+
+    /// Name of the request header carrying `key_id` upstream when `key_id_header` is on.
+    pub fn key_id_header_name(&self) -> String {
+        format!("{}key-id", self.header_prefix)
     }
 
     /// The table's version, plus `+cfg-<hash>` when model overrides or adjustments apply.

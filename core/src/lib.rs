@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+pub mod budget;
 pub mod call;
 pub mod config;
 pub mod cost;
@@ -29,6 +30,7 @@ pub mod stream;
 pub mod time;
 pub mod usage;
 
+pub use budget::{Budgets, Ledger, Period, Rejection};
 pub use call::{Call, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan};
 pub use config::{CollectorConfig, ConfigError, MeterConfig};
 pub use money::Usd;

@@ -79,6 +79,21 @@ impl Usd {
         self.0
     }
 
+    /// The amount of `units` × 10⁻³⁰ USD (the inverse of [`Usd::units`]).
+    pub const fn from_units(units: u128) -> Usd {
+        Usd(units)
+    }
+
+    /// `self + other`, capped at the largest amount.
+    pub fn saturating_add(self, other: Usd) -> Usd {
+        Usd(self.0.saturating_add(other.0))
+    }
+
+    /// `self − other`, never below zero.
+    pub fn saturating_sub(self, other: Usd) -> Usd {
+        Usd(self.0.saturating_sub(other.0))
+    }
+
     /// `self × count`, e.g. a per-token price times a token count.
     pub fn checked_mul(self, count: u64) -> Result<Usd, MoneyError> {
         self.0

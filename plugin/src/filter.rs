@@ -13,10 +13,12 @@ use std::rc::Rc;
 
 use llm_cost_core::{
     Call, Forward, MeterConfig, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan,
+    Usd,
 };
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
+use crate::budget::{self, Admission};
 use crate::host::{self, header, now_unix_ms};
 use crate::root::Shared;
 
@@ -50,6 +52,8 @@ pub struct MeterFilter {
     request_had_length: bool,
     response: Response,
     finished: bool,
+    /// `key_id` whose budget holds a reservation for this call, settled when it ends.
+    reservation: Option<String>,
 }
 
 impl MeterFilter {
@@ -63,6 +67,7 @@ impl MeterFilter {
             request_had_length: false,
             response: Response::Pending,
             finished: false,
+            reservation: None,
         }
     }
 
@@ -73,21 +78,66 @@ impl MeterFilter {
         }
         let call = self.call.as_mut()?;
         self.finished = true;
-        let outcome = finish(call, now_unix_ms());
+        let now = now_unix_ms();
+        let outcome = finish(call, now);
+        if let (Some(key_id), Some(config)) = (self.reservation.take(), &self.config) {
+            budget::settle(
+                &config.budgets,
+                &key_id,
+                outcome.cost.unwrap_or(Usd::ZERO),
+                now,
+            );
+        }
         if call.is_metered() {
-            host::set_filter_state(FILTER_STATE_KEY, outcome.record_json.as_bytes());
-            let micros = outcome.record.cost_micros.unwrap_or(0).to_string();
-            host::set_filter_state(FILTER_STATE_MICROS_KEY, micros.as_bytes());
-            self.shared
-                .metrics
-                .borrow_mut()
-                .add_record(&outcome.record, &outcome.metric_model);
-            self.shared
-                .queue
-                .borrow_mut()
-                .push(outcome.record_json.clone());
+            self.emit(&outcome);
         }
         Some(outcome)
+    }
+
+    /// Publishes a metered call's record: filter state, metrics, the collector queue.
+    fn emit(&self, outcome: &Outcome) {
+        host::set_filter_state(FILTER_STATE_KEY, outcome.record_json.as_bytes());
+        let micros = outcome.record.cost_micros.unwrap_or(0).to_string();
+        host::set_filter_state(FILTER_STATE_MICROS_KEY, micros.as_bytes());
+        self.shared
+            .metrics
+            .borrow_mut()
+            .add_record(&outcome.record, &outcome.metric_model);
+        self.shared
+            .queue
+            .borrow_mut()
+            .push(outcome.record_json.clone());
+    }
+
+    /// Checks the caller's budget; true when the call was refused (a 429 was sent).
+    fn refused_by_budget(&mut self, config: &MeterConfig, mut call: Call) -> bool {
+        let key_id = match call.key_id() {
+            Some(key_id) if call.is_metered() && !config.budgets.is_empty() => key_id.to_owned(),
+            _ => {
+                self.call = Some(call);
+                return false;
+            }
+        };
+        let now = now_unix_ms();
+        let refused = match budget::admit(&config.budgets, &key_id, now) {
+            Admission::Unlimited => None,
+            Admission::Admitted => {
+                self.reservation = Some(key_id.clone());
+                None
+            }
+            Admission::Refused(rejection) => Some(rejection),
+        };
+        if let Some(rejection) = refused {
+            let outcome = call.finish_refused(429, "budget_exceeded", now);
+            self.finished = true;
+            self.emit(&outcome);
+            let headers = rejection.headers();
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            host::send_response(429, &headers, rejection.body_json(&key_id).as_bytes());
+        }
+        self.call = Some(call);
+        self.finished
     }
 }
 
@@ -117,9 +167,19 @@ impl HttpContext for MeterFilter {
             config.is_own_header(name)
         });
         let call = Call::new(config, head, now_unix_ms());
+        if let (true, Some(key_id)) = (config.key_id_header, call.key_id()) {
+            host::set_header(
+                MapType::HttpRequestHeaders,
+                &config.key_id_header_name(),
+                key_id,
+            );
+        }
         self.request_had_length = content_length.is_some();
         let plan = call.request_body_plan();
-        self.call = Some(call);
+        let config = Rc::clone(config);
+        if self.refused_by_budget(&config, call) {
+            return Action::Pause; // the local 429 is on its way
+        }
         match plan {
             // Hold the headers: content-length can only change while they are held.
             RequestBodyPlan::Buffer { max_bytes } if !end_of_stream => {

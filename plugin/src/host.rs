@@ -95,3 +95,10 @@ pub fn set_tick_period(period: Duration) {
         log::warn!("llm-cost: timer refused ({status:?}): records will not be flushed");
     }
 }
+
+/// Answers the request from the filter (the upstream never sees it).
+pub fn send_response(status: u32, headers: &[(&str, &str)], body: &[u8]) {
+    if let Err(status) = hostcalls::send_http_response(status, headers.to_vec(), Some(body)) {
+        log::warn!("llm-cost: local response refused: {status:?}");
+    }
+}

@@ -70,9 +70,11 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
     let request_id = header("x-request-id").or_else(|| header("cf-ray"));
     let content_length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
 
+    // A client must not hand our headers to the upstream as if we had set them.
+    let is_own = |name: &str| s.meter.as_ref().is_ok_and(|c| c.is_own_header(name));
     let upstream_headers = Headers::new();
     for (name, value) in req.headers().entries() {
-        if is_forwardable_request_header(&name) {
+        if is_forwardable_request_header(&name) && !is_own(&name) {
             upstream_headers.append(&name, &value)?;
         }
     }
@@ -92,6 +94,11 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
             now_ms(),
         )
     });
+    if let (Ok(config), Some(key_id)) = (&s.meter, call.as_ref().and_then(Call::key_id)) {
+        if config.key_id_header {
+            upstream_headers.set(&config.key_id_header_name(), key_id)?;
+        }
+    }
     // Health checks, `GET /models` and the like pass untouched and leave no record.
     let mut call = call.filter(Call::is_metered);
 

@@ -102,9 +102,12 @@ fn meter_config(
         }
     }
     let json = serde_json::to_vec(&Value::Object(config)).map_err(|e| e.to_string())?;
-    MeterConfig::from_json(&json)
-        .map(Rc::new)
-        .map_err(|e| e.to_string())
+    let meter = MeterConfig::from_json(&json).map_err(|e| e.to_string())?;
+    if !meter.budgets.is_empty() {
+        // Isolates share no counter store: a limit here would be silently per-isolate.
+        return Err("METER_CONFIG: field `budgets`: spend limits are enforced by the Envoy filter only (docs/BUDGETS.md); remove them from the Worker's configuration".to_owned());
+    }
+    Ok(Rc::new(meter))
 }
 
 /// `host[:port]` of an absolute http(s) URL.
@@ -229,6 +232,15 @@ mod tests {
         assert!(!meter.inject_usage);
         let models: Vec<&str> = meter.overrides.keys().map(String::as_str).collect();
         assert_eq!(models, ["a/1", "b/2", "c/3"]);
+    }
+
+    #[test]
+    fn budgets_are_refused_rather_than_enforced_per_isolate() {
+        let budgets = r#"{"budgets": {"default_limit_usd": "5"}}"#;
+        let err = meter_config(Some(budgets.to_owned()), None, None).unwrap_err();
+        assert!(err.contains("field `budgets`"), "{err}");
+        let no_limits = r#"{"budgets": {"period": "day"}, "key_id_header": true}"#;
+        assert!(meter_config(Some(no_limits.to_owned()), None, None).is_ok());
     }
 
     #[test]
