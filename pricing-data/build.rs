@@ -1,5 +1,5 @@
-//! Turns `bundled.json` (OpenRouter `/api/v1/models` shape) into `$OUT_DIR/bundled.rs`: a static,
-//! id-sorted table of price strings plus a content hash, so hosts never parse JSON for it.
+//! Turns `bundled.json` (OpenRouter `/api/v1/models` shape) into `$OUT_DIR/bundled.rs`: a compact,
+//! id-sorted text table of price strings plus a content hash, so hosts never parse JSON for it.
 //!
 //! The content hash is computed over the same canonical text as `llm_cost_core::pricing::content_hash`
 //! (sorted ids, the priced keys only, decimals without trailing zeros); a core test pins the two.
@@ -19,6 +19,9 @@ const PRICE_KEYS: [&str; 8] = [
     "request",
     "web_search",
 ];
+
+/// One letter per price key in the generated table, in `PRICE_KEYS` order.
+const KEY_LETTERS: [char; 8] = ['c', 'i', 'r', 'w', 'x', 'p', 'q', 's'];
 
 /// `(id, canonical_slug, [(price key, canonical decimal)])` of one model.
 type Model = (String, String, Vec<(&'static str, String)>);
@@ -82,19 +85,32 @@ fn main() {
         out,
         "pub const PRICING_VERSION: &str = \"openrouter-{snapshot_date}+{hash_hex}\";"
     );
-    let _ = writeln!(out, "/// Every bundled model, sorted by id.");
-    let _ = writeln!(out, "pub static MODELS: &[BundledModel] = &[");
+    // One line per model, `id \t slug \t prices`, sorted by id: far smaller in the .wasm than a
+    // table of `&str` pairs (no pointer/length per price). The slug is `=` when equal to the id;
+    // prices are `<key letter><decimal>` separated by spaces (letters: `PRICE_KEYS`' order).
+    let mut table = String::new();
+    let mut line_starts = Vec::new();
     for (id, slug, prices) in &models {
-        let _ = write!(
-            out,
-            "    BundledModel {{ id: {id:?}, canonical_slug: {slug:?}, prices: &["
-        );
-        for (key, value) in prices {
-            let _ = write!(out, "({key:?}, {value:?}), ");
+        line_starts.push(table.len());
+        let slug = if slug == id { "=" } else { slug.as_str() };
+        let _ = write!(table, "{id}\t{slug}\t");
+        for (n, (key, value)) in prices.iter().enumerate() {
+            let letter = KEY_LETTERS[PRICE_KEYS
+                .iter()
+                .position(|k| k == key)
+                .expect("a price key")];
+            let sep = if n == 0 { "" } else { " " };
+            let _ = write!(table, "{sep}{letter}{value}");
         }
-        let _ = writeln!(out, "] }},");
+        table.push('\n');
     }
-    let _ = writeln!(out, "];");
+    let _ = writeln!(
+        out,
+        "/// Every bundled model, one line each, sorted by id (see `build.rs`)."
+    );
+    let _ = writeln!(out, "static TABLE: &str = {table:?};");
+    let _ = writeln!(out, "/// Byte offset of each line of `TABLE`.");
+    let _ = writeln!(out, "static LINE_STARTS: &[u32] = &{line_starts:?};");
     let mut slugs: Vec<(&str, usize)> = models
         .iter()
         .enumerate()
@@ -104,15 +120,15 @@ fn main() {
     // Several ids can share a slug (`x` and `x:batch`, `x:free`): the slug means the base model.
     slugs.sort_by_key(|(slug, i)| (*slug, models[*i].0.contains(':'), models[*i].0.len()));
     slugs.dedup_by(|a, b| a.0 == b.0);
+    let by_slug: Vec<u16> = slugs
+        .iter()
+        .map(|(_, i)| u16::try_from(*i).expect("fewer than 65536 models"))
+        .collect();
     let _ = writeln!(
         out,
-        "/// `(canonical_slug, index into MODELS)`, sorted by slug."
+        "/// Line numbers of the models with a canonical slug, sorted by slug."
     );
-    let _ = writeln!(out, "pub static CANONICAL_SLUGS: &[(&str, usize)] = &[");
-    for (slug, i) in slugs {
-        let _ = writeln!(out, "    ({slug:?}, {i}),");
-    }
-    let _ = writeln!(out, "];");
+    let _ = writeln!(out, "static BY_SLUG: &[u16] = &{by_slug:?};");
     let dest = Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("bundled.rs");
     fs::write(dest, out).expect("OUT_DIR is writable");
 }

@@ -8,6 +8,7 @@ use core::fmt;
 use serde::Deserialize;
 
 use crate::budget::{Budgets, BudgetsFile};
+use crate::json_path;
 use crate::money::Usd;
 use crate::pricing::{content_hash, ModelEntry, PriceTable, Prices, PRICE_KEYS};
 use crate::provider::Route;
@@ -210,14 +211,25 @@ impl MeterConfig {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(MeterConfig::default());
         }
-        let mut json = serde_json::Deserializer::from_slice(bytes);
-        let file: ConfigFile = serde_path_to_error::deserialize(&mut json).map_err(|e| {
-            match format!("{}", e.path()).as_str() {
-                "." => ConfigError(format!("{}", e.inner())),
-                path => ConfigError(format!("field `{path}`: {}", e.inner())),
+        let file: ConfigFile = serde_json::from_slice(bytes).map_err(|e| {
+            let mut path = json_path::path_at(bytes, e.line(), e.column());
+            let message = format!("{e}");
+            // serde_json appends the position; the field path says it better.
+            let message = match message.rsplit_once(" at line ") {
+                Some((text, _)) if e.line() > 0 => text,
+                _ => message.as_str(),
+            };
+            if message.starts_with("unknown field") {
+                // The path ends at the unknown key itself: name the object it is in.
+                path = path
+                    .rsplit_once('.')
+                    .map_or(String::new(), |(parent, _)| parent.into());
+            }
+            match path.as_str() {
+                "" => ConfigError(format!("{e}")), // syntax errors: the position helps
+                path => ConfigError(format!("field `{path}`: {message}")),
             }
         })?;
-        json.end().map_err(|e| ConfigError(format!("{e}")))?;
         MeterConfig::from_file(file)
     }
 

@@ -19,6 +19,7 @@ pub mod decimal;
 #[cfg(feature = "estimate")]
 pub mod estimate;
 pub mod identity;
+pub mod json_path;
 pub mod model_names;
 pub mod money;
 pub mod pricing;

@@ -219,7 +219,7 @@ impl PriceTable {
     /// Number of models.
     pub fn len(&self) -> usize {
         match &self.source {
-            TableSource::Bundled => bundled::MODELS.len(),
+            TableSource::Bundled => bundled::len(),
             TableSource::Loaded { models, .. } => models.len(),
         }
     }
@@ -233,17 +233,8 @@ impl PriceTable {
     pub fn get(&self, name: &str) -> Option<Priced> {
         match &self.source {
             TableSource::Bundled => {
-                let index = bundled::MODELS
-                    .binary_search_by(|m| m.id.cmp(name))
-                    .ok()
-                    .or_else(|| {
-                        bundled::CANONICAL_SLUGS
-                            .binary_search_by(|(slug, _)| (*slug).cmp(name))
-                            .ok()
-                            .map(|i| bundled::CANONICAL_SLUGS[i].1)
-                    })?;
-                let model = &bundled::MODELS[index];
-                let prices = Prices::from_pairs(model.prices.iter().copied()).ok()?;
+                let model = bundled::find(name)?;
+                let prices = Prices::from_pairs(model.prices()).ok()?;
                 Some(Priced {
                     id: model.id.to_owned(),
                     prices,
@@ -266,13 +257,12 @@ impl PriceTable {
     /// Every entry (bundled entries are parsed on the fly).
     pub fn entries(&self) -> Vec<ModelEntry> {
         match &self.source {
-            TableSource::Bundled => bundled::MODELS
-                .iter()
+            TableSource::Bundled => bundled::models()
                 .filter_map(|m| {
                     Some(ModelEntry {
                         id: m.id.to_owned(),
                         canonical_slug: m.canonical_slug.to_owned(),
-                        prices: Prices::from_pairs(m.prices.iter().copied()).ok()?,
+                        prices: Prices::from_pairs(m.prices()).ok()?,
                     })
                 })
                 .collect(),
@@ -418,8 +408,7 @@ mod tests {
         let table = PriceTable::bundled();
         let by_id = table.get("openai/gpt-4o").expect("gpt-4o is bundled");
         assert_eq!(by_id.prices.prompt, Usd::parse("0.0000025").unwrap());
-        let slug = bundled::MODELS
-            .iter()
+        let slug = bundled::models()
             .find(|m| !m.canonical_slug.is_empty() && m.canonical_slug != m.id)
             .expect("some model has a distinct slug");
         assert_eq!(table.get(slug.canonical_slug).unwrap().id, slug.id);

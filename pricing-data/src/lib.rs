@@ -2,20 +2,99 @@
 //!
 //! This crate owns the data, not its meaning: `llm-cost-core` parses the decimal strings into exact
 //! money and resolves model names. See `README.md` here for provenance and how to refresh.
+//!
+//! The table is one text line per model (`id \t slug \t prices`), sorted by id, with line offsets
+//! for binary search: about half the `.wasm` bytes of a table of `&str` pairs.
 #![no_std]
 
+include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+
+/// Price keys by their letter in the table (same order as `build.rs`' `PRICE_KEYS`).
+const KEYS: [(u8, &str); 8] = [
+    (b'c', "completion"),
+    (b'i', "image"),
+    (b'r', "input_cache_read"),
+    (b'w', "input_cache_write"),
+    (b'x', "internal_reasoning"),
+    (b'p', "prompt"),
+    (b'q', "request"),
+    (b's', "web_search"),
+];
+
 /// One model of the bundled snapshot: USD per token (or per request) as decimal strings.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BundledModel {
     /// OpenRouter model id, e.g. `openai/gpt-4o`.
     pub id: &'static str,
     /// OpenRouter canonical slug (dated), e.g. `anthropic/claude-4.6-sonnet-20260217`; may be empty.
     pub canonical_slug: &'static str,
-    /// `(price key, decimal)` pairs in key order, e.g. `("prompt", "0.0000025")`.
-    pub prices: &'static [(&'static str, &'static str)],
+    prices: &'static str,
 }
 
-include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+impl BundledModel {
+    /// `(price key, decimal)` pairs in key order, e.g. `("prompt", "0.0000025")`.
+    pub fn prices(&self) -> impl Iterator<Item = (&'static str, &'static str)> {
+        self.prices.split(' ').filter_map(|price| {
+            let (letter, value) = (*price.as_bytes().first()?, price.get(1..)?);
+            let key = KEYS.iter().find(|(l, _)| *l == letter)?.1;
+            Some((key, value))
+        })
+    }
+}
+
+/// Number of bundled models.
+pub fn len() -> usize {
+    LINE_STARTS.len()
+}
+
+/// The model on line `index` (ids ascending).
+pub fn model(index: usize) -> Option<BundledModel> {
+    let start = *LINE_STARTS.get(index)? as usize;
+    let line = TABLE.get(start..)?.split('\n').next()?;
+    let mut fields = line.split('\t');
+    let id = fields.next()?;
+    let slug = fields.next()?;
+    let prices = fields.next()?;
+    Some(BundledModel {
+        id,
+        canonical_slug: if slug == "=" { id } else { slug },
+        prices,
+    })
+}
+
+/// Every bundled model, ids ascending.
+pub fn models() -> impl Iterator<Item = BundledModel> {
+    (0..len()).filter_map(model)
+}
+
+/// The model whose id is `name`, else the one whose canonical slug is `name` (a slug shared by
+/// several ids means the base model: no `:variant`, then the shortest id).
+pub fn find(name: &str) -> Option<BundledModel> {
+    let id_of = |i: usize| model(i).map_or("", |m| m.id);
+    let slug_of = |i: usize| model(i).map_or("", |m| m.canonical_slug);
+    if let Ok(i) = binary_search(len(), |i| id_of(i).cmp(name)) {
+        return model(i);
+    }
+    let at = |k: usize| usize::from(BY_SLUG[k]);
+    let k = binary_search(BY_SLUG.len(), |k| slug_of(at(k)).cmp(name)).ok()?;
+    model(at(k))
+}
+
+fn binary_search(
+    len: usize,
+    mut probe: impl FnMut(usize) -> core::cmp::Ordering,
+) -> Result<usize, usize> {
+    let (mut low, mut high) = (0, len);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        match probe(mid) {
+            core::cmp::Ordering::Less => low = mid + 1,
+            core::cmp::Ordering::Greater => high = mid,
+            core::cmp::Ordering::Equal => return Ok(mid),
+        }
+    }
+    Err(low)
+}
 
 #[cfg(test)]
 mod tests {
@@ -23,14 +102,35 @@ mod tests {
 
     #[test]
     fn table_is_sorted_and_unique_for_binary_search() {
-        assert!(MODELS.windows(2).all(|w| w[0].id < w[1].id));
-        assert!(CANONICAL_SLUGS.windows(2).all(|w| w[0].0 <= w[1].0));
+        let ids = || models().map(|m| m.id);
+        assert_eq!(ids().count(), len());
+        assert!(len() > 100);
+        assert!(ids().zip(ids().skip(1)).all(|(a, b)| a < b));
+        let slugs = || {
+            BY_SLUG
+                .iter()
+                .map(|&i| model(usize::from(i)).unwrap().canonical_slug)
+        };
+        assert!(slugs().zip(slugs().skip(1)).all(|(a, b)| a < b));
+    }
+
+    #[test]
+    fn every_model_is_found_by_id_and_slug() {
+        for m in models() {
+            assert_eq!(find(m.id), Some(m));
+            if !m.canonical_slug.is_empty() {
+                let by_slug = find(m.canonical_slug).unwrap();
+                assert_eq!(by_slug.canonical_slug, m.canonical_slug);
+            }
+            assert!(m.prices().any(|(k, _)| k == "prompt"));
+            assert!(m.prices().any(|(k, _)| k == "completion"));
+        }
+        assert_eq!(find("no-such/model"), None);
+        assert_eq!(find(""), None);
     }
 
     #[test]
     fn dynamic_prices_are_left_out() {
-        assert!(MODELS
-            .iter()
-            .all(|m| m.prices.iter().all(|(_, v)| !v.starts_with('-'))));
+        assert!(models().all(|m| m.prices().all(|(_, v)| !v.starts_with('-'))));
     }
 }

@@ -20,7 +20,7 @@ def envoy_bin():
     if not path or not os.path.isfile(path):
         pytest.fail("Envoy not found: run scripts/install-envoy (or scripts/test-envoy), or set $ENVOY")
     if not os.path.isfile(harness.WASM):
-        pytest.fail("%s missing: cargo build -p llm-cost-plugin --target wasm32-unknown-unknown --release" % harness.WASM)
+        pytest.fail("%s missing: run scripts/build-plugin" % harness.WASM)
     return path
 
 

@@ -38,7 +38,7 @@ def openrouter_envoy(envoy_bin, collector):
                           "address: 127.0.0.1, port_value: %d" % upstream.port)
         text = substitute(text, "/etc/ssl/certs/ca-certificates.crt", cert)
         text = substitute(text, "port_value: 9411", "port_value: %d" % collector.port)
-        text = substitute(text, "target/wasm32-unknown-unknown/release/llm_cost_plugin.wasm", harness.WASM)
+        text = substitute(text, "dist/llm_cost_plugin.wasm", harness.WASM)
         envoy = harness.Envoy(envoy_bin, 0, 0, config_text=text)
         try:
             yield envoy, upstream
