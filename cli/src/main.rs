@@ -3,7 +3,9 @@
 //! `llm-cost price [--pricing FILE] [--request FILE] RESPONSE` prints the cost record of a recorded
 //! response body (JSON or SSE, detected) as one JSON line: the same record the Envoy filter and the
 //! Worker produce for the same bytes. `llm-cost pricing import|diff` keeps price tables current.
+//! `llm-cost report` sums stored records; `llm-cost collect` receives and stores them.
 
+mod collect;
 mod price;
 mod pricing;
 mod report;
@@ -32,6 +34,8 @@ enum Command {
     Pricing(pricing::PricingCommand),
     /// Spend totals and breakdowns over NDJSON cost records.
     Report(report::ReportArgs),
+    /// Receive NDJSON cost records over HTTP and append them to daily files.
+    Collect(collect::CollectArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
         Command::Price(args) => price::run(&args),
         Command::Pricing(command) => pricing::run(&command),
         Command::Report(args) => report::run(&args),
+        Command::Collect(args) => collect::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
