@@ -573,3 +573,31 @@ fn one_collector_per_directory() {
         "{err}"
     );
 }
+
+#[test]
+fn a_request_that_never_completes_cannot_hold_the_shutdown() {
+    let dir = TempDir::new();
+    let mut c = Collector::start(&dir.0, &["--shutdown-grace", "1"]);
+    let mut trickle = c.connect();
+    trickle.send(b"POST /ingest HTTP/1.1\r\nhost: c\r\ncontent-length: 1000\r\n\r\n{\"ts\":");
+    std::thread::sleep(Duration::from_millis(200));
+    let stopped = Instant::now();
+    c.signal(libc::SIGTERM);
+    for _ in 0..5 {
+        // Bytes keep coming, never the whole body.
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = trickle.stream.write_all(b" ");
+    }
+    assert_eq!(c.wait_exit(IO).code(), Some(0), "{}", c.log());
+    let took = stopped.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(
+        c.log().contains("1 request(s) still incomplete after 1s"),
+        "{}",
+        c.log()
+    );
+    assert!(dir.files().is_empty());
+}

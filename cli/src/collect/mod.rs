@@ -43,6 +43,10 @@ pub struct CollectArgs {
     /// Most connections served at once; more get 503.
     #[arg(long, default_value_t = 256)]
     max_connections: usize,
+    /// Seconds that requests under way at SIGINT/SIGTERM get to finish; later ones are dropped
+    /// unanswered (their senders retry).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    shutdown_grace: u64,
 }
 
 /// Runs the collector until SIGINT or SIGTERM; the error is a message for the user.
@@ -72,6 +76,7 @@ pub fn run(args: &CollectArgs) -> Result<(), String> {
         path: args.path.clone(),
         max_body_bytes: args.max_body_bytes,
         max_connections: args.max_connections.max(1),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
         store: store.handle(),
         stopping,
         stats: Stats::default(),
@@ -81,7 +86,16 @@ pub fn run(args: &CollectArgs) -> Result<(), String> {
         "llm-cost collect: writing to {}/llm-cost-YYYY-MM-DD.ndjson",
         args.out.display()
     );
-    server::serve(listener, &shared);
+    let stuck = server::serve(listener, &shared);
+    if stuck > 0 {
+        // Their requests were not answered (the senders retry them); everything answered 200 is
+        // already on disk, so exiting now loses nothing that was accepted.
+        eprintln!(
+            "llm-cost collect: {stuck} request(s) still incomplete after {}s; exiting without them",
+            args.shutdown_grace
+        );
+        std::process::exit(0);
+    }
 
     let stats = &shared.stats;
     let (requests, stored, rejected) = (

@@ -31,6 +31,9 @@ pub struct Shared {
     pub path: String,
     pub max_body_bytes: u64,
     pub max_connections: usize,
+    /// After SIGINT/SIGTERM, how long requests under way may take to arrive whole (a client
+    /// trickling bytes cannot hold the shutdown forever).
+    pub shutdown_grace: Duration,
     pub store: StoreHandle,
     pub stopping: Arc<AtomicBool>,
     pub stats: Stats,
@@ -51,8 +54,8 @@ impl Shared {
 }
 
 /// Accepts until `stopping` is set (and the accept is woken), then closes the listener and waits
-/// for every connection to finish its request.
-pub fn serve(listener: TcpListener, shared: &Arc<Shared>) {
+/// up to `shutdown_grace` for every connection to finish its request. Returns how many did not.
+pub fn serve(listener: TcpListener, shared: &Arc<Shared>) -> usize {
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     for conn in listener.incoming() {
         if shared.stopping() {
@@ -83,9 +86,15 @@ pub fn serve(listener: TcpListener, shared: &Arc<Shared>) {
         }
     }
     drop(listener);
-    for worker in workers {
+    let until = Instant::now() + shared.shutdown_grace;
+    while workers.iter().any(|w| !w.is_finished()) && Instant::now() < until {
+        std::thread::sleep(POLL / 2);
+    }
+    let (done, stuck): (Vec<_>, Vec<_>) = workers.into_iter().partition(|w| w.is_finished());
+    for worker in done {
         let _ = worker.join();
     }
+    stuck.len()
 }
 
 /// What to do with the connection after a request.
@@ -169,47 +178,29 @@ fn serve_one(reader: &mut BufReader<TcpStream>, w: &mut impl Write, shared: &Sha
         Err(Error::Closed) => return Next::Close,
     };
     let path = head.path();
-    let (status, allow) = if path == shared.path {
-        (if head.method == "POST" { 200 } else { 405 }, "POST")
-    } else if path == "/healthz" {
-        (
-            if matches!(head.method.as_str(), "GET" | "HEAD") {
-                200
-            } else {
-                405
-            },
-            "GET, HEAD",
-        )
-    } else {
-        (404, "")
-    };
-    match status {
-        404 => {
-            return bodyless(
-                w,
-                &head,
-                framing,
-                404,
-                &json!({"error": "unknown path", "ingest": shared.path}),
-                &[],
-            )
-        }
-        405 => {
-            return bodyless(
-                w,
-                &head,
-                framing,
-                405,
-                &json!({"error": "method not allowed"}),
-                &[("allow", allow)],
-            )
-        }
-        _ if path != shared.path => {
-            return bodyless(w, &head, framing, 200, &json!({"status": "ok"}), &[])
-        }
-        _ => {}
+    let method = head.method.as_str();
+    if path == shared.path && method == "POST" {
+        return ingest(reader, w, shared, &head, framing);
     }
-    ingest(reader, w, shared, &head, framing)
+    let (status, body, allow) = if path == shared.path {
+        (405, json!({"error": "method not allowed"}), "POST")
+    } else if path == "/healthz" && method == "GET" {
+        (200, json!({"status": "ok"}), "")
+    } else if path == "/healthz" {
+        (405, json!({"error": "method not allowed"}), "GET")
+    } else {
+        (
+            404,
+            json!({"error": "unknown path", "ingest": shared.path}),
+            "",
+        )
+    };
+    let extra: &[(&str, &str)] = if allow.is_empty() {
+        &[]
+    } else {
+        &[("allow", allow)]
+    };
+    bodyless(w, &head, framing, status, &body, extra)
 }
 
 /// Answers a request whose body is not wanted: keeps the connection only when there is none.
