@@ -2,9 +2,11 @@
 //!
 //! `llm-cost price [--pricing FILE] [--request FILE] RESPONSE` prints the cost record of a recorded
 //! response body (JSON or SSE, detected) as one JSON line: the same record the Envoy filter and the
-//! Worker produce for the same bytes. `llm-cost pricing import|diff` keeps price tables current,
-//! `llm-cost report` sums records, `llm-cost key-id` hashes an API key read from stdin.
+//! Worker produce for the same bytes. `llm-cost pricing import|diff` keeps price tables current.
+//! `llm-cost report` sums stored records; `llm-cost collect` receives and stores them;
+//! `llm-cost key-id` hashes an API key read from stdin.
 
+mod collect;
 mod key_id;
 mod price;
 mod pricing;
@@ -34,6 +36,8 @@ enum Command {
     Pricing(pricing::PricingCommand),
     /// Spend totals and breakdowns over NDJSON cost records.
     Report(report::ReportArgs),
+    /// Receive NDJSON cost records over HTTP and append them to daily files.
+    Collect(collect::CollectArgs),
     /// Print the `key_id` of the API key read from stdin (for budgets and adjustments).
     KeyId(key_id::KeyIdArgs),
 }
@@ -44,6 +48,7 @@ fn main() -> ExitCode {
         Command::Price(args) => price::run(&args),
         Command::Pricing(command) => pricing::run(&command),
         Command::Report(args) => report::run(&args),
+        Command::Collect(args) => collect::run(&args),
         Command::KeyId(args) => key_id::run(&args),
     };
     match result {

@@ -62,3 +62,18 @@ def test_assets_query_only_metrics_the_filter_exports(envoy_bin, upstream, colle
         envoy_bin, upstream, 1, ["llmcost_collector_dropped_records", "llmcost_collector_failures"])
     missing = referenced_metrics() - exported
     assert not missing, "dashboard/alerts query metrics the filter does not export: %s" % sorted(missing)
+
+
+def test_sink_configs_receive_the_filters_ndjson_and_say_they_are_untested():
+    # Neither otelcol nor vector installs from the registries reachable here: the files must say so.
+    with open(os.path.join(ASSETS, "README.md")) as f:
+        readme = f.read()
+    for name, splits_lines in [("otelcol-llm-cost.yaml", "split_logs_at_newline: true"),
+                               ("vector-llm-cost.yaml", "method: newline_delimited")]:
+        with open(os.path.join(ASSETS, name)) as f:
+            text = f.read()
+        header = text.split("\n\n")[0]
+        assert header.startswith("#") and "UNTESTED HERE" in header, name
+        assert "path: /ingest" in text and splits_lines in text, name
+        assert "\t" not in text, name  # YAML forbids tabs in indentation
+        assert name in readme

@@ -1,0 +1,122 @@
+//! `llm-cost collect`: a minimal collector for the filter's and the Worker's NDJSON cost records.
+//!
+//! Listens for `POST`s of NDJSON, appends every JSON-object line to `DIR/llm-cost-YYYY-MM-DD.ndjson`
+//! (the UTC date of the record's `ts`, else of its arrival), and answers 200 only once the lines
+//! are written and fsynced. SIGINT/SIGTERM: stop accepting, finish the requests under way, exit 0.
+//! Details and the reasons behind each choice: `docs/COLLECT.md`.
+
+mod day;
+mod http;
+mod ingest;
+mod lock;
+mod server;
+mod signals;
+mod store;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use server::{Shared, Stats};
+use store::Store;
+
+/// Arguments of `llm-cost collect`.
+#[derive(Args)]
+pub struct CollectArgs {
+    /// Address to listen on, e.g. `127.0.0.1:9000` (`:0` picks a free port; the bound address is
+    /// printed on the first line of standard output).
+    #[arg(long, value_name = "ADDR")]
+    listen: String,
+    /// Directory of the daily files (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Path that accepts records (the filter's `collector.path`).
+    #[arg(long, default_value = "/ingest")]
+    path: String,
+    /// Largest request body in bytes; larger ones get 413.
+    #[arg(long, default_value_t = 8 << 20)]
+    max_body_bytes: u64,
+    /// Most connections served at once; more get 503.
+    #[arg(long, default_value_t = 256)]
+    max_connections: usize,
+    /// Seconds that requests under way at SIGINT/SIGTERM get to finish; later ones are dropped
+    /// unanswered (their senders retry).
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    shutdown_grace: u64,
+}
+
+/// Runs the collector until SIGINT or SIGTERM; the error is a message for the user.
+pub fn run(args: &CollectArgs) -> Result<(), String> {
+    if !args.path.starts_with('/') {
+        return Err(format!("--path must start with '/': {:?}", args.path));
+    }
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let _lock = lock::lock(&args.out)?;
+    let listener = TcpListener::bind(&args.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the bound address: {e}"))?;
+
+    let stopping = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stopping);
+    signals::on_termination(move || {
+        flag.store(true, Ordering::SeqCst);
+        // Wake the accept loop: it sees the flag with this connection.
+        let _ = TcpStream::connect_timeout(&wake_address(bound), Duration::from_secs(1));
+    })?;
+
+    let store = Store::start(&args.out)?;
+    let shared = Arc::new(Shared {
+        path: args.path.clone(),
+        max_body_bytes: args.max_body_bytes,
+        max_connections: args.max_connections.max(1),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace),
+        store: store.handle(),
+        stopping,
+        stats: Stats::default(),
+    });
+    println!("listening on http://{bound}{}", args.path);
+    eprintln!(
+        "llm-cost collect: writing to {}/llm-cost-YYYY-MM-DD.ndjson",
+        args.out.display()
+    );
+    let stuck = server::serve(listener, &shared);
+    if stuck > 0 {
+        // Their requests were not answered (the senders retry them); everything answered 200 is
+        // already on disk, so exiting now loses nothing that was accepted.
+        eprintln!(
+            "llm-cost collect: {stuck} request(s) still incomplete after {}s; exiting without them",
+            args.shutdown_grace
+        );
+        std::process::exit(0);
+    }
+
+    let stats = &shared.stats;
+    let (requests, stored, rejected) = (
+        stats.requests.load(Ordering::Relaxed),
+        stats.stored.load(Ordering::Relaxed),
+        stats.rejected.load(Ordering::Relaxed),
+    );
+    drop(shared);
+    store.finish();
+    eprintln!(
+        "llm-cost collect: stopped after {requests} request(s): {stored} line(s) stored, {rejected} malformed skipped"
+    );
+    Ok(())
+}
+
+/// Where to connect to reach our own listener (a wildcard address is reached on loopback).
+fn wake_address(bound: SocketAddr) -> SocketAddr {
+    let ip = match bound.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, bound.port())
+}

@@ -1,0 +1,124 @@
+"""Issue #8's "done when": a real Envoy with the filter delivers its records to a real
+`llm-cost collect`, and `llm-cost report` over the collector's files totals exactly what the clients
+were told (`X-LLM-Cost` header on JSON, trailer and `: llm-cost` comment on streams), call for call.
+"""
+
+import glob
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+from decimal import Decimal
+
+import pytest
+
+import harness
+from calls import fixture_names, send, split_comment
+
+
+class Collect:
+    """A running `llm-cost collect --listen 127.0.0.1:0 --out DIR`; killed by `stop` if still up."""
+
+    def __init__(self, out_dir):
+        self.dir = out_dir
+        self.log_path = os.path.join(out_dir, ".collect.log")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [harness.CLI, "collect", "--listen", "127.0.0.1:0", "--out", out_dir],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+        )
+        ready, _, _ = select.select([self.proc.stdout], [], [], 10)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        # `listening on http://127.0.0.1:PORT/ingest`
+        if not line.startswith("listening on http://127.0.0.1:"):
+            self.stop()
+            raise RuntimeError("llm-cost collect did not start: %r" % line)
+        self.port = int(line.split("127.0.0.1:")[1].split("/")[0])
+
+    def files(self):
+        return sorted(glob.glob(os.path.join(self.dir, "llm-cost-*.ndjson")))
+
+    def report(self):
+        files = self.files()
+        if not files:
+            return {"total": {"calls": 0, "cost_usd": "0"}, "malformed_lines": 0}
+        out = subprocess.run([harness.CLI, "report", "--json", *files], capture_output=True, timeout=30, check=True)
+        return json.loads(out.stdout)
+
+    def terminate(self, timeout=10):
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self.log.close()
+
+
+def client_cost(resp):
+    """The cost the client was told: JSON header; on streams the trailer, which must agree with the
+    `: llm-cost` comment. Zero when nothing was priced (no header: never a made-up 0)."""
+    header = resp.header("x-llm-cost")
+    trailer = resp.trailers.get("x-llm-cost")
+    _, comment = split_comment(resp.body)
+    if trailer is not None or comment is not None:
+        assert header is None
+        assert comment is not None and trailer == comment.get("cost_usd"), (trailer, comment)
+        return Decimal(trailer) if trailer is not None else Decimal(0)
+    return Decimal(header) if header is not None else Decimal(0)
+
+
+@pytest.fixture
+def out_dir():
+    d = tempfile.mkdtemp(prefix="llm-cost-collect-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_report_over_collected_files_equals_what_clients_were_told(envoy_bin, upstream, cli, out_dir):
+    collect = Collect(out_dir)
+    envoy = None
+    try:
+        envoy = harness.Envoy(envoy_bin, upstream.port, collect.port)
+        names = fixture_names()
+        assert len(fixture_names("json")) > 10 and len(fixture_names("sse")) > 10
+        told, request_ids, priced = Decimal(0), set(), 0
+        for name in names * 2:
+            resp, rid = send(envoy, name)
+            assert resp.status == 200 and resp.complete, name
+            cost = client_cost(resp)
+            priced += cost > 0
+            told += cost
+            request_ids.add(rid)
+        calls = len(request_ids)
+        assert calls == 2 * len(names) and priced > calls // 2
+
+        harness.wait_until(lambda: collect.report()["total"]["calls"] >= calls, 30,
+                           what="%d records in the collector's files" % calls)
+        envoy.stop()  # no later batch can arrive: what is in the files now is final
+        envoy = None
+        assert collect.terminate() == 0, collect.log_text()
+
+        report = collect.report()
+        assert report["malformed_lines"] == 0
+        assert report["total"]["calls"] == calls
+        assert Decimal(report["total"]["cost_usd"]) == told
+        print("collected %d calls (%d priced), %s USD, in %d file(s)" % (calls, priced, told, len(collect.files())))
+        stored = [json.loads(line) for path in collect.files() for line in open(path)]
+        assert sorted(r["request_id"] for r in stored) == sorted(request_ids), "each call stored exactly once"
+        for path in collect.files():
+            day = os.path.basename(path)[len("llm-cost-"):-len(".ndjson")]
+            assert all(json.loads(line)["ts"].startswith(day) for line in open(path)), path
+    finally:
+        if envoy is not None:
+            envoy.stop()
+        collect.stop()
