@@ -415,3 +415,24 @@ def test_broken_inline_config_is_refused(cli, tmp_path, path, value, field):
     proc = price(cli, tmp_path, json.dumps(cfg))
     assert proc.returncode == 2, proc.stdout
     assert field in proc.stderr, proc.stderr
+
+
+# -- provenance of the schemas -------------------------------------------------------------------
+
+
+def test_sources_names_every_schema_with_its_hash():
+    import hashlib
+    with open(os.path.join(SCHEMAS, "SOURCES.md")) as f:
+        sources = f.read()
+    names = sorted(f for f in os.listdir(SCHEMAS) if f.endswith(".json"))
+    assert names == sorted(m[3] for m in MANIFESTS)
+    for name in names:
+        with open(os.path.join(SCHEMAS, name), "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        row = next((l for l in sources.splitlines() if l.startswith("| `%s`" % name)), "")
+        assert digest in row, "%s: sha256 %s not in its SOURCES.md row" % (name, digest)
+    for lic in ("LICENSE.istio-api", "LICENSE.envoy-gateway"):
+        with open(os.path.join(SCHEMAS, lic)) as f:
+            text = f.read()
+        assert "Apache License" in text and "Version 2.0, January 2004" in text, lic
+        assert "`%s`" % lic in sources, lic
