@@ -11,7 +11,7 @@ from ruamel.yaml import YAML
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DEPLOY = os.path.join(ROOT, "deploy")
 SCHEMAS = os.path.join(DEPLOY, "schemas")
-WASM = os.path.join(ROOT, "target", "wasm32-unknown-unknown", "release", "llm_cost_plugin.wasm")
+WASM = os.path.join(ROOT, "dist", "llm_cost_plugin.wasm")  # scripts/build-plugin: the shipped filter
 CLI = os.path.join(ROOT, "target", "debug", "llm-cost")
 PACKAGE_OCI = os.path.join(ROOT, "scripts", "package-oci")
 
