@@ -1,0 +1,21 @@
+"""The shipped filter stays within its size budget (issue 7: ≤ 400 KB without the tokenizer).
+
+Past the budget: see docs/PERFORMANCE.md, "Sizes", for what takes the space and how it was measured.
+"""
+
+import os
+
+import harness
+
+BUDGET_BYTES = 400_000
+
+
+def test_shipped_wasm_is_within_the_size_budget():
+    size = os.path.getsize(harness.WASM)
+    assert size <= BUDGET_BYTES, "%s is %d bytes, over the %d-byte budget" % (harness.WASM, size, BUDGET_BYTES)
+
+
+def test_shipped_wasm_was_optimised():
+    """scripts/build-plugin falls back to the unoptimised cargo output without npm: CI must not."""
+    cargo_output = os.path.join(harness.ROOT, "target", "wasm32-unknown-unknown", "release", "llm_cost_plugin.wasm")
+    assert os.path.getsize(harness.WASM) < os.path.getsize(cargo_output)
