@@ -176,11 +176,15 @@ fn price_bytes(
         content_encoding: None,
     });
     let outcome = match plan {
-        ResponsePlan::BufferJson { max_bytes } if response.len() > max_bytes => {
+        ResponsePlan::BufferJson { max_bytes } | ResponsePlan::ObserveJson { max_bytes }
+            if response.len() > max_bytes =>
+        {
             call.response_body_too_large();
             call.finish_passthrough(now)
         }
-        ResponsePlan::BufferJson { .. } => call.finish_json(response, now),
+        ResponsePlan::BufferJson { .. } | ResponsePlan::ObserveJson { .. } => {
+            call.finish_json(response, now)
+        }
         ResponsePlan::Stream => {
             // The CLI does not forward bytes; the scan is what matters.
             let _: Forward = call.feed_stream(response);

@@ -7,7 +7,7 @@
 //! concurrent calls cannot overshoot a limit by more than one call's cost, as long as a call costs
 //! at most `reserve_usd`.
 
-use alloc::{borrow::ToOwned, collections::BTreeMap, format, string::String, string::ToString};
+use alloc::{borrow::ToOwned, collections::BTreeMap, format, string::String};
 
 use serde::Deserialize;
 
@@ -254,6 +254,13 @@ impl Ledger {
 impl Rejection {
     /// The `429` body, shaped like OpenAI's errors so SDKs show the message.
     pub fn body_json(&self, key_id: &str) -> String {
+        // Every piece is plain ASCII without quotes or backslashes (decimals, a hex `key_id`, fixed
+        // words), so no escaping is needed; the unit test parses the result.
+        let key_id = if key_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            key_id
+        } else {
+            "?"
+        };
         let message = format!(
             "llm-cost: spend limit reached for this API key (key_id {key_id}): {} USD spent of {} USD{}",
             self.spent.to_decimal_string(),
@@ -264,18 +271,12 @@ impl Rejection {
                 Period::Month => " this month (UTC)",
             }
         );
-        let body = serde_json::json!({
-            "error": {
-                "message": message,
-                "type": "insufficient_quota",
-                "code": "budget_exceeded",
-                "key_id": key_id,
-                "spent_usd": self.spent.to_decimal_string(),
-                "limit_usd": self.limit.to_decimal_string(),
-                "period": self.period.as_str(),
-            }
-        });
-        body.to_string()
+        format!(
+            r#"{{"error":{{"message":"{message}","type":"insufficient_quota","code":"budget_exceeded","key_id":"{key_id}","spent_usd":"{}","limit_usd":"{}","period":"{}"}}}}"#,
+            self.spent.to_decimal_string(),
+            self.limit.to_decimal_string(),
+            self.period.as_str(),
+        )
     }
 
     /// Response headers for the `429` (content type, and `retry-after` when the period resets).

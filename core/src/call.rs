@@ -59,6 +59,13 @@ pub enum RequestBodyPlan {
         /// Past this, call [`Call::request_body_too_large`] and let the body pass.
         max_bytes: usize,
     },
+    /// Let the body pass as it arrives (never hold the headers), keeping a copy of up to
+    /// `max_bytes`; at its end call [`Call::observe_request`]. Chosen when `inject_usage` or
+    /// `hold_headers` is off: nothing is rewritten, so nothing needs holding.
+    Observe {
+        /// Past this, call [`Call::request_body_too_large`] and stop copying.
+        max_bytes: usize,
+    },
     /// Let the body pass untouched.
     PassThrough,
 }
@@ -69,6 +76,12 @@ pub enum ResponsePlan {
     /// Hold the headers, buffer the body, then call [`Call::finish_json`] and add the headers.
     BufferJson {
         /// Past this, call [`Call::response_body_too_large`] and let the body pass.
+        max_bytes: usize,
+    },
+    /// `hold_headers: false`: forward every chunk at once, keeping a copy of up to `max_bytes`;
+    /// then [`Call::finish_json`] for the record. The headers already went: none are added.
+    ObserveJson {
+        /// Past this, call [`Call::response_body_too_large`] and stop copying.
         max_bytes: usize,
     },
     /// Forward every chunk at once through [`Call::feed_stream`]; then [`Call::finish_stream`].
@@ -212,15 +225,22 @@ impl Call {
         outcome
     }
 
-    /// Whether to buffer the request body for the rewrite.
+    /// Whether to buffer the request body for the rewrite, or only observe it.
     pub fn request_body_plan(&self) -> RequestBodyPlan {
+        let max_bytes = self.config.max_request_body_bytes;
         if self.endpoint == Endpoint::Other || self.request_note.is_some() {
             RequestBodyPlan::PassThrough
+        } else if self.config.inject_usage && self.config.hold_headers {
+            RequestBodyPlan::Buffer { max_bytes }
         } else {
-            RequestBodyPlan::Buffer {
-                max_bytes: self.config.max_request_body_bytes,
-            }
+            RequestBodyPlan::Observe { max_bytes }
         }
+    }
+
+    /// Reads the whole request body that already went on ([`RequestBodyPlan::Observe`]): learns
+    /// the model and whether it streams, changes nothing.
+    pub fn observe_request(&mut self, body: &[u8]) {
+        let _ = self.read_request(body, false);
     }
 
     /// The body outgrew `max_bytes` while buffering: it passes unchanged.
@@ -230,6 +250,11 @@ impl Call {
 
     /// Reads the whole request body; returns the body to send instead, if it changes.
     pub fn rewrite_request(&mut self, body: &[u8]) -> Option<Vec<u8>> {
+        self.read_request(body, self.config.inject_usage)
+    }
+
+    /// Learns the request's facts; returns the rewritten body when `may_rewrite` allows one.
+    fn read_request(&mut self, body: &[u8], may_rewrite: bool) -> Option<Vec<u8>> {
         if body.len() > self.config.max_request_body_bytes {
             self.request_note = Some("request_too_large");
             return None;
@@ -243,7 +268,7 @@ impl Call {
                 // Gemini names the model in the path, not the body.
                 result.facts.model = result.facts.model.or(self.request.model.take());
                 self.request = result.facts;
-                if !self.config.inject_usage {
+                if !may_rewrite {
                     return None;
                 }
                 self.usage_chunk_injected = result.usage_chunk_injected && result.body.is_some();
@@ -285,7 +310,11 @@ impl Call {
                     self.response_fault = Some("response_too_large");
                     ResponsePlan::PassThrough
                 } else {
-                    ResponsePlan::BufferJson { max_bytes }
+                    if self.config.hold_headers {
+                        ResponsePlan::BufferJson { max_bytes }
+                    } else {
+                        ResponsePlan::ObserveJson { max_bytes }
+                    }
                 }
             }
             None => {
@@ -297,7 +326,9 @@ impl Call {
             self.response_fault = fault;
         }
         self.response = match plan {
-            ResponsePlan::BufferJson { .. } => ResponseState::Json,
+            ResponsePlan::BufferJson { .. } | ResponsePlan::ObserveJson { .. } => {
+                ResponseState::Json
+            }
             ResponsePlan::Stream => ResponseState::Stream(Box::new(
                 StreamScan::new(
                     self.format.unwrap_or(Format::Chat),

@@ -126,6 +126,10 @@ pub struct MeterConfig {
     pub hide_injected_usage_chunk: bool,
     /// Rewrite requests so the upstream reports usage.
     pub inject_usage: bool,
+    /// The host may hold request/response headers while it reads a body (Envoy:
+    /// `allow_on_headers_stop_iteration: true`). Off: no rewrite, no cost headers on JSON
+    /// responses (the record, filter state and metrics still have the cost), streams unchanged.
+    pub hold_headers: bool,
     /// Estimate tokens when a call ends without usage (builds with the `estimate` feature only).
     pub estimate_missing_usage: bool,
     /// Provider routing rules, tried before the built-in host/path rules.
@@ -155,6 +159,7 @@ struct ConfigFile {
     max_sse_event_bytes: usize,
     hide_injected_usage_chunk: bool,
     inject_usage: bool,
+    hold_headers: bool,
     estimate_missing_usage: bool,
     routes: Vec<Route>,
     models: BTreeMap<String, BTreeMap<String, String>>,
@@ -173,6 +178,7 @@ impl Default for ConfigFile {
             max_sse_event_bytes: 1 << 20,
             hide_injected_usage_chunk: true,
             inject_usage: true,
+            hold_headers: true,
             estimate_missing_usage: true,
             routes: Vec::new(),
             models: BTreeMap::new(),
@@ -302,6 +308,7 @@ impl MeterConfig {
             max_sse_event_bytes: file.max_sse_event_bytes,
             hide_injected_usage_chunk: file.hide_injected_usage_chunk,
             inject_usage: file.inject_usage,
+            hold_headers: file.hold_headers,
             estimate_missing_usage: file.estimate_missing_usage,
             routes: file.routes,
             pricing: PriceTable::bundled(),

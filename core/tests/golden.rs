@@ -146,7 +146,9 @@ fn run_case(case: &Case, cuts: &[usize]) -> (Value, Vec<u8>) {
             client.extend_from_slice(&outcome.sse_comment);
             (outcome, client)
         }
-        ResponsePlan::BufferJson { .. } => (call.finish_json(&body, 2_000), body),
+        ResponsePlan::BufferJson { .. } | ResponsePlan::ObserveJson { .. } => {
+            (call.finish_json(&body, 2_000), body)
+        }
         ResponsePlan::PassThrough => (call.finish_passthrough(2_000), body),
     };
     let record: Value = serde_json::from_str(&outcome.record_json).unwrap();

@@ -36,6 +36,8 @@ enum Response {
     Pending,
     /// Holding a JSON body (headers held too) up to `max_bytes`.
     Json { max_bytes: usize },
+    /// Forwarding a JSON body, copying it up to `max_bytes` (`hold_headers: false`).
+    ObservedJson { max_bytes: usize },
     /// Forwarding an SSE stream chunk by chunk.
     Stream,
     /// Forwarding untouched.
@@ -49,6 +51,10 @@ pub struct MeterFilter {
     call: Option<Call>,
     /// Holding the request body for the rewrite, up to this many bytes.
     request_limit: Option<usize>,
+    /// Copying the request body as it passes (`Observe`): the copy and its limit.
+    observed: Option<(Vec<u8>, usize)>,
+    /// The copy of a JSON response body (`ObservedJson`).
+    response_copy: Vec<u8>,
     request_had_length: bool,
     response: Response,
     finished: bool,
@@ -64,6 +70,8 @@ impl MeterFilter {
             shared,
             call: None,
             request_limit: None,
+            observed: None,
+            response_copy: Vec::new(),
             request_had_length: false,
             response: Response::Pending,
             finished: false,
@@ -186,11 +194,19 @@ impl HttpContext for MeterFilter {
                 self.request_limit = Some(max_bytes);
                 Action::Pause
             }
+            RequestBodyPlan::Observe { max_bytes } if !end_of_stream => {
+                self.observed = Some((Vec::new(), max_bytes));
+                Action::Continue
+            }
             _ => Action::Continue,
         }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.observed.is_some() {
+            self.observe_request_chunk(body_size, end_of_stream);
+            return Action::Continue;
+        }
         let Some(max_bytes) = self.request_limit else {
             return Action::Continue;
         };
@@ -223,6 +239,9 @@ impl HttpContext for MeterFilter {
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         // A body with trailers never reaches end-of-stream in the body callback: let it pass.
         self.request_limit = None;
+        if let (Some((copy, _)), Some(call)) = (self.observed.take(), self.call.as_mut()) {
+            call.observe_request(&copy);
+        }
         Action::Continue
     }
 
@@ -249,13 +268,16 @@ impl HttpContext for MeterFilter {
         });
         self.response = match plan {
             ResponsePlan::BufferJson { max_bytes } => Response::Json { max_bytes },
+            ResponsePlan::ObserveJson { max_bytes } => Response::ObservedJson { max_bytes },
             ResponsePlan::Stream => Response::Stream,
             ResponsePlan::PassThrough => Response::PassThrough,
         };
         if end_of_stream {
             // No body at all: the headers are still ours to change.
             let outcome = match self.response {
-                Response::Json { .. } => self.finish(|c, now| c.finish_json(&[], now)),
+                Response::Json { .. } | Response::ObservedJson { .. } => {
+                    self.finish(|c, now| c.finish_json(&[], now))
+                }
                 Response::Stream => self.finish(|c, now| c.finish_stream(now)),
                 _ => self.finish(|c, now| c.finish_passthrough(now)),
             };
@@ -273,6 +295,9 @@ impl HttpContext for MeterFilter {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         match self.response {
             Response::Json { max_bytes } => self.json_body(body_size, end_of_stream, max_bytes),
+            Response::ObservedJson { max_bytes } => {
+                self.observed_json_body(body_size, end_of_stream, max_bytes)
+            }
             Response::Stream => self.stream_body(body_size, end_of_stream),
             Response::PassThrough | Response::Pending => {
                 if end_of_stream {
@@ -303,6 +328,56 @@ impl HttpContext for MeterFilter {
 }
 
 impl MeterFilter {
+    /// `Observe`: the chunk already goes on unchanged; keep a copy until the limit, read it at
+    /// the end.
+    fn observe_request_chunk(&mut self, body_size: usize, end_of_stream: bool) {
+        let Some((copy, max_bytes)) = self.observed.as_mut() else {
+            return;
+        };
+        if copy.len() + body_size > *max_bytes {
+            self.observed = None;
+            if let Some(call) = self.call.as_mut() {
+                call.request_body_too_large();
+            }
+            return;
+        }
+        // Not paused, so the buffer holds just this chunk.
+        copy.extend_from_slice(&host::body(BufferType::HttpRequestBody, body_size));
+        if end_of_stream {
+            if let (Some((copy, _)), Some(call)) = (self.observed.take(), self.call.as_mut()) {
+                call.observe_request(&copy);
+            }
+        }
+    }
+
+    /// `hold_headers: false`: the chunk goes on at once; the copy is metered at the end, for the
+    /// record only (the headers are gone).
+    fn observed_json_body(
+        &mut self,
+        body_size: usize,
+        end_of_stream: bool,
+        max_bytes: usize,
+    ) -> Action {
+        if self.response_copy.len() + body_size > max_bytes {
+            if let Some(call) = self.call.as_mut() {
+                call.response_body_too_large();
+            }
+            self.response = Response::PassThrough;
+            self.response_copy = Vec::new();
+            if end_of_stream {
+                self.finish(|c, now| c.finish_passthrough(now));
+            }
+            return Action::Continue;
+        }
+        let chunk = host::body(BufferType::HttpResponseBody, body_size);
+        self.response_copy.extend_from_slice(&chunk);
+        if end_of_stream {
+            let body = core::mem::take(&mut self.response_copy);
+            self.finish(|c, now| c.finish_json(&body, now));
+        }
+        Action::Continue
+    }
+
     fn json_body(&mut self, body_size: usize, end_of_stream: bool, max_bytes: usize) -> Action {
         if body_size > max_bytes {
             // Stop holding before Envoy's buffer limit turns the response into a 500.

@@ -6,7 +6,6 @@
 //! so that the collector's answer comes back here even after the request's stream is gone.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -37,8 +36,9 @@ pub struct Shared {
 pub struct MeterRoot {
     config: Option<Rc<MeterConfig>>,
     shared: Rc<Shared>,
-    /// Batches sent and not yet answered, by call token.
-    in_flight: BTreeMap<u32, Vec<String>>,
+    /// Batches sent and not yet answered, with their call tokens (at most `MAX_IN_FLIGHT`: a
+    /// `Vec` is smaller in the `.wasm` than a map).
+    in_flight: Vec<(u32, Vec<String>)>,
 }
 
 impl Default for MeterRoot {
@@ -49,7 +49,7 @@ impl Default for MeterRoot {
                 queue: RefCell::new(RecordQueue::new(1)),
                 metrics: RefCell::new(Metrics::default()),
             }),
-            in_flight: BTreeMap::new(),
+            in_flight: Vec::new(),
         }
     }
 }
@@ -89,7 +89,7 @@ impl MeterRoot {
             let timeout = Duration::from_millis(c.timeout_ms);
             match hostcalls::dispatch_http_call(&c.cluster, headers, Some(&body), vec![], timeout) {
                 Ok(token) => {
-                    self.in_flight.insert(token, batch);
+                    self.in_flight.push((token, batch));
                 }
                 Err(status) => {
                     // e.g. the cluster does not exist: count it and keep the records for later.
@@ -114,9 +114,10 @@ impl Context for MeterRoot {
         _body: usize,
         _trailers: usize,
     ) {
-        let Some(batch) = self.in_flight.remove(&token) else {
+        let Some(at) = self.in_flight.iter().position(|(t, _)| *t == token) else {
             return;
         };
+        let (_, batch) = self.in_flight.swap_remove(at);
         // A connect failure, reset or timeout arrives here with no `:status` at all.
         let status = host::header(MapType::HttpCallResponseHeaders, ":status")
             .and_then(|s| s.parse::<u16>().ok());

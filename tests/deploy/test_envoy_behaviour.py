@@ -186,3 +186,29 @@ def test_envoy_gateway_policy_with_patch_meters_and_reaches_the_added_cluster(en
         assert_metered(envoy, upstream, collector)
     finally:
         envoy.stop()
+
+
+def test_istio_wasmplugin_config_with_hold_headers_off_meters_without_the_flag(envoy_bin, upstream, collector):
+    """`"hold_headers": false` (docs/CONFIGURATION.md) makes the plain WasmPlugin usable: nothing is
+    held, the call reaches the upstream unchanged and the record carries the cost; JSON responses
+    get no cost headers (they left before the body was read)."""
+    filt, cluster = istio_wasmplugin_filter()
+    config = filt["typed_config"]["config"]
+    assert "allow_on_headers_stop_iteration" not in config
+    plugin_config = json.loads(config["configuration"]["value"])
+    plugin_config["hold_headers"] = False
+    config["configuration"]["value"] = json.dumps(plugin_config)
+    envoy = start(envoy_bin, upstream, collector, envoy_config(upstream, collector, filt, cluster))
+    try:
+        resp, rid = calls.send(envoy, METERED, timeout=10)
+        assert resp.status == 200 and resp.body == calls.recorded(METERED).response
+        assert resp.llm_headers() == {}
+        seen = [r for r in upstream.requests() if r["headers"].get("x-request-id") == rid]
+        assert len(seen) == 1 and seen[0]["body"] == calls.recorded(METERED).body_bytes().decode()
+        (record,) = collector.records_for(rid)
+        # Request read as it passed (model learned), response read whole (usage found).
+        assert record["model_requested"] == calls.recorded(METERED).request_body["model"], record
+        assert record["prompt_tokens"] and record["completion_tokens"], record
+        assert record["cost_status"] in ("exact", "unpriced") and record["error"] in (None, "unknown_model"), record
+    finally:
+        envoy.stop()

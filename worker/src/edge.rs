@@ -107,7 +107,10 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
     } else {
         let plan = call.as_mut().map(|c| c.request_body_plan());
         match plan {
-            Some(RequestBodyPlan::Buffer { max_bytes }) => {
+            // The Worker reads request bodies whole either way (no headers to hold).
+            Some(
+                RequestBodyPlan::Buffer { max_bytes } | RequestBodyPlan::Observe { max_bytes },
+            ) => {
                 let max = max_bytes as u64;
                 if content_length.is_some_and(|n| n > max) {
                     if let Some(c) = call.as_mut() {
@@ -175,7 +178,8 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
         content_encoding: None,
     });
     match plan {
-        ResponsePlan::BufferJson { max_bytes } => {
+        // The Worker builds its own response: it can always add headers.
+        ResponsePlan::BufferJson { max_bytes } | ResponsePlan::ObserveJson { max_bytes } => {
             let source = upstream_stream(&upstream);
             let buffered = match &source {
                 Some(source) => buffer_up_to(source, max_bytes).await,
