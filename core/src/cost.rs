@@ -3,8 +3,9 @@
 //! `uncached = prompt − cached − cache_write` (when negative: `prompt − cached`, never below 0);
 //! `cost = uncached·prompt + cached·input_cache_read + cache_write·input_cache_write
 //!       + (completion − reasoning)·completion + reasoning·(internal_reasoning, or completion if 0)
-//!       + request`. Reasoning is clamped to completion. This reproduces OpenRouter's `usage.cost`
-//! exactly where no fee outside token prices applies.
+//!       + request + web_search_requests·web_search`. Reasoning is clamped to completion. This
+//! reproduces OpenRouter's `usage.cost` exactly where no other fee (e.g. the `:online` plugin)
+//! applies.
 
 use crate::money::{MoneyError, Usd};
 use crate::pricing::Prices;
@@ -25,6 +26,8 @@ pub struct Breakdown {
     pub reasoning: Usd,
     /// Per-request fee.
     pub request: Usd,
+    /// Web searches the upstream reported, at the per-search price.
+    pub web_search: Usd,
     /// Sum of the above.
     pub total: Usd,
 }
@@ -53,6 +56,7 @@ pub fn price(usage: &Usage, prices: &Prices) -> Result<Breakdown, MoneyError> {
             .checked_mul(usage.completion_tokens - reasoning)?,
         reasoning: reasoning_price.checked_mul(reasoning)?,
         request: prices.request,
+        web_search: prices.web_search.checked_mul(usage.web_search_requests)?,
         total: Usd::ZERO,
     };
     b.total = [
@@ -62,6 +66,7 @@ pub fn price(usage: &Usage, prices: &Prices) -> Result<Breakdown, MoneyError> {
         b.completion,
         b.reasoning,
         b.request,
+        b.web_search,
     ]
     .into_iter()
     .try_fold(Usd::ZERO, Usd::checked_add)?;

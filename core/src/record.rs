@@ -53,6 +53,8 @@ pub struct BreakdownRecord {
     pub reasoning: String,
     /// Per-request fee.
     pub request: String,
+    /// Web searches the upstream reported.
+    pub web_search: String,
 }
 
 impl From<&Breakdown> for BreakdownRecord {
@@ -64,6 +66,7 @@ impl From<&Breakdown> for BreakdownRecord {
             completion: b.completion.to_decimal_string(),
             reasoning: b.reasoning.to_decimal_string(),
             request: b.request.to_decimal_string(),
+            web_search: b.web_search.to_decimal_string(),
         }
     }
 }

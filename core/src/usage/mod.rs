@@ -31,6 +31,9 @@ pub struct Usage {
     pub cache_write_tokens: u64,
     /// Reasoning tokens (⊂ completion).
     pub reasoning_tokens: u64,
+    /// Web searches the upstream ran and bills per search (OpenRouter
+    /// `server_tool_use_details.web_search_requests`), priced at the `web_search` price.
+    pub web_search_requests: u64,
     /// `usage.cost` as the upstream reported it (OpenRouter), plain decimal text.
     pub upstream_cost: Option<String>,
     /// `usage.cost_details.upstream_inference_cost`, plain decimal text.
@@ -148,6 +151,14 @@ pub(crate) struct OpenAiUsage<'a> {
     cost_details: Option<CostDetails<'a>>,
     #[serde(default)]
     is_byok: Option<bool>,
+    #[serde(default)]
+    server_tool_use_details: Option<ServerToolUse>,
+}
+
+#[derive(serde::Deserialize)]
+struct ServerToolUse {
+    #[serde(default)]
+    web_search_requests: Option<u64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -188,6 +199,10 @@ impl OpenAiUsage<'_> {
                 self.cost_details.and_then(|d| d.upstream_inference_cost),
             ),
             is_byok: self.is_byok,
+            web_search_requests: self
+                .server_tool_use_details
+                .and_then(|d| d.web_search_requests)
+                .unwrap_or(0),
         }
     }
 }
