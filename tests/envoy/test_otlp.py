@@ -1,0 +1,146 @@
+"""envoy/envoy-otel.yaml as shipped (addresses pointed at local stand-ins, as in
+test_openrouter_config.py): Envoy's own OpenTelemetry access logger sends one OTLP log record per
+call to a real OTLP/gRPC LogsService receiver (grpcio + the opentelemetry-proto service classes),
+and the record's attributes carry what the client saw."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+import harness
+from calls import cli_record, recorded, send, split_comment
+
+sys.path.insert(0, harness.SUPPORT)
+from otlp_receiver import OtlpLogsReceiver  # noqa: E402
+
+JSON = "openrouter-cache-all-settings-real-api-0"
+STREAM = "openrouter-stream-with-reasoning"
+CONFIG = os.path.join(harness.ROOT, "envoy", "envoy-otel.yaml")
+
+
+def substitute(text, old, new):
+    assert old in text, "envoy-otel.yaml no longer contains %r" % old
+    return text.replace(old, new)
+
+
+def key_id(api_key):
+    return hashlib.sha256(api_key.encode()).hexdigest()[:12]
+
+
+@pytest.fixture(scope="module")
+def otel_envoy(envoy_bin, collector):
+    receiver = upstream = envoy = None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+            subprocess.run(
+                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                 "-days", "1", "-subj", "/CN=openrouter.ai", "-addext", "subjectAltName=DNS:openrouter.ai"],
+                check=True, capture_output=True, timeout=60,
+            )
+            receiver = OtlpLogsReceiver()
+            upstream = harness.Upstream(tls=(cert, key))
+            with open(CONFIG) as f:
+                text = f.read()
+            text = substitute(text, "port_value: 9901", "port_value: 0")
+            text = substitute(text, "port_value: 10000", "port_value: 0")
+            text = substitute(text, "address: openrouter.ai, port_value: 443",
+                              "address: 127.0.0.1, port_value: %d" % upstream.port)
+            text = substitute(text, "/etc/ssl/certs/ca-certificates.crt", cert)
+            text = substitute(text, "port_value: 9411", "port_value: %d" % collector.port)
+            text = substitute(text, "port_value: 4317", "port_value: %d" % receiver.port)
+            text = substitute(text, "buffer_flush_interval: 1s", "buffer_flush_interval: 0.1s")
+            text = substitute(text, "target/wasm32-unknown-unknown/release/llm_cost_plugin.wasm", harness.WASM)
+            envoy = harness.Envoy(envoy_bin, 0, 0, config_text=text)
+            yield envoy, receiver
+        finally:
+            for proc in (envoy, upstream, receiver):
+                if proc is not None:
+                    proc.stop()
+
+
+def records_for(receiver, request_id, timeout=10):
+    """The OTLP log records of one call: waits for the first, then a little longer for extras."""
+    pick = lambda: [r for r in receiver.log_records() if r["attributes"].get("http.request.id") == request_id]
+    harness.wait_until(pick, timeout, what="an OTLP log record for %s" % request_id)
+    time.sleep(0.4)  # four flush intervals: a duplicate would have arrived
+    return pick()
+
+
+def send_as(envoy, name, api_key, extra=None, **kw):
+    headers = {"host": "127.0.0.1:10000", "authorization": "Bearer " + api_key, **(extra or {})}
+    return send(envoy, name, extra_headers=headers, **kw)
+
+
+def test_json_call_gives_one_log_record_with_what_the_client_saw(otel_envoy, collector, cli):
+    envoy, receiver = otel_envoy
+    api_key = "sk-otel-json-1"
+    resp, rid = send_as(envoy, JSON, api_key)
+    assert resp.status == 200 and resp.body == recorded(JSON).response
+    golden = cli_record(cli, JSON)
+    assert resp.header("x-llm-cost") == golden["cost_usd"]
+
+    [log] = records_for(receiver, rid)
+    attrs = log["attributes"]
+    assert attrs["llm.cost_usd"] == resp.header("x-llm-cost")
+    assert attrs["llm.cost_micros"] == resp.header("x-llm-cost-micros") == str(golden["cost_micros"])
+    assert attrs["llm.cost_status"] == resp.header("x-llm-cost-status") == "exact"
+    assert attrs["llm.model"] == resp.header("x-llm-model") == golden["model"]
+    assert attrs["llm.prompt_tokens"] == resp.header("x-llm-tokens-in") == str(golden["prompt_tokens"])
+    assert attrs["llm.completion_tokens"] == resp.header("x-llm-tokens-out") == str(golden["completion_tokens"])
+    assert attrs["llm.key_id"] == key_id(api_key)
+    assert attrs["http.response.status_code"] == "200"
+    assert attrs["url.path"] == recorded(JSON).path
+    assert api_key not in json.dumps(log)  # the key itself never leaves Envoy
+
+    # The body is the whole cost record, the same one the NDJSON collector got.
+    body = json.loads(log["body"])
+    [ndjson] = collector.records_for(rid)
+    assert body == ndjson
+    assert body["cost_usd"] == attrs["llm.cost_usd"] and body["key_id"] == key_id(api_key)
+    # The logger's name and Envoy's built-in labels travel as resource attributes.
+    assert log["resource"].get("log_name") == "llm_cost"
+
+
+def test_stream_gives_one_log_record_matching_the_stream_comment(otel_envoy, cli):
+    envoy, receiver = otel_envoy
+    api_key = "sk-otel-stream-1"
+    resp, rid = send_as(envoy, STREAM, api_key)
+    body, comment = split_comment(resp.body)
+    assert body == recorded(STREAM).response and comment is not None
+    assert comment["cost_usd"] == cli_record(cli, STREAM)["cost_usd"]
+
+    [log] = records_for(receiver, rid)
+    attrs = log["attributes"]
+    assert attrs["llm.cost_usd"] == comment["cost_usd"]
+    assert attrs["llm.cost_micros"] == str(comment["cost_micros"])
+    assert attrs["llm.cost_status"] == comment["cost_status"] == "exact"
+    assert attrs["llm.model"] == comment["model"]
+    assert attrs["llm.prompt_tokens"] == str(comment["prompt_tokens"])
+    assert attrs["llm.completion_tokens"] == str(comment["completion_tokens"])
+    assert attrs["llm.key_id"] == key_id(api_key)
+    assert attrs["http.response.status_code"] == "200"
+    # Streams carry the values as trailers; the attributes agree with them too.
+    assert resp.trailers["x-llm-cost"] == attrs["llm.cost_usd"]
+    assert json.loads(log["body"])["stream"] is True
+
+
+def test_aborted_stream_gives_one_log_record_without_a_cost(otel_envoy):
+    envoy, receiver = otel_envoy
+    api_key = "sk-otel-abort-1"
+    resp, rid = send_as(envoy, STREAM, api_key, extra={"x-replay-event-delay-ms": "20"},
+                        abort_after_bytes=2000)
+    assert resp.status == 200 and len(resp.body) >= 2000
+    [log] = records_for(receiver, rid)
+    attrs = log["attributes"]
+    record = json.loads(log["body"])
+    assert (record["cost_status"], record["error"]) == ("error", "aborted")
+    assert attrs["llm.cost_micros"] == "0"  # no cost known: 0, never a made-up number
+    assert attrs["llm.cost_usd"] == "-"  # Envoy's "no value"
+    assert attrs["llm.key_id"] == key_id(api_key)
