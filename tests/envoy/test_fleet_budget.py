@@ -66,7 +66,7 @@ def render(text, cert, upstream, collector, rls):
     text = substitute(text, "port_value: 8081", "port_value: %d" % rls.port)
     # A shared 2-core test machine: leave the RLS more than the shipped 100 ms.
     text = substitute(text, "timeout: 0.1s", "timeout: 2s")
-    return substitute(text, "target/wasm32-unknown-unknown/release/llm_cost_plugin.wasm", harness.WASM)
+    return substitute(text, "dist/llm_cost_plugin.wasm", harness.WASM)
 
 
 def shipped_config():

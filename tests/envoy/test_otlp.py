@@ -56,7 +56,7 @@ def otel_envoy(envoy_bin, collector):
             text = substitute(text, "port_value: 9411", "port_value: %d" % collector.port)
             text = substitute(text, "port_value: 4317", "port_value: %d" % receiver.port)
             text = substitute(text, "buffer_flush_interval: 1s", "buffer_flush_interval: 0.1s")
-            text = substitute(text, "target/wasm32-unknown-unknown/release/llm_cost_plugin.wasm", harness.WASM)
+            text = substitute(text, "dist/llm_cost_plugin.wasm", harness.WASM)
             envoy = harness.Envoy(envoy_bin, 0, 0, config_text=text)
             yield envoy, receiver
         finally:
