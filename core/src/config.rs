@@ -17,6 +17,8 @@ use crate::provider::Route;
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CollectorConfig {
+    /// Send records at all (off: records only reach access logs via filter state, e.g. OTLP).
+    pub enabled: bool,
     /// Envoy cluster receiving `POST`ed NDJSON batches.
     pub cluster: String,
     /// `:authority` of the collector requests.
@@ -36,6 +38,7 @@ pub struct CollectorConfig {
 impl Default for CollectorConfig {
     fn default() -> Self {
         CollectorConfig {
+            enabled: true,
             cluster: "llm_cost_collector".into(),
             authority: "llm-cost-collector".into(),
             path: "/ingest".into(),

@@ -111,10 +111,12 @@ impl MeterFilter {
             .metrics
             .borrow_mut()
             .add_record(&outcome.record, &outcome.metric_model);
-        self.shared
-            .queue
-            .borrow_mut()
-            .push(outcome.record_json.clone());
+        if self.config.as_ref().is_some_and(|c| c.collector.enabled) {
+            self.shared
+                .queue
+                .borrow_mut()
+                .push(outcome.record_json.clone());
+        }
     }
 
     /// Checks the caller's budget; true when the call was refused (a 429 was sent).

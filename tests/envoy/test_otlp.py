@@ -144,3 +144,18 @@ def test_aborted_stream_gives_one_log_record_without_a_cost(otel_envoy):
     assert attrs["llm.cost_micros"] == "0"  # no cost known: 0, never a made-up number
     assert attrs["llm.cost_usd"] == "-"  # Envoy's "no value"
     assert attrs["llm.key_id"] == key_id(api_key)
+
+
+def test_collector_disabled_sends_no_batches_but_still_meters(envoy_bin, upstream, collector):
+    """`"collector": {"enabled": false}` for OTLP-only setups: headers, filter state and metrics as
+    usual, and not one POST to the collector cluster (which still exists here and would get it)."""
+    config = {"collector": {"enabled": False, "flush_interval_ms": 50}}
+    e = harness.Envoy(envoy_bin, upstream.port, collector.port, plugin_config=config)
+    try:
+        resp, rid = send(e, JSON)
+        assert resp.status == 200 and resp.header("x-llm-cost")
+        harness.wait_until(lambda: "llmcost_requests" in e.prometheus(), 5, what="metrics flushed")
+        time.sleep(0.5)  # ten flush intervals
+        assert [r for r in collector.records() if r.get("request_id") == rid] == []
+    finally:
+        e.stop()
