@@ -208,13 +208,7 @@ impl Call {
         self.status_code = Some(status);
         self.response = ResponseState::PassThrough;
         if self.finished {
-            return self.outcome(
-                None,
-                None,
-                Some("already_finished"),
-                Vec::new(),
-                now_unix_ms,
-            );
+            return self.already_finished(now_unix_ms);
         }
         self.finished = true;
         let mut outcome = self.outcome(None, None, Some(reason), Vec::new(), now_unix_ms);
@@ -359,13 +353,7 @@ impl Call {
     /// The whole JSON body arrived.
     pub fn finish_json(&mut self, body: &[u8], now_unix_ms: u64) -> Outcome {
         if self.finished {
-            return self.outcome(
-                None,
-                None,
-                Some("already_finished"),
-                Vec::new(),
-                now_unix_ms,
-            );
+            return self.already_finished(now_unix_ms);
         }
         self.finished = true;
         if !matches!(self.response, ResponseState::Json) {
@@ -399,13 +387,7 @@ impl Call {
             return self.finish_stream(now_unix_ms);
         }
         if self.finished {
-            return self.outcome(
-                None,
-                None,
-                Some("already_finished"),
-                Vec::new(),
-                now_unix_ms,
-            );
+            return self.already_finished(now_unix_ms);
         }
         self.finished = true;
         let fault = self.response_fault;
@@ -418,13 +400,7 @@ impl Call {
             return self.finish_stream_as(Some("aborted"), now_unix_ms);
         }
         if self.finished {
-            return self.outcome(
-                None,
-                None,
-                Some("already_finished"),
-                Vec::new(),
-                now_unix_ms,
-            );
+            return self.already_finished(now_unix_ms);
         }
         self.finished = true;
         self.outcome(None, None, Some("aborted"), Vec::new(), now_unix_ms)
@@ -432,13 +408,7 @@ impl Call {
 
     fn finish_stream_as(&mut self, abort: Option<&'static str>, now_unix_ms: u64) -> Outcome {
         if self.finished {
-            return self.outcome(
-                None,
-                None,
-                Some("already_finished"),
-                Vec::new(),
-                now_unix_ms,
-            );
+            return self.already_finished(now_unix_ms);
         }
         self.finished = true;
         let ResponseState::Stream(scan) = &mut self.response else {
@@ -480,6 +450,17 @@ impl Call {
         outcome.record.oversize_events = oversized;
         outcome.record_json = outcome.record.to_json();
         outcome
+    }
+
+    /// The answer to a second `finish_*`: an error record, so a host bug shows instead of hiding.
+    fn already_finished(&self, now_unix_ms: u64) -> Outcome {
+        self.outcome(
+            None,
+            None,
+            Some("already_finished"),
+            Vec::new(),
+            now_unix_ms,
+        )
     }
 
     /// Usage from the token estimate, when this build estimates and there is something to count.

@@ -1,6 +1,7 @@
 """Recorded calls sent through Envoy, and the values the filter must produce for them."""
 
 import functools
+import hashlib
 import glob
 import json
 import os
@@ -144,3 +145,8 @@ def usage_only(event):
                 return False
             return isinstance(obj, dict) and obj.get("usage") is not None and not obj.get("choices")
     return False
+
+
+def key_id(api_key):
+    """The record's `key_id`, computed independently of the filter: sha256, first 12 hex digits."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:12]

@@ -238,3 +238,41 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# -- the shipped envoy/*.yaml configs in front of openrouter.ai, pointed at local stand-ins -------
+
+
+def substitute(text, old, new):
+    """`text` with `old` replaced; fails loudly when a shipped config no longer contains `old`."""
+    assert old in text, "the shipped config no longer contains %r" % old
+    return text.replace(old, new)
+
+
+def openrouter_cert(tmp):
+    """A self-signed certificate for `openrouter.ai` (so SNI and verification are exercised)."""
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+         "-days", "1", "-subj", "/CN=openrouter.ai", "-addext", "subjectAltName=DNS:openrouter.ai"],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
+
+
+def shipped_config(name):
+    """The text of envoy/<name>."""
+    with open(os.path.join(ROOT, "envoy", name)) as f:
+        return f.read()
+
+
+def local_openrouter_config(text, cert, upstream_port, collector_port):
+    """A shipped config's text with only its addresses changed: free admin and listener ports, the
+    TLS replay upstream for openrouter.ai (trusting `cert`), the test collector, the built .wasm."""
+    text = substitute(text, "port_value: 9901", "port_value: 0")
+    text = substitute(text, "port_value: 10000", "port_value: 0")
+    text = substitute(text, "address: openrouter.ai, port_value: 443",
+                      "address: 127.0.0.1, port_value: %d" % upstream_port)
+    text = substitute(text, "/etc/ssl/certs/ca-certificates.crt", cert)
+    text = substitute(text, "port_value: 9411", "port_value: %d" % collector_port)
+    return substitute(text, "dist/llm_cost_plugin.wasm", WASM)

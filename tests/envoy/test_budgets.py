@@ -4,22 +4,16 @@ Each test gets its own Envoy (ledgers live in the Envoy process) and its own API
 """
 
 import concurrent.futures
-import hashlib
 import json
 from decimal import Decimal
 
 import pytest
 
 import harness
-from calls import cli_record, send, split_comment
+from calls import cli_record, key_id, send, split_comment
 
 JSON = "openrouter-cache-all-settings-real-api-0"
 STREAM = "openrouter-stream-with-reasoning"
-
-
-def key_id(api_key):
-    """The record's `key_id`, computed independently of the filter: sha256, first 12 hex digits."""
-    return hashlib.sha256(api_key.encode()).hexdigest()[:12]
 
 
 def auth(api_key):

@@ -9,16 +9,14 @@ key's hash (`x-llm-key-id`); Envoy's rate limit filter checks the key at the sta
 """
 
 import concurrent.futures
-import hashlib
-import os
-import subprocess
 import sys
 import tempfile
 
 import pytest
 
 import harness
-from calls import cli_record, send, split_comment
+from harness import substitute
+from calls import cli_record, key_id, send, split_comment
 
 sys.path.insert(0, harness.SUPPORT)
 import envoy_descriptors  # noqa: E402
@@ -26,17 +24,7 @@ from ratelimit_service import RateLimitService, compile_descriptor_set  # noqa: 
 
 JSON = "openrouter-cache-all-settings-real-api-0"
 STREAM = "openrouter-stream-with-reasoning"
-CONFIG = os.path.join(harness.ROOT, "envoy", "envoy-fleet-budget.yaml")
 KEY = "llm_key_id"
-
-
-def substitute(text, old, new):
-    assert old in text, "envoy-fleet-budget.yaml no longer contains %r" % old
-    return text.replace(old, new)
-
-
-def key_id(api_key):
-    return hashlib.sha256(api_key.encode()).hexdigest()[:12]
 
 
 @pytest.fixture(scope="module")
@@ -45,33 +33,16 @@ def micros(cli):
     return {name: cli_record(cli, name)["cost_micros"] for name in (JSON, STREAM)}
 
 
-def openrouter_cert(tmp):
-    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-         "-days", "1", "-subj", "/CN=openrouter.ai", "-addext", "subjectAltName=DNS:openrouter.ai"],
-        check=True, capture_output=True, timeout=60,
-    )
-    return cert, key
-
-
 def render(text, cert, upstream, collector, rls):
     """The shipped config with its addresses pointed at the local stand-ins."""
-    text = substitute(text, "port_value: 9901", "port_value: 0")
-    text = substitute(text, "port_value: 10000", "port_value: 0")
-    text = substitute(text, "address: openrouter.ai, port_value: 443",
-                      "address: 127.0.0.1, port_value: %d" % upstream.port)
-    text = substitute(text, "/etc/ssl/certs/ca-certificates.crt", cert)
-    text = substitute(text, "port_value: 9411", "port_value: %d" % collector.port)
+    text = harness.local_openrouter_config(text, cert, upstream.port, collector.port)
     text = substitute(text, "port_value: 8081", "port_value: %d" % rls.port)
     # A shared 2-core test machine: leave the RLS more than the shipped 100 ms.
-    text = substitute(text, "timeout: 0.1s", "timeout: 2s")
-    return substitute(text, "dist/llm_cost_plugin.wasm", harness.WASM)
+    return substitute(text, "timeout: 0.1s", "timeout: 2s")
 
 
 def shipped_config():
-    with open(CONFIG) as f:
-        return f.read()
+    return harness.shipped_config("envoy-fleet-budget.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +51,7 @@ def fleet(envoy_bin, collector, micros):
     rls = upstream = envoy = None
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            cert, key = openrouter_cert(tmp)
+            cert, key = harness.openrouter_cert(tmp)
             rls = RateLimitService(
                 default_limits={KEY: micros[JSON] * 5 // 2},
                 limits={(KEY, key_id("sk-fleet-overshoot")): micros[STREAM] * 3 // 2},
@@ -234,7 +205,7 @@ def test_on_a_routes_rate_limits_envoy_drops_hits_addend(envoy_bin, collector, m
     rls = upstream = envoy = None
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            cert, key = openrouter_cert(tmp)
+            cert, key = harness.openrouter_cert(tmp)
             rls = RateLimitService(default_limits={KEY: 10**9})
             upstream = harness.Upstream(tls=(cert, key))
             envoy = harness.Envoy(envoy_bin, 0, 0, config_text=render(text, cert, upstream, collector, rls))

@@ -2,8 +2,6 @@
 TLS replay upstream whose self-signed certificate is for `openrouter.ai` (so SNI, certificate
 verification and the host rewrite are exercised) and the test collector."""
 
-import os
-import subprocess
 import tempfile
 
 import pytest
@@ -15,30 +13,13 @@ JSON = "openrouter-cache-all-settings-real-api-0"
 STREAM = "openrouter-stream-with-reasoning"
 
 
-def substitute(text, old, new):
-    assert old in text, "envoy-openrouter.yaml no longer contains %r" % old
-    return text.replace(old, new)
-
-
 @pytest.fixture(scope="module")
 def openrouter_envoy(envoy_bin, collector):
     with tempfile.TemporaryDirectory() as tmp:
-        cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-             "-days", "1", "-subj", "/CN=openrouter.ai", "-addext", "subjectAltName=DNS:openrouter.ai"],
-            check=True, capture_output=True, timeout=60,
-        )
+        cert, key = harness.openrouter_cert(tmp)
         upstream = harness.Upstream(tls=(cert, key))
-        with open(os.path.join(harness.ROOT, "envoy", "envoy-openrouter.yaml")) as f:
-            text = f.read()
-        text = substitute(text, "port_value: 9901", "port_value: 0")
-        text = substitute(text, "port_value: 10000", "port_value: 0")
-        text = substitute(text, "address: openrouter.ai, port_value: 443",
-                          "address: 127.0.0.1, port_value: %d" % upstream.port)
-        text = substitute(text, "/etc/ssl/certs/ca-certificates.crt", cert)
-        text = substitute(text, "port_value: 9411", "port_value: %d" % collector.port)
-        text = substitute(text, "dist/llm_cost_plugin.wasm", harness.WASM)
+        text = harness.local_openrouter_config(harness.shipped_config("envoy-openrouter.yaml"), cert, upstream.port,
+                                               collector.port)
         envoy = harness.Envoy(envoy_bin, 0, 0, config_text=text)
         try:
             yield envoy, upstream

@@ -3,10 +3,7 @@ test_openrouter_config.py): Envoy's own OpenTelemetry access logger sends one OT
 call to a real OTLP/gRPC LogsService receiver (grpcio + the opentelemetry-proto service classes),
 and the record's attributes carry what the client saw."""
 
-import hashlib
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -14,23 +11,14 @@ import time
 import pytest
 
 import harness
-from calls import cli_record, recorded, send, split_comment
+from harness import substitute
+from calls import key_id, cli_record, recorded, send, split_comment
 
 sys.path.insert(0, harness.SUPPORT)
 from otlp_receiver import OtlpLogsReceiver  # noqa: E402
 
 JSON = "openrouter-cache-all-settings-real-api-0"
 STREAM = "openrouter-stream-with-reasoning"
-CONFIG = os.path.join(harness.ROOT, "envoy", "envoy-otel.yaml")
-
-
-def substitute(text, old, new):
-    assert old in text, "envoy-otel.yaml no longer contains %r" % old
-    return text.replace(old, new)
-
-
-def key_id(api_key):
-    return hashlib.sha256(api_key.encode()).hexdigest()[:12]
 
 
 @pytest.fixture(scope="module")
@@ -38,25 +26,13 @@ def otel_envoy(envoy_bin, collector):
     receiver = upstream = envoy = None
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-            subprocess.run(
-                ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                 "-days", "1", "-subj", "/CN=openrouter.ai", "-addext", "subjectAltName=DNS:openrouter.ai"],
-                check=True, capture_output=True, timeout=60,
-            )
+            cert, key = harness.openrouter_cert(tmp)
             receiver = OtlpLogsReceiver()
             upstream = harness.Upstream(tls=(cert, key))
-            with open(CONFIG) as f:
-                text = f.read()
-            text = substitute(text, "port_value: 9901", "port_value: 0")
-            text = substitute(text, "port_value: 10000", "port_value: 0")
-            text = substitute(text, "address: openrouter.ai, port_value: 443",
-                              "address: 127.0.0.1, port_value: %d" % upstream.port)
-            text = substitute(text, "/etc/ssl/certs/ca-certificates.crt", cert)
-            text = substitute(text, "port_value: 9411", "port_value: %d" % collector.port)
+            text = harness.local_openrouter_config(harness.shipped_config("envoy-otel.yaml"), cert, upstream.port,
+                                                   collector.port)
             text = substitute(text, "port_value: 4317", "port_value: %d" % receiver.port)
             text = substitute(text, "buffer_flush_interval: 1s", "buffer_flush_interval: 0.1s")
-            text = substitute(text, "dist/llm_cost_plugin.wasm", harness.WASM)
             envoy = harness.Envoy(envoy_bin, 0, 0, config_text=text)
             yield envoy, receiver
         finally:
