@@ -3,6 +3,7 @@ without the filter, against a fast upstream (a second Envoy answering the record
 memory with `direct_response`). Not part of the test suite; needs `wrk` (Debian package `wrk`).
 
     ~/.cache/llm-cost-tools/venv/bin/python tests/envoy/bench.py [--seconds 5] [--connections 16]
+        [--upstream-delay-ms 0] [--path /api/v1/chat/completions] [--plugin-config JSON]
 
 Bounded: 2 rounds x 2 configurations x --seconds each. Numbers on a shared 2-core machine are
 rough: wrk, both Envoys and the upstream compete for the same cores.
@@ -44,11 +45,18 @@ static_resources:
                 direct_response: {status: 200, body: {filename: "%s"}}
                 response_headers_to_add:
                 - header: {key: content-type, value: application/json}
-          http_filters:
+          http_filters:%s
           - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
 """
+
+# Envoy's own fault filter: every upstream answer waits a fixed delay (an LLM's time to answer).
+DELAY_FILTER = """
+          - name: envoy.filters.http.fault
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
+              delay: {fixed_delay: %.3fs, percentage: {numerator: 100}}"""
 
 
 def wrk(port, script, seconds, connections, path="/api/v1/chat/completions"):
@@ -70,6 +78,8 @@ def main():
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--path", default="/api/v1/chat/completions",
                     help="request path (an unmetered one such as /healthz measures the bare filter)")
+    ap.add_argument("--upstream-delay-ms", type=int, default=0,
+                    help="make the upstream answer after this delay (Envoy fault filter), like a real LLM")
     ap.add_argument("--plugin-config", default='{"collector": {"flush_interval_ms": 500}}',
                     help="plugin_config JSON of the metered Envoy")
     args = ap.parse_args()
@@ -84,7 +94,8 @@ def main():
         f.write('wrk.headers["content-type"] = "application/json"\n')
         f.write('wrk.headers["authorization"] = "Bearer sk-bench"\n')
     collector = harness.Collector()
-    upstream = harness.Envoy(envoy_bin, 0, 0, config_text=UPSTREAM % rec.file("json"))
+    delay = DELAY_FILTER % (args.upstream_delay_ms / 1000) if args.upstream_delay_ms else ""
+    upstream = harness.Envoy(envoy_bin, 0, 0, config_text=UPSTREAM % (rec.file("json"), delay))
     plain = harness.Envoy(envoy_bin, upstream.port, collector.port, with_filter=False)
     metered = harness.Envoy(envoy_bin, upstream.port, collector.port,
                             plugin_config=json.loads(args.plugin_config))
@@ -98,6 +109,9 @@ def main():
             print("%-15s %8.0f req/s  p50 %.2f ms  non-2xx %d" % (name, best[0], best[1], best[2]))
         ratio = max(results["with filter"])[0] / max(results["without filter"])[0]
         print("throughput ratio with/without: %.2f" % ratio)
+        p50 = lambda name: min(r[1] for r in results[name])
+        print("p50 with/without: %.3f (%+.2f ms)" % (p50("with filter") / p50("without filter"),
+                                                   p50("with filter") - p50("without filter")))
         records = len(collector.records())
         posts = harness.http_json(collector.url("/_posts"))["posts"]
         print("collector: %d records in %d POSTs" % (records, posts))
