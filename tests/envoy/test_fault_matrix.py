@@ -301,3 +301,262 @@ def test_broken_json_in_data_lines_passes_and_is_honest(rig, fault, status, erro
         assert record["completion_tokens"] == recorded_usage(STREAM)
     else:
         assert record["cost_usd"] is None and record["prompt_tokens"] is None
+
+
+# -- 6. a collector slower than collector.timeout_ms ---------------------------------------------
+
+
+def configure_collector(collector, **change):
+    req = urllib.request.Request(collector.url("/_config"), data=json.dumps(change).encode(), method="POST")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def counter(envoy, name):
+    """A counter from /stats/prometheus (0 while it does not exist: Envoy creates it at first use)."""
+    m = re.search(r"^%s(?:\{[^}]*\})? (\d+)$" % re.escape(name), envoy.prometheus(), re.M)
+    return int(m.group(1)) if m else 0
+
+
+def timed_calls(envoy, n):
+    """n sequential JSON calls; returns (request ids, client latencies in seconds)."""
+    rids, latencies = [], []
+    for _ in range(n):
+        resp, rid = send(envoy, JSON)
+        assert resp.status == 200 and resp.complete and resp.header("x-llm-cost-status") == "exact"
+        rids.append(rid)
+        latencies.append(resp.done_at)
+    return rids, latencies
+
+
+def settled_records(collector, rids, timeout=10):
+    """Waits until every rid has a record and no new record has come for 0.6 s (six flush
+    intervals); returns {rid: number of records}."""
+    wanted = set(rids)
+    pick = lambda: [r["request_id"] for r in collector.records() if r.get("request_id") in wanted]
+    harness.wait_until(lambda: set(pick()) == wanted, timeout, what="records of %d calls" % len(rids))
+    last, deadline = len(pick()), time.monotonic() + timeout
+    while True:
+        time.sleep(0.6)
+        now = len(pick())
+        if now == last:
+            break
+        assert time.monotonic() < deadline, "records kept arriving: retries did not stop"
+        last = now
+    got = pick()
+    return {rid: got.count(rid) for rid in rids}
+
+
+SLOW_COLLECTOR_MS = 1000
+COLLECTOR_TIMEOUT_MS = 300
+
+
+def test_slow_collector_costs_clients_nothing_and_records_arrive_when_it_recovers(envoy_bin):
+    """The collector answers after 1 s, the filter gives up after collector.timeout_ms = 300 ms.
+    Phase 1: the slow collector drops what it receives (gave up before storing): every record
+    must arrive exactly once after it recovers. Phase 2: it stores, then answers too late: every
+    record arrives at least once (documented at-least-once delivery; duplicates counted)."""
+    up = col = env = None
+    try:
+        up = harness.Upstream(event_delay_ms=1)
+        col = harness.Collector()
+        config = {"collector": {"flush_interval_ms": 100, "timeout_ms": COLLECTOR_TIMEOUT_MS}}
+        env = harness.Envoy(envoy_bin, up.port, col.port, plugin_config=config)
+        fast_rids, fast = timed_calls(env, 8)
+        assert set(settled_records(col, fast_rids).values()) == {1}
+        assert counter(env, "llmcost_collector_failures") == 0
+        report = []
+        for store in (False, True):
+            failures_before = counter(env, "llmcost_collector_failures")
+            configure_collector(col, delay_ms=SLOW_COLLECTOR_MS, store=store)
+            slow_rids, slow = timed_calls(env, 8)
+            harness.wait_until(lambda: counter(env, "llmcost_collector_failures") >= failures_before + 2,
+                               10, what="counted collector failures")
+            time.sleep(SLOW_COLLECTOR_MS / 1000.0 + 0.2)  # the slow collector finishes what it got
+            configure_collector(col, delay_ms=0, store=True)
+            counts = settled_records(col, slow_rids)
+            failures = counter(env, "llmcost_collector_failures") - failures_before
+            report.append((store, statistics.median(fast), max(fast), statistics.median(slow), max(slow),
+                           failures, sum(counts.values()) - len(counts)))
+            print("collector %d ms (store=%s): client latency median/max %.1f/%.1f ms (fast collector "
+                  "%.1f/%.1f ms); %d failures counted; %d duplicate records of %d"
+                  % (SLOW_COLLECTOR_MS, store, report[-1][3] * 1e3, report[-1][4] * 1e3,
+                     report[-1][1] * 1e3, report[-1][2] * 1e3, failures, report[-1][6], len(counts)))
+            # The client never waits on the collector: a call that did would take >= 300 ms.
+            assert max(slow) < COLLECTOR_TIMEOUT_MS / 1000.0
+            assert statistics.median(slow) < statistics.median(fast) + 0.05
+            if not store:
+                assert set(counts.values()) == {1}, counts  # exactly once: nothing lost, no retry twice
+            assert counter(env, "llmcost_collector_dropped_records") == 0
+        assert envoy_is_up(env)
+    finally:
+        for proc in (env, col, up):
+            if proc:
+                proc.stop()
+
+
+def test_slow_collector_with_a_full_queue_drops_the_oldest_and_counts_them(envoy_bin):
+    """collector.max_queue_records = 2 while the collector is too slow: records past the bound
+    are dropped and counted; arrived + dropped = calls, none twice."""
+    up = col = env = None
+    try:
+        up = harness.Upstream(event_delay_ms=1)
+        col = harness.Collector()
+        config = {"collector": {"flush_interval_ms": 100, "timeout_ms": COLLECTOR_TIMEOUT_MS,
+                                "max_queue_records": 2}}
+        env = harness.Envoy(envoy_bin, up.port, col.port, plugin_config=config)
+        configure_collector(col, delay_ms=SLOW_COLLECTOR_MS, store=False)
+        rids, _ = timed_calls(env, 8)
+        harness.wait_until(lambda: counter(env, "llmcost_collector_dropped_records") > 0, 10,
+                           what="dropped records counted")
+        time.sleep(SLOW_COLLECTOR_MS / 1000.0 + 0.2)
+        configure_collector(col, delay_ms=0, store=True)
+        harness.wait_until(lambda: len({r["request_id"] for r in col.records()}) > 0, 10, what="records")
+        time.sleep(0.6)
+        got = [r["request_id"] for r in col.records()]
+        dropped = counter(env, "llmcost_collector_dropped_records")
+        print("queue bound 2, 8 calls: %d arrived, %d dropped (counted), %d failures"
+              % (len(got), dropped, counter(env, "llmcost_collector_failures")))
+        assert len(got) == len(set(got)) and set(got) <= set(rids)
+        assert len(got) + dropped == len(rids)
+        assert 1 <= len(got) <= 2 + 4  # at most the bound, plus what was in flight when it recovered
+        assert envoy_is_up(env)
+    finally:
+        for proc in (env, col, up):
+            if proc:
+                proc.stop()
+
+
+# -- 7. HTTP/2 (h2c) and HTTP/1.1 clients --------------------------------------------------------
+
+
+def curl_h2(envoy, name, rid):
+    """The call over h2c with prior knowledge; returns (status line, headers, trailers, body)."""
+    curl = shutil.which("curl")
+    assert curl, "curl is required"
+    rec = recorded(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "body")
+        head = subprocess.run(
+            [curl, "-sS", "--http2-prior-knowledge", "-D", "-", "-o", out,
+             "-H", "host: " + rec.host, "-H", "content-type: application/json",
+             "-H", "authorization: Bearer sk-test-not-a-real-key", "-H", "x-replay-fixture: " + name,
+             "-H", "x-request-id: " + rid, "--data-binary", rec.body_bytes().decode(),
+             "http://127.0.0.1:%d%s" % (envoy.port, rec.path)],
+            capture_output=True, timeout=60, check=True,
+        ).stdout.decode()
+        with open(out, "rb") as f:
+            body = f.read()
+    blocks = head.replace("\r\n", "\n").split("\n\n")
+    lines = blocks[0].split("\n")
+
+    def fields(block_lines):
+        out = {}
+        for line in block_lines:
+            k, sep, v = line.partition(":")
+            if sep and k.lower().startswith("x-llm-"):
+                out[k.lower()] = v.strip()
+        return out
+
+    trailers = fields("\n".join(blocks[1:]).split("\n"))  # curl prints trailers after the headers
+    return lines[0], fields(lines[1:]), trailers, body
+
+
+@pytest.mark.parametrize("name", [JSON, LONG_STREAM])
+def test_http2_and_http11_clients_get_the_same_cost(rig, cli, name):
+    rec = recorded(name)
+    h1, rid1 = send(rig.envoy, name)
+    rid2 = "h2c-%d" % time.time_ns()
+    status2, headers2, trailers2, body2 = curl_h2(rig.envoy, name, rid2)
+    assert status2.startswith("HTTP/2 200"), status2
+    expected = expected_headers(cli_record(cli, name))
+    if rec.kind == "json":
+        passed_through(rig, h1, rid1, stream=False)
+        assert body2 == h1.body
+        assert h1.llm_headers() == headers2 == expected
+        assert trailers2 == {}
+    else:
+        c1 = passed_through(rig, h1, rid1, stream=True)
+        b2, c2 = split_comment(body2)
+        assert hashlib.sha256(b2).hexdigest() == rig.upstream_saw(rid2)["sent_sha256"]
+        assert c1 == c2 and c1["cost_usd"] == expected["x-llm-cost"]
+        assert h1.llm_trailers() == trailers2 == expected  # HTTP/1.1 with `TE: trailers`
+        assert h1.llm_headers() == headers2 == {}  # a stream's headers leave before its usage
+    r1, r2 = rig.one_record(rid1), rig.one_record(rid2)
+    drop = {"ts", "request_id", "duration_ms"}
+    assert {k: v for k, v in r1.items() if k not in drop} == {k: v for k, v in r2.items() if k not in drop}
+    assert r1["cost_status"] == "exact"
+
+
+# -- 8. 100 concurrent streams -------------------------------------------------------------------
+
+
+def test_100_concurrent_streams(rig):
+    rec = recorded(STREAM)
+    n, delay_ms = 100, 30
+
+    def one(_):
+        start = time.monotonic()
+        resp, rid = send(rig.envoy, STREAM, extra_headers={"x-replay-event-delay-ms": str(delay_ms)}, timeout=60)
+        return start, time.monotonic(), resp, rid
+
+    with ThreadPoolExecutor(max_workers=20) as pool:  # warm-up: connections, buffers, caches
+        list(pool.map(one, range(20)))
+    time.sleep(0.5)
+    before = rig.memory()
+    peak = dict(before)
+    sampling = [True]
+
+    def sample():
+        deadline = time.monotonic() + 60
+        while sampling[0] and time.monotonic() < deadline:
+            for k, v in rig.memory().items():
+                peak[k] = max(peak[k], v)
+            time.sleep(0.02)
+
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=n + 1) as pool:
+        sampler = pool.submit(sample)
+        results = list(pool.map(one, range(n)))
+        sampling[0] = False
+        sampler.result(timeout=10)
+    took = time.monotonic() - began
+    # They really ran at the same time: the largest number of streams open at one moment.
+    edges = sorted([(s, 1) for s, _, _, _ in results] + [(e, -1) for _, e, _, _ in results])
+    open_now = most = 0
+    for _, step in edges:
+        open_now += step
+        most = max(most, open_now)
+    rids = [rid for _, _, _, rid in results]
+    log = {r["headers"].get("x-request-id"): r for r in harness.http_json(rig.upstream.url("/_requests?bodies=0"))}
+    for _, _, resp, rid in results:
+        assert resp.status == 200 and resp.complete, (resp.status, resp.error)
+        body, comment = split_comment(resp.body)
+        assert body == rec.response
+        assert hashlib.sha256(body).hexdigest() == log[rid]["sent_sha256"]
+        assert comment["cost_status"] == "exact"
+        assert resp.llm_trailers()["x-llm-cost"] == comment["cost_usd"]
+    wanted = set(rids)
+    harness.wait_until(lambda: len([r for r in rig.collector.records() if r.get("request_id") in wanted]) >= n,
+                       15, what="%d records" % n)
+    time.sleep(0.3)
+    records = [r for r in rig.collector.records() if r.get("request_id") in wanted]
+    assert len(records) == n and {r["request_id"] for r in records} == wanted
+    assert {r["cost_status"] for r in records} == {"exact"}
+
+    def settled():
+        m = rig.memory()
+        return m if m["allocated"] - before["allocated"] < 2 << 20 else None
+
+    try:
+        after = harness.wait_until(settled, 5, interval=0.25, what="allocated back near the baseline")
+    finally:
+        last = rig.memory()
+        print("%d streams in %.2f s, at most %d open at once; allocated %s -> peak %s -> %s, "
+              "heap %s -> %s, rss %s -> peak %s -> %s"
+              % (n, took, most, mib(before["allocated"]), mib(peak["allocated"]), mib(last["allocated"]),
+                 mib(before["heap_size"]), mib(last["heap_size"]), mib(before["rss"]), mib(peak["rss"]),
+                 mib(last["rss"])))
+    assert most >= n // 2
+    assert after["rss"] - before["rss"] < 32 << 20
+    assert envoy_is_up(rig.envoy)
