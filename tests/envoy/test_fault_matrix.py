@@ -395,6 +395,35 @@ def test_slow_collector_costs_clients_nothing_and_records_arrive_when_it_recover
                 proc.stop()
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "plugin/src/root.rs puts a timed-out batch back and sends it again on the next tick, with no "
+    "backoff: a collector that stores but answers later than collector.timeout_ms receives every "
+    "record once per timeout + flush interval for as long as it stays slow (measured: 36-41 extra "
+    "copies of 8 records in ~1.3 s at timeout_ms=300), and `llm-cost report` sums the copies"))
+def test_a_slow_but_storing_collector_gets_each_record_at_most_twice(envoy_bin):
+    """At-least-once delivery should not multiply a record by the collector's slowness: after a
+    collector that stores everything has been 1 s too slow, no record should be there 3 times."""
+    up = col = env = None
+    try:
+        up = harness.Upstream(event_delay_ms=1)
+        col = harness.Collector()
+        config = {"collector": {"flush_interval_ms": 100, "timeout_ms": COLLECTOR_TIMEOUT_MS}}
+        env = harness.Envoy(envoy_bin, up.port, col.port, plugin_config=config)
+        configure_collector(col, delay_ms=SLOW_COLLECTOR_MS, store=True)
+        rids, _ = timed_calls(env, 8)
+        harness.wait_until(lambda: counter(env, "llmcost_collector_failures") >= 2, 10,
+                           what="counted collector failures")
+        time.sleep(SLOW_COLLECTOR_MS / 1000.0 + 0.2)
+        configure_collector(col, delay_ms=0)
+        counts = settled_records(col, rids)
+        print("storing collector 1 s slow: copies per record %s" % sorted(counts.values()))
+        assert max(counts.values()) <= 2, counts
+    finally:
+        for proc in (env, col, up):
+            if proc:
+                proc.stop()
+
+
 def test_slow_collector_with_a_full_queue_drops_the_oldest_and_counts_them(envoy_bin):
     """collector.max_queue_records = 2 while the collector is too slow: records past the bound
     are dropped and counted; arrived + dropped = calls, none twice."""
