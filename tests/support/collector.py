@@ -7,7 +7,10 @@ prints `LISTENING <port>` as its first stdout line. Every POST body (other than 
 is split into NDJSON lines; each line is parsed and stored (a line that is not JSON is stored as
 `{"_unparsed": "<line>"}` so tests can see it). `GET /_records` returns the list, `GET /_posts`
 the number of POSTs received (batches), `POST /_reset` clears both. Every ingest POST is answered
-with `--status` after `--delay-ms`.
+with `--status` after `--delay-ms`. `POST /_config` with a JSON object changes these while running:
+`{"delay_ms": 1500, "status": 204, "store": false}` (`store: false`: ingest POSTs are answered
+but their records are not kept — a collector that times out before it stores anything); an ingest
+POST uses the settings in force when it arrived.
 """
 
 import argparse
@@ -66,6 +69,18 @@ class Handler(BaseHTTPRequestHandler):
                 st["records"].clear()
                 st["posts"] = 0
             return self.reply(200, {"ok": True})
+        if self.path == "/_config":
+            change = json.loads(body or b"{}")
+            with st["lock"]:
+                if "delay_ms" in change:
+                    st["delay"] = float(change["delay_ms"]) / 1000.0
+                if "status" in change:
+                    st["status"] = int(change["status"])
+                if "store" in change:
+                    st["store"] = bool(change["store"])
+                return self.reply(200, {"delay_ms": st["delay"] * 1000.0, "status": st["status"], "store": st["store"]})
+        with st["lock"]:
+            delay, status, store = st["delay"], st["status"], st["store"]
         records = []
         for line in body.decode("utf-8", "replace").splitlines():
             if not line.strip():
@@ -74,12 +89,13 @@ class Handler(BaseHTTPRequestHandler):
                 records.append(json.loads(line))
             except ValueError:
                 records.append({"_unparsed": line})
-        if st["delay"]:
-            time.sleep(st["delay"])
+        if delay:
+            time.sleep(delay)
         with st["lock"]:
-            st["records"].extend(records)
+            if store:
+                st["records"].extend(records)
             st["posts"] += 1
-        self.reply(st["status"], None if st["status"] == 204 else {"accepted": len(records)})
+        self.reply(status, None if status == 204 else {"accepted": len(records)})
 
 
 def main():
@@ -89,6 +105,7 @@ def main():
     ap.add_argument("--status", type=int, default=204)
     ap.add_argument("--delay-ms", type=float, default=0.0)
     args = ap.parse_args()
+    ThreadingHTTPServer.request_queue_size = 256  # listen backlog: bursts of connections (default 5)
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
     server.st = {
@@ -97,6 +114,7 @@ def main():
         "posts": 0,
         "status": args.status,
         "delay": args.delay_ms / 1000.0,
+        "store": True,
     }
     print("LISTENING %d" % server.server_address[1], flush=True)
     try:

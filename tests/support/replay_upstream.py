@@ -8,8 +8,11 @@ Serves recorded responses from a fixtures directory (`<name>.json` or `<name>.ss
         [--tls-cert cert.pem --tls-key key.pem]
 
 prints `LISTENING <port>` as its first stdout line. Every request is recorded:
-`GET /_requests` returns `[{method, path, headers, body, has_authorization}]` (authorization and
-other API-key headers removed from `headers`), `POST /_reset` clears the list. `.json` fixtures are sent with content-length;
+`GET /_requests` returns `[{method, path, headers, body, has_authorization, body_bytes, body_sha256,
+sent_bytes, sent_sha256}]` (authorization and other API-key headers removed from `headers`; `body` is
+null for bodies over 4 MiB, whose length and SHA-256 are still there; `sent_*` describe the response
+body bytes this server wrote, once it has written them); `GET /_requests?bodies=0` leaves out `body`;
+`POST /_reset` clears the list. `.json` fixtures are sent with content-length;
 `.sse` fixtures are sent chunked, one SSE event (bytes verbatim, split after each blank line) per
 flushed chunk, with a delay between events (`--event-delay-ms`, or the request header `x-replay-event-delay-ms`).
 
@@ -23,11 +26,23 @@ Faults (request header `x-replay-fault`):
   no-done           SSE: drop a final `data: [DONE]` event (stream ends without it)
   gzip              JSON: gzip the body and send `content-encoding: gzip`
   forge-headers     JSON: also send `x-llm-cost: 999` and `x-llm-cost-status: exact` (a lying upstream)
+  big-event-<bytes> SSE: grow the first event carrying `"content":"` by <bytes> `x` inside that
+                    string (still valid JSON), and write that event in 64 KiB pieces with the event
+                    delay between pieces (a single event larger than `max_sse_event_bytes`)
+  bad-utf8          JSON and SSE: put the invalid UTF-8 bytes ff fe c3 right after the first
+                    `"content":"` (SSE: in the first event carrying one) — text the meter skips
+  bad-utf8-model    the same bytes right after `"model":"` (SSE: in the event carrying
+                    `"usage":{`) — a field the meter reads
+  broken-data       SSE: insert, halfway through the stream, two `data:` events whose JSON is
+                    broken (`{"choices":[{"index":0,"delta":{"content":"cut` and `}{`)
+  broken-usage      SSE: cut the last byte (`}`) of the JSON of the event carrying `"usage":{`
+  no-usage          SSE: drop the events carrying `"usage":{` (an upstream not asked for usage)
 Several faults combine with commas (`chunked-json,pad-2000000`).
 """
 
 import argparse
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -42,6 +57,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 EVENT_END = re.compile(rb"\r?\n\r?\n")
 # Never kept in the request log: API keys.
 SECRET_HEADERS = {"authorization", "x-api-key", "x-goog-api-key", "api-key"}
+# Request bodies larger than this are logged by length and SHA-256 only.
+MAX_LOGGED_BODY = 4 << 20
+BAD_UTF8 = b"\xff\xfe\xc3"
+PIECE = 64 << 10
 
 
 def split_events(data):
@@ -52,6 +71,47 @@ def split_events(data):
         start = m.end()
     if start < len(data):
         events.append(data[start:])
+    return events
+
+
+def insert_after(data, marker, extra):
+    """`data` with `extra` inserted right after the first `marker` (unchanged if none)."""
+    at = data.find(marker)
+    if at < 0:
+        return data
+    at += len(marker)
+    return data[:at] + extra + data[at:]
+
+
+def sse_faults(events, fault):
+    """The SSE faults that change the events (see the module docstring)."""
+    def first(marker):
+        return next((i for i, e in enumerate(events) if marker in e), None)
+
+    events = list(events)
+    for f in fault:
+        if f.startswith("big-event-"):
+            i = first(b'"content":"')
+            if i is not None:
+                events[i] = insert_after(events[i], b'"content":"', b"x" * int(f[len("big-event-") :]))
+    if "bad-utf8" in fault:
+        i = first(b'"content":"')
+        if i is not None:
+            events[i] = insert_after(events[i], b'"content":"', BAD_UTF8)
+    if "bad-utf8-model" in fault:
+        i = first(b'"usage":{')
+        if i is not None:
+            events[i] = insert_after(events[i], b'"model":"', BAD_UTF8)
+    if "broken-usage" in fault:
+        i = first(b'"usage":{')
+        if i is not None:
+            end = events[i].rindex(b"}")
+            events[i] = events[i][:end] + events[i][end + 1 :]
+    if "no-usage" in fault:
+        events = [e for e in events if b'"usage":{' not in e]
+    if "broken-data" in fault:
+        mid = len(events) // 2
+        events[mid:mid] = [b'data: {"choices":[{"index":0,"delta":{"content":"cut\n\n', b"data: }{\n\n"]
     return events
 
 
@@ -95,10 +155,13 @@ class Handler(BaseHTTPRequestHandler):
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
+        if self.sent is not None:
+            self.body_out(body)
         self.wfile.write(body)
 
     def write_chunk(self, data):
         if data:
+            self.body_out(data)
             self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
 
@@ -114,26 +177,40 @@ class Handler(BaseHTTPRequestHandler):
 
     def handle_any(self, method):
         state = self.server.state
+        self.sent = None  # the response digest, for replayed calls only
         body = self.read_body()
-        if self.path == "/_requests" and method == "GET":
-            with state.lock:
-                return self.send_json(200, list(state.requests))
+        if self.path.split("?")[0] == "/_requests" and method == "GET":
+            keep = (lambda k: k != "body") if "bodies=0" in self.path else (lambda k: True)
+            with state.lock:  # entries gain their sent_* fields under the lock
+                log = [{k: v for k, v in r.items() if keep(k)} for r in state.requests]
+            return self.send_json(200, log)
         if self.path == "/_reset" and method == "POST":
             with state.lock:
                 state.requests.clear()
             return self.send_json(200, {"ok": True})
         headers = {k.lower(): v for k, v in self.headers.items() if k.lower() not in SECRET_HEADERS}
+        entry = {
+            "method": method,
+            "path": self.path,
+            "headers": headers,
+            "body": body.decode("utf-8", "replace") if len(body) <= MAX_LOGGED_BODY else None,
+            "has_authorization": "authorization" in {k.lower() for k in self.headers.keys()},
+            "body_bytes": len(body),
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+        }
         with state.lock:
-            state.requests.append(
-                {
-                    "method": method,
-                    "path": self.path,
-                    "headers": headers,
-                    "body": body.decode("utf-8", "replace"),
-                    "has_authorization": "authorization" in {k.lower() for k in self.headers.keys()},
-                }
-            )
+            state.requests.append(entry)
+        self.sent = hashlib.sha256()
+        self.sent_bytes = 0
         self.replay(state, headers)
+        with state.lock:
+            entry["sent_bytes"] = self.sent_bytes
+            entry["sent_sha256"] = self.sent.hexdigest()
+
+    def body_out(self, data):
+        """Writes response body bytes (raw, already framed by the caller) and digests `data`."""
+        self.sent.update(data)
+        self.sent_bytes += len(data)
 
     def replay(self, state, headers):
         fault = {f.strip() for f in headers.get("x-replay-fault", "").split(",") if f.strip()}
@@ -160,6 +237,10 @@ class Handler(BaseHTTPRequestHandler):
             body = f.read()
         if "malformed" in fault:
             body = b"{not json"
+        if "bad-utf8" in fault:
+            body = insert_after(body, b'"content":"', BAD_UTF8)
+        if "bad-utf8-model" in fault:
+            body = insert_after(body, b'"model":"', BAD_UTF8)
         for f in fault:
             if f.startswith("pad-"):
                 body += b" " * int(f[len("pad-") :])
@@ -181,6 +262,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self.send_header("content-length", str(len(body)))
         self.end_headers()
+        self.body_out(body)
         self.wfile.write(body)
 
     def replay_sse(self, path, fault, delay):
@@ -188,6 +270,7 @@ class Handler(BaseHTTPRequestHandler):
             events = split_events(f.read())
         if "no-done" in fault and events and events[-1].startswith(b"data: [DONE]"):
             events = events[:-1]
+        events = sse_faults(events, fault)
         cut = len(events) // 2 if "reset-mid-stream" in fault else None
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -207,6 +290,12 @@ class Handler(BaseHTTPRequestHandler):
                 return
             if i and delay:
                 time.sleep(delay)
+            if len(event) > PIECE:
+                for start in range(0, len(event), PIECE):
+                    if start and delay:
+                        time.sleep(delay)
+                    self.write_chunk(event[start : start + PIECE])
+                continue
             self.write_chunk(event)
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
@@ -221,6 +310,7 @@ def main():
     ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (and --tls-key)")
     ap.add_argument("--tls-key")
     args = ap.parse_args()
+    ThreadingHTTPServer.request_queue_size = 256  # listen backlog: bursts of connections (default 5)
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
