@@ -309,14 +309,15 @@ fn malformed_lines_are_skipped_counted_and_answered_200() {
     let dir = TempDir::new();
     let c = Collector::start(&dir.0, &[]);
     let good = record("2026-05-05T12:00:00.000Z", "good", "0.5");
-    let body = format!("{good}\r\nnot json\n\n[1,2]\n{{\"cut\":\n{good}\n\u{ff}\n");
+    let good2 = record("2026-05-05T12:00:00.001Z", "good2", "0.5");
+    let body = format!("{good}\r\nnot json\n\n[1,2]\n{{\"cut\":\n{good2}\n\u{ff}\n");
     let r = c.post("/ingest", body.as_bytes());
     // 200: the sender must not retry a batch forever for lines that can never be stored.
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["stored"], 2);
     assert_eq!(r.json()["rejected"], 4);
     assert_eq!(r.json()["rejected_lines"], serde_json::json!([2, 4, 5, 7]));
-    assert_eq!(dir.read("2026-05-05"), format!("{good}\n{good}\n"));
+    assert_eq!(dir.read("2026-05-05"), format!("{good}\n{good2}\n"));
     // Nothing but garbage: still 200, nothing stored, the log says so.
     let r = c.post("/ingest", b"<html>\n");
     assert_eq!((r.status, r.json()["stored"].as_u64()), (200, Some(0)));
@@ -375,8 +376,9 @@ fn limits_paths_and_methods() {
 
     // Only the accepted request was stored, and the server still works.
     assert_eq!(dir.read("2026-06-01"), format!("{line}\n"));
-    assert_eq!(c.post("/ingest", line.as_bytes()).status, 200);
-    assert_eq!(dir.read("2026-06-01"), format!("{line}\n{line}\n"));
+    let line2 = line.replace("\"cost_usd\":\"", "\"cost_usd\":\"1");
+    assert_eq!(c.post("/ingest", line2.as_bytes()).status, 200);
+    assert_eq!(dir.read("2026-06-01"), format!("{line}\n{line2}\n"));
 }
 
 #[test]
@@ -600,4 +602,27 @@ fn a_request_that_never_completes_cannot_hold_the_shutdown() {
         c.log()
     );
     assert!(dir.files().is_empty());
+}
+
+#[test]
+fn a_retried_batch_is_stored_once() {
+    // The filter resends a batch whose answer timed out although it was stored (at-least-once):
+    // the copy is dropped, the answer says so, and new lines in the same batch are kept.
+    let dir = TempDir::new();
+    let c = Collector::start(&dir.0, &[]);
+    let (a, b) = (
+        record("2026-07-01T10:00:00.000Z", "a", "0.1"),
+        record("2026-07-01T10:00:00.001Z", "b", "0.2"),
+    );
+    let first = c.post("/ingest", format!("{a}\n{b}\n").as_bytes());
+    assert_eq!(
+        (first.status, first.json()["duplicates"].clone()),
+        (200, 0.into())
+    );
+    let c_line = record("2026-07-01T10:00:01.000Z", "c", "0.3");
+    let retry = c.post("/ingest", format!("{b}\n{a}\n{c_line}\n").as_bytes());
+    assert_eq!(retry.status, 200);
+    assert_eq!(retry.json()["stored"], 1);
+    assert_eq!(retry.json()["duplicates"], 2);
+    assert_eq!(dir.read("2026-07-01"), format!("{a}\n{b}\n{c_line}\n"));
 }

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use llm_cost_core::MeterConfig;
+use llm_cost_core::{Backoff, MeterConfig};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, MapType};
@@ -39,6 +39,9 @@ pub struct MeterRoot {
     /// Batches sent and not yet answered, with their call tokens (at most `MAX_IN_FLIGHT`: a
     /// `Vec` is smaller in the `.wasm` than a map).
     in_flight: Vec<(u32, Vec<String>)>,
+    /// Waiting after collector failures (a timed-out batch may have been stored: every resend
+    /// can be a copy).
+    backoff: Backoff,
 }
 
 impl Default for MeterRoot {
@@ -50,11 +53,20 @@ impl Default for MeterRoot {
                 metrics: RefCell::new(Metrics::default()),
             }),
             in_flight: Vec::new(),
+            backoff: Backoff::default(),
         }
     }
 }
 
 impl MeterRoot {
+    /// The first retry waits the longer of the collector timeout and the flush interval.
+    fn backoff_after_failure(&mut self) {
+        if let Some(c) = self.config.as_ref().map(|c| &c.collector) {
+            let base = c.timeout_ms.max(c.flush_interval_ms);
+            self.backoff.failed(host::now_unix_ms(), base);
+        }
+    }
+
     fn count(&self, what: &str, n: u64) {
         self.shared
             .metrics
@@ -70,6 +82,9 @@ impl MeterRoot {
         let c = &config.collector;
         let dropped = self.shared.queue.borrow_mut().take_dropped();
         self.count("dropped_records", dropped);
+        if !self.backoff.ready(host::now_unix_ms()) {
+            return;
+        }
         while self.in_flight.len() < MAX_IN_FLIGHT {
             let batch = self
                 .shared
@@ -99,6 +114,7 @@ impl MeterRoot {
                     );
                     self.count("failures", 1);
                     self.shared.queue.borrow_mut().put_back(batch);
+                    self.backoff_after_failure();
                     return;
                 }
             }
@@ -122,11 +138,15 @@ impl Context for MeterRoot {
         let status = host::header(MapType::HttpCallResponseHeaders, ":status")
             .and_then(|s| s.parse::<u16>().ok());
         match status {
-            Some(200..=299) => self.count("sent_records", batch.len() as u64),
+            Some(200..=299) => {
+                self.count("sent_records", batch.len() as u64);
+                self.backoff.succeeded();
+            }
             _ => {
                 log::debug!("llm-cost: collector answered {status:?}; batch kept for a retry");
                 self.count("failures", 1);
                 self.shared.queue.borrow_mut().put_back(batch);
+                self.backoff_after_failure();
             }
         }
     }

@@ -9,6 +9,7 @@ mod day;
 mod http;
 mod ingest;
 mod lock;
+mod recent;
 mod server;
 mod signals;
 mod store;
@@ -78,6 +79,7 @@ pub fn run(args: &CollectArgs) -> Result<(), String> {
         max_connections: args.max_connections.max(1),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
         store: store.handle(),
+        recent: std::sync::Mutex::new(recent::Recent::new(recent::DEFAULT_CAPACITY)),
         stopping,
         stats: Stats::default(),
     });
@@ -98,15 +100,16 @@ pub fn run(args: &CollectArgs) -> Result<(), String> {
     }
 
     let stats = &shared.stats;
-    let (requests, stored, rejected) = (
+    let (requests, stored, rejected, duplicates) = (
         stats.requests.load(Ordering::Relaxed),
         stats.stored.load(Ordering::Relaxed),
         stats.rejected.load(Ordering::Relaxed),
+        stats.duplicates.load(Ordering::Relaxed),
     );
     drop(shared);
     store.finish();
     eprintln!(
-        "llm-cost collect: stopped after {requests} request(s): {stored} line(s) stored, {rejected} malformed skipped"
+        "llm-cost collect: stopped after {requests} request(s): {stored} line(s) stored, {rejected} malformed skipped, {duplicates} retried copies dropped"
     );
     Ok(())
 }

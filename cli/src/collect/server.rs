@@ -35,6 +35,8 @@ pub struct Shared {
     /// trickling bytes cannot hold the shutdown forever).
     pub shutdown_grace: Duration,
     pub store: StoreHandle,
+    /// Lines stored recently: retried copies are dropped (`recent.rs`).
+    pub recent: std::sync::Mutex<super::recent::Recent>,
     pub stopping: Arc<AtomicBool>,
     pub stats: Stats,
 }
@@ -45,6 +47,7 @@ pub struct Stats {
     pub requests: AtomicU64,
     pub stored: AtomicU64,
     pub rejected: AtomicU64,
+    pub duplicates: AtomicU64,
 }
 
 impl Shared {
@@ -253,10 +256,22 @@ fn ingest(
             Err(Error::Closed) => return Next::Close,
         },
     };
-    let batch = Batch::parse(&body, Day::today());
-    let (stored, rejected) = (batch.stored, batch.rejected);
+    // Parsing under the lock: of two requests carrying the same retried line, one stores it. (If
+    // that one's append then fails, its sender retries the whole batch, line included.)
+    let recent = || {
+        shared
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    let batch = Batch::parse(&body, Day::today(), &mut recent());
+    let (stored, rejected, duplicates) = (batch.stored, batch.rejected, batch.duplicates);
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-    if let Err(e) = shared.store.append(batch.by_day.into_iter().collect()) {
+    let appended = shared.store.append(batch.by_day.into_iter().collect());
+    if appended.is_err() {
+        recent().forget(&batch.hashes);
+    }
+    if let Err(e) = appended {
         // Nothing of this request stayed in the files: the sender may retry it whole.
         answer(
             w,
@@ -269,6 +284,10 @@ fn ingest(
     }
     shared.stats.stored.fetch_add(stored, Ordering::Relaxed);
     shared.stats.rejected.fetch_add(rejected, Ordering::Relaxed);
+    shared
+        .stats
+        .duplicates
+        .fetch_add(duplicates, Ordering::Relaxed);
     if rejected > 0 {
         let at: Vec<String> = batch.rejected_at.iter().map(u64::to_string).collect();
         eprintln!(
@@ -278,8 +297,7 @@ fn ingest(
     }
     // Closing when stopping tells a keep-alive client not to send more here.
     let keep = head.keep_alive() && !shared.stopping();
-    let body =
-        json!({ "stored": stored, "rejected": rejected, "rejected_lines": batch.rejected_at });
+    let body = json!({ "stored": stored, "rejected": rejected, "rejected_lines": batch.rejected_at, "duplicates": duplicates });
     if answer(w, 200, &[], &body, !keep) && keep {
         Next::KeepAlive
     } else {
