@@ -147,11 +147,7 @@ impl Call {
     /// Starts a call when its request headers arrive; `now_unix_ms` is the host's clock.
     pub fn new(config: &Rc<MeterConfig>, head: RequestHead<'_>, now_unix_ms: u64) -> Call {
         let provider = provider::detect(&config.routes, head.host, head.path);
-        let endpoint = if head.method.eq_ignore_ascii_case("POST") {
-            Endpoint::from_path(head.path)
-        } else {
-            Endpoint::Other
-        };
+        let endpoint = Endpoint::of_request(head.method, head.path);
         let mut call = Call {
             config: Rc::clone(config),
             provider,

@@ -82,6 +82,15 @@ impl Endpoint {
         }
     }
 
+    /// The endpoint of a request: [`Endpoint::from_path`] for `POST`, else `Other` (not metered).
+    pub fn of_request(method: &str, path: &str) -> Endpoint {
+        if method.eq_ignore_ascii_case("POST") {
+            Endpoint::from_path(path)
+        } else {
+            Endpoint::Other
+        }
+    }
+
     /// Detects the endpoint from a request path (query ignored).
     pub fn from_path(path: &str) -> Endpoint {
         let path = path.split(['?', '#']).next().unwrap_or("");

@@ -12,8 +12,8 @@
 use std::rc::Rc;
 
 use llm_cost_core::{
-    Call, Forward, MeterConfig, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan,
-    Usd,
+    Call, Endpoint, Forward, MeterConfig, Outcome, RequestBodyPlan, RequestHead, ResponseHead,
+    ResponsePlan, Usd,
 };
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
@@ -159,14 +159,24 @@ impl HttpContext for MeterFilter {
             return Action::Continue;
         };
         let req = |name: &str| header(MapType::HttpRequestHeaders, name);
-        let (method, host, path) = (req(":method"), req(":authority"), req(":path"));
+        let (method, path) = (req(":method"), req(":path"));
+        let (method, path) = (
+            method.as_deref().unwrap_or(""),
+            path.as_deref().unwrap_or(""),
+        );
+        if Endpoint::of_request(method, path) == Endpoint::Other {
+            // Not an LLM call (health checks, `GET /models`): no call, no record, and no more
+            // host calls than these two, here or in the later callbacks.
+            return Action::Continue;
+        }
+        let host = req(":authority");
         let authorization = req("authorization").or_else(|| req("x-api-key"));
         let (content_type, request_id) = (req("content-type"), req("x-request-id"));
         let content_length = req("content-length").and_then(|v| v.trim().parse().ok());
         let head = RequestHead {
-            method: method.as_deref().unwrap_or(""),
+            method,
             host: host.as_deref().unwrap_or(""),
-            path: path.as_deref().unwrap_or(""),
+            path,
             authorization: authorization.as_deref(),
             content_type: content_type.as_deref(),
             content_length,
@@ -248,6 +258,9 @@ impl HttpContext for MeterFilter {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if self.call.is_none() {
+            return Action::Continue;
+        }
         let resp = |name: &str| header(MapType::HttpResponseHeaders, name);
         let status = resp(":status").and_then(|s| s.parse().ok()).unwrap_or(0);
         let content_type = resp("content-type");
