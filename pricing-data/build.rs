@@ -23,8 +23,11 @@ const PRICE_KEYS: [&str; 8] = [
 /// One letter per price key in the generated table, in `PRICE_KEYS` order.
 const KEY_LETTERS: [char; 8] = ['c', 'i', 'r', 'w', 'x', 'p', 'q', 's'];
 
-/// `(id, canonical_slug, [(price key, canonical decimal)])` of one model.
-type Model = (String, String, Vec<(&'static str, String)>);
+/// `(price key, canonical decimal)` pairs: prompt and completion always, other keys when non-zero.
+type Prices = Vec<(&'static str, String)>;
+
+/// `(id, canonical_slug, prices, [(min_prompt_tokens, tier prices)])` of one model.
+type Model = (String, String, Prices, Vec<(u64, Prices)>);
 
 fn main() {
     println!("cargo:rerun-if-changed=bundled.json");
@@ -44,30 +47,29 @@ fn main() {
             .expect("every model has an id")
             .to_string();
         let slug = entry["canonical_slug"].as_str().unwrap_or("").to_string();
-        let mut prices = Vec::new();
-        let mut dynamic = false;
-        for key in PRICE_KEYS {
-            let value = entry["pricing"][key].as_str().unwrap_or("0");
-            match canonical_decimal(value) {
-                // Zero prices are left out, except prompt and completion (always explicit).
-                Some(v) if v == "0" && key != "prompt" && key != "completion" => {}
-                Some(v) => prices.push((key, v)),
-                // "-1" marks dynamic pricing (e.g. openrouter/auto): not a price we can apply.
-                None => dynamic = true,
-            }
-        }
-        if !dynamic {
-            models.push((id, slug, prices));
-        }
+        let pricing = &entry["pricing"];
+        let value = |key: &str| pricing[key].as_str().unwrap_or("0").to_string();
+        // "-1" marks dynamic pricing (e.g. openrouter/auto): not a price we can apply.
+        let Some(prices) = canonical_prices(|key| value(key)) else {
+            continue;
+        };
+        let tiers = long_context_tiers(&pricing["overrides"], |key| value(key));
+        models.push((id, slug, prices, tiers));
     }
     models.sort_by(|a, b| a.0.cmp(&b.0));
     models.dedup_by(|a, b| a.0 == b.0);
 
     let mut canonical = String::new();
-    for (id, slug, prices) in &models {
+    for (id, slug, prices, tiers) in &models {
         let _ = write!(canonical, "{id}\t{slug}");
         for (key, value) in prices {
             let _ = write!(canonical, "\t{key}={value}");
+        }
+        for (min, tier) in tiers {
+            let _ = write!(canonical, "\t>{min}");
+            for (key, value) in tier {
+                let _ = write!(canonical, "\t{key}={value}");
+            }
         }
         canonical.push('\n');
     }
@@ -90,17 +92,14 @@ fn main() {
     // prices are `<key letter><decimal>` separated by spaces (letters: `PRICE_KEYS`' order).
     let mut table = String::new();
     let mut line_starts = Vec::new();
-    for (id, slug, prices) in &models {
+    for (id, slug, prices, tiers) in &models {
         line_starts.push(table.len());
         let slug = if slug == id { "=" } else { slug.as_str() };
         let _ = write!(table, "{id}\t{slug}\t");
-        for (n, (key, value)) in prices.iter().enumerate() {
-            let letter = KEY_LETTERS[PRICE_KEYS
-                .iter()
-                .position(|k| k == key)
-                .expect("a price key")];
-            let sep = if n == 0 { "" } else { " " };
-            let _ = write!(table, "{sep}{letter}{value}");
+        write_prices(&mut table, prices);
+        for (min, tier) in tiers {
+            let _ = write!(table, "|{min}:");
+            write_prices(&mut table, tier);
         }
         table.push('\n');
     }
@@ -131,6 +130,64 @@ fn main() {
     let _ = writeln!(out, "static BY_SLUG: &[u16] = &{by_slug:?};");
     let dest = Path::new(&env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("bundled.rs");
     fs::write(dest, out).expect("OUT_DIR is writable");
+}
+
+/// `<key letter><decimal>` per price, space-separated.
+fn write_prices(table: &mut String, prices: &Prices) {
+    for (n, (key, value)) in prices.iter().enumerate() {
+        let letter = KEY_LETTERS[PRICE_KEYS
+            .iter()
+            .position(|k| k == key)
+            .expect("a price key")];
+        let sep = if n == 0 { "" } else { " " };
+        let _ = write!(table, "{sep}{letter}{value}");
+    }
+}
+
+/// Canonical prices from `value(key)`; `None` when a price is not a non-negative decimal.
+fn canonical_prices(value: impl Fn(&str) -> String) -> Option<Prices> {
+    let mut prices = Vec::new();
+    for key in PRICE_KEYS {
+        match canonical_decimal(&value(key))? {
+            // Zero prices are left out, except prompt and completion (always explicit).
+            v if v == "0" && key != "prompt" && key != "completion" => {}
+            v => prices.push((key, v)),
+        }
+    }
+    Some(prices)
+}
+
+/// OpenRouter `overrides` (Python-style text or a JSON list) with `min_prompt_tokens`: the base
+/// prices overlaid with each tier's, ascending. Time-of-day entries are left out (not applied).
+fn long_context_tiers(
+    overrides: &serde_json::Value,
+    base: impl Fn(&str) -> String,
+) -> Vec<(u64, Prices)> {
+    let list = match overrides {
+        serde_json::Value::String(text) => {
+            serde_json::from_str(&text.replace('\'', "\"")).expect("pricing overrides parse")
+        }
+        other => other.clone(),
+    };
+    let mut tiers: Vec<(u64, Prices)> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|tier| {
+            let min = tier.get("min_prompt_tokens")?.as_u64()?;
+            let value = |key: &str| match &tier[key] {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                _ => base(key),
+            };
+            Some((
+                min,
+                canonical_prices(value).expect("tier prices are decimals"),
+            ))
+        })
+        .collect();
+    tiers.sort_by_key(|(min, _)| *min);
+    tiers
 }
 
 /// `"0.00000250"` → `"0.0000025"`, `"3.0"` → `"3"`; `None` for anything but a non-negative decimal.

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use llm_cost_core::pricing::{ModelEntry, PRICE_KEYS};
+use llm_cost_core::pricing::{ModelEntry, Prices, PRICE_KEYS};
 use llm_cost_core::{PriceTable, Usd};
 use serde_json::{json, Map, Value};
 
@@ -101,10 +101,26 @@ pub fn snapshot_json(entries: &[ModelEntry], date: &str, source: &str) -> String
     let data: Vec<Value> = entries
         .iter()
         .map(|m| {
+            let mut pricing: Map<String, Value> = prices_of(&m.prices)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Value::String(v)))
+                .collect();
+            if !m.prices.long_context.is_empty() {
+                // Long-context tiers, as a JSON list (OpenRouter's feed has Python-style text).
+                let tiers = m.prices.long_context.iter().map(|(min, tier)| {
+                    let mut t: Map<String, Value> = prices_of(tier)
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), Value::String(v)))
+                        .collect();
+                    t.insert("min_prompt_tokens".into(), json!(min));
+                    Value::Object(t)
+                });
+                pricing.insert("overrides".into(), Value::Array(tiers.collect()));
+            }
             json!({
                 "canonical_slug": m.canonical_slug,
                 "id": m.id,
-                "pricing": Value::Object(prices_of(m).into_iter().map(|(k, v)| (k.to_owned(), Value::String(v))).collect::<Map<_, _>>()),
+                "pricing": Value::Object(pricing),
             })
         })
         .collect();
@@ -115,16 +131,16 @@ pub fn snapshot_json(entries: &[ModelEntry], date: &str, source: &str) -> String
 }
 
 /// Prompt and completion always; other keys when non-zero. Decimal text without trailing zeros.
-fn prices_of(model: &ModelEntry) -> BTreeMap<&'static str, String> {
+fn prices_of(prices: &Prices) -> BTreeMap<&'static str, String> {
     let all = [
-        ("completion", model.prices.completion),
-        ("image", model.prices.image),
-        ("input_cache_read", model.prices.input_cache_read),
-        ("input_cache_write", model.prices.input_cache_write),
-        ("internal_reasoning", model.prices.internal_reasoning),
-        ("prompt", model.prices.prompt),
-        ("request", model.prices.request),
-        ("web_search", model.prices.web_search),
+        ("completion", prices.completion),
+        ("image", prices.image),
+        ("input_cache_read", prices.input_cache_read),
+        ("input_cache_write", prices.input_cache_write),
+        ("internal_reasoning", prices.internal_reasoning),
+        ("prompt", prices.prompt),
+        ("request", prices.request),
+        ("web_search", prices.web_search),
     ];
     debug_assert!(all.iter().map(|(k, _)| *k).eq(PRICE_KEYS));
     all.into_iter()
@@ -135,10 +151,14 @@ fn prices_of(model: &ModelEntry) -> BTreeMap<&'static str, String> {
 
 /// `+ id` added, `- id` removed, `~ id key old -> new` re-priced; sorted by id.
 pub fn diff(old: &[ModelEntry], new: &[ModelEntry]) -> String {
-    let old: BTreeMap<&str, BTreeMap<&str, String>> =
-        old.iter().map(|m| (m.id.as_str(), prices_of(m))).collect();
-    let new: BTreeMap<&str, BTreeMap<&str, String>> =
-        new.iter().map(|m| (m.id.as_str(), prices_of(m))).collect();
+    let old: BTreeMap<&str, BTreeMap<String, String>> = old
+        .iter()
+        .map(|m| (m.id.as_str(), all_prices_of(m)))
+        .collect();
+    let new: BTreeMap<&str, BTreeMap<String, String>> = new
+        .iter()
+        .map(|m| (m.id.as_str(), all_prices_of(m)))
+        .collect();
     let mut out = String::new();
     let ids: std::collections::BTreeSet<&str> = old.keys().chain(new.keys()).copied().collect();
     let (mut added, mut removed, mut changed) = (0, 0, 0);
@@ -154,7 +174,8 @@ pub fn diff(old: &[ModelEntry], new: &[ModelEntry]) -> String {
             }
             (Some(a), Some(b)) if a != b => {
                 changed += 1;
-                for key in PRICE_KEYS {
+                let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+                for key in keys {
                     let (x, y) = (a.get(key), b.get(key));
                     if x != y {
                         let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "0".into());
@@ -167,6 +188,20 @@ pub fn diff(old: &[ModelEntry], new: &[ModelEntry]) -> String {
     }
     let _ = writeln!(out, "{added} added, {removed} removed, {changed} re-priced");
     out
+}
+
+/// Base prices by key, and each long-context tier's as `<key> from <N> prompt tokens`.
+fn all_prices_of(model: &ModelEntry) -> BTreeMap<String, String> {
+    let mut all: BTreeMap<String, String> = prices_of(&model.prices)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    for (min, tier) in &model.prices.long_context {
+        for (key, value) in prices_of(tier) {
+            all.insert(format!("{key} from {min} prompt tokens"), value);
+        }
+    }
+    all
 }
 
 fn today_utc() -> String {

@@ -106,3 +106,53 @@ fn diff_lists_added_removed_and_repriced_models() {
     ]);
     assert_eq!(same, "0 added, 0 removed, 0 re-priced\n");
 }
+
+#[test]
+fn long_prompts_are_priced_at_the_long_context_tier_and_imports_keep_tiers() {
+    // The bundled table: google/gemini-2.5-pro costs 0.00000125 / 0.00001 per token, and from
+    // 200,000 prompt tokens 0.0000025 / 0.000015 for the whole call (OpenRouter `overrides`).
+    let response = |prompt_tokens: u64| {
+        format!(
+            r#"{{"id":"x","model":"google/gemini-2.5-pro","choices":[],"usage":{{"prompt_tokens":{prompt_tokens},"completion_tokens":1000,"total_tokens":0}}}}"#
+        )
+    };
+    let cost_of = |prompt_tokens: u64| {
+        let path = std::env::temp_dir().join(format!(
+            "llm-cost-tier-{prompt_tokens}-{}.json",
+            std::process::id()
+        ));
+        std::fs::write(&path, response(prompt_tokens)).unwrap();
+        let (ok, out, err) = llm_cost(&[
+            "price",
+            "--provider",
+            "openrouter",
+            "--path",
+            "/api/v1/chat/completions",
+            path.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        let record: Value = serde_json::from_str(out.trim()).unwrap();
+        record["cost_usd"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(cost_of(199_999), "0.25999875"); // 199,999 × 0.00000125 + 1,000 × 0.00001
+    assert_eq!(cost_of(200_000), "0.515"); // 200,000 × 0.0000025 + 1,000 × 0.000015
+
+    let bundled = root().join("pricing-data/bundled.json");
+    let (ok, imported, stderr) = llm_cost(&["pricing", "import", bundled.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let doc: Value = serde_json::from_str(&imported).unwrap();
+    let pro = doc["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "google/gemini-2.5-pro")
+        .unwrap();
+    assert_eq!(pro["pricing"]["overrides"][0]["min_prompt_tokens"], 200_000);
+    assert_eq!(pro["pricing"]["overrides"][0]["prompt"], "0.0000025");
+    let path = std::env::temp_dir().join(format!("llm-cost-tiers-{}.json", std::process::id()));
+    std::fs::write(&path, &imported).unwrap();
+    assert_eq!(
+        version_of(path.to_str().unwrap()),
+        version_of(bundled.to_str().unwrap())
+    );
+}

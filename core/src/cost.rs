@@ -34,6 +34,7 @@ pub struct Breakdown {
 
 /// Prices `usage`. Fails only on overflow (absurd token counts or prices).
 pub fn price(usage: &Usage, prices: &Prices) -> Result<Breakdown, MoneyError> {
+    let prices = prices.for_prompt_tokens(usage.prompt_tokens);
     let after_cache_read = usage.prompt_tokens.saturating_sub(usage.cached_tokens);
     let uncached = match after_cache_read.checked_sub(usage.cache_write_tokens) {
         Some(n) => n,
@@ -169,5 +170,49 @@ mod tests {
             price(&Usage::default(), &prices).unwrap().total,
             usd("0.005")
         );
+    }
+
+    #[test]
+    fn a_long_prompt_is_priced_wholly_at_its_tier() {
+        // Gemini-2.5-Pro-style: from 200k prompt tokens every token costs the tier's price.
+        let overrides = serde_json::json!(
+            "[{'min_prompt_tokens': 200000, 'prompt': '0.0000025', 'completion': '0.000015'}, {'utc_start': 1000, 'utc_end': 100, 'prompt': '0.0000001'}]"
+        );
+        let prices = Prices {
+            prompt: usd("0.00000125"),
+            completion: usd("0.00001"),
+            input_cache_read: usd("0.00000031"),
+            ..Prices::default()
+        }
+        .with_tiers(&overrides)
+        .unwrap();
+        assert_eq!(prices.long_context.len(), 1); // the time-of-day entry is not applied
+        let at = |prompt_tokens| Usage {
+            prompt_tokens,
+            completion_tokens: 1000,
+            ..Usage::default()
+        };
+        assert_eq!(
+            price(&at(199_999), &prices).unwrap().total,
+            usd("0.00000125")
+                .checked_mul(199_999)
+                .unwrap()
+                .checked_add(usd("0.01"))
+                .unwrap()
+        );
+        assert_eq!(
+            price(&at(200_000), &prices).unwrap().total,
+            usd("0.5").checked_add(usd("0.015")).unwrap()
+        );
+        // Keys the tier does not name keep the base price.
+        assert_eq!(
+            prices.for_prompt_tokens(300_000).input_cache_read,
+            usd("0.00000031")
+        );
+        assert!(Prices::default()
+            .with_tiers(&serde_json::json!(
+                "[{'min_prompt_tokens': 1, 'prompt': 'x'}]"
+            ))
+            .is_err());
     }
 }

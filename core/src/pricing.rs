@@ -33,6 +33,9 @@ pub struct Prices {
     pub image: Usd,
     /// Per web search request (reported for reference; not in token usage).
     pub web_search: Usd,
+    /// Long-context tiers (OpenRouter `overrides` with `min_prompt_tokens`), ascending: a call
+    /// with at least that many prompt tokens is priced wholly at the tier's prices.
+    pub long_context: Vec<(u64, Prices)>,
 }
 
 /// The price keys, in canonical order (sorted), as named by OpenRouter.
@@ -61,6 +64,57 @@ impl Prices {
             "web_search" => self.web_search = value,
             _ => {}
         }
+    }
+
+    /// The prices that apply to a call with `prompt_tokens` input tokens (its tier, if any).
+    pub fn for_prompt_tokens(&self, prompt_tokens: u64) -> &Prices {
+        self.long_context
+            .iter()
+            .rev()
+            .find(|(min, _)| prompt_tokens >= *min)
+            .map_or(self, |(_, tier)| tier)
+    }
+
+    /// These prices with `overrides` (OpenRouter's list of `{"min_prompt_tokens": N, key:
+    /// decimal, ...}`) as long-context tiers; entries without `min_prompt_tokens` (time-of-day
+    /// discounts) are not applied.
+    pub fn with_tiers(mut self, overrides: &serde_json::Value) -> Result<Prices, PricingError> {
+        let parsed;
+        let overrides = match overrides {
+            // OpenRouter's feed serialises the list as Python text: `[{'min_prompt_tokens': …}]`.
+            serde_json::Value::String(text) => {
+                parsed = serde_json::from_str(&text.replace('\'', "\""))
+                    .map_err(|e| PricingError::Format(format!("pricing `overrides`: {e}")))?;
+                &parsed
+            }
+            other => other,
+        };
+        for tier in overrides.as_array().into_iter().flatten() {
+            let Some(min) = tier.get("min_prompt_tokens").and_then(|m| m.as_u64()) else {
+                continue;
+            };
+            let mut prices = Prices {
+                long_context: Vec::new(),
+                ..self.clone()
+            };
+            for key in PRICE_KEYS {
+                let text = match tier.get(key) {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(serde_json::Value::Number(n)) => format!("{n}"),
+                    _ => continue,
+                };
+                let plain = crate::decimal::plain(&text).unwrap_or(text);
+                let usd = Usd::parse(&plain).map_err(|reason| PricingError::BadPrice {
+                    model: String::new(),
+                    key: format!("overrides.{key}"),
+                    reason,
+                })?;
+                prices.set(key, usd);
+            }
+            self.long_context.push((min, prices));
+        }
+        self.long_context.sort_by_key(|(min, _)| *min);
+        Ok(self)
     }
 
     fn get(&self, key: &str) -> Usd {
@@ -234,7 +288,7 @@ impl PriceTable {
         match &self.source {
             TableSource::Bundled => {
                 let model = bundled::find(name)?;
-                let prices = Prices::from_pairs(model.prices()).ok()?;
+                let prices = bundled_prices(&model).ok()?;
                 Some(Priced {
                     id: model.id.to_owned(),
                     prices,
@@ -262,7 +316,7 @@ impl PriceTable {
                     Some(ModelEntry {
                         id: m.id.to_owned(),
                         canonical_slug: m.canonical_slug.to_owned(),
-                        prices: Prices::from_pairs(m.prices()).ok()?,
+                        prices: bundled_prices(&m).ok()?,
                     })
                 })
                 .collect(),
@@ -278,15 +332,33 @@ pub fn content_hash(models: &[ModelEntry]) -> String {
     let mut canonical = String::new();
     for model in models {
         let _ = write!(canonical, "{}\t{}", model.id, model.canonical_slug);
-        for key in PRICE_KEYS {
-            let value = model.prices.get(key);
-            if value != Usd::ZERO || key == "prompt" || key == "completion" {
-                let _ = write!(canonical, "\t{key}={value}");
-            }
+        write_prices(&mut canonical, &model.prices);
+        for (min, tier) in &model.prices.long_context {
+            let _ = write!(canonical, "\t>{min}");
+            write_prices(&mut canonical, tier);
         }
         canonical.push('\n');
     }
     hex8(&Sha256::digest(canonical.as_bytes()))
+}
+
+/// A bundled model's prices, long-context tiers included.
+fn bundled_prices(model: &bundled::BundledModel) -> Result<Prices, PricingError> {
+    let mut prices = Prices::from_pairs(model.prices())?;
+    for (min, tier) in model.tiers() {
+        prices.long_context.push((min, Prices::from_pairs(tier)?));
+    }
+    Ok(prices)
+}
+
+/// `\tkey=decimal` for prompt, completion and every other non-zero price, in key order.
+fn write_prices(out: &mut String, prices: &Prices) {
+    for key in PRICE_KEYS {
+        let value = prices.get(key);
+        if value != Usd::ZERO || key == "prompt" || key == "completion" {
+            let _ = write!(out, "\t{key}={value}");
+        }
+    }
 }
 
 /// First 4 bytes as 8 lower-case hex digits.
@@ -334,6 +406,16 @@ fn load_openrouter(doc: &serde_json::Value) -> Result<PriceTable, PricingError> 
                 },
             )?;
             prices.set(key, usd);
+        }
+        if let Some(overrides) = model.pricing.get("overrides") {
+            prices = prices.with_tiers(overrides).map_err(|e| match e {
+                PricingError::BadPrice { key, reason, .. } => PricingError::BadPrice {
+                    model: model.id.clone(),
+                    key,
+                    reason,
+                },
+                other => other,
+            })?;
         }
         entries.push(ModelEntry {
             id: model.id,

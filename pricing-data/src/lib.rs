@@ -31,13 +31,29 @@ pub struct BundledModel {
     prices: &'static str,
 }
 
+/// `(price key, decimal)` pairs of `c0.000001 p0.0000005`-style text.
+fn pairs(text: &'static str) -> impl Iterator<Item = (&'static str, &'static str)> {
+    text.split(' ').filter_map(|price| {
+        let (letter, value) = (*price.as_bytes().first()?, price.get(1..)?);
+        let key = KEYS.iter().find(|(l, _)| *l == letter)?.1;
+        Some((key, value))
+    })
+}
+
 impl BundledModel {
     /// `(price key, decimal)` pairs in key order, e.g. `("prompt", "0.0000025")`.
     pub fn prices(&self) -> impl Iterator<Item = (&'static str, &'static str)> {
-        self.prices.split(' ').filter_map(|price| {
-            let (letter, value) = (*price.as_bytes().first()?, price.get(1..)?);
-            let key = KEYS.iter().find(|(l, _)| *l == letter)?.1;
-            Some((key, value))
+        pairs(self.prices.split('|').next().unwrap_or(""))
+    }
+
+    /// Long-context tiers (OpenRouter `overrides` with `min_prompt_tokens`), ascending: the
+    /// minimum prompt tokens and the tier's whole price list (base prices overlaid).
+    pub fn tiers(
+        &self,
+    ) -> impl Iterator<Item = (u64, impl Iterator<Item = (&'static str, &'static str)>)> {
+        self.prices.split('|').skip(1).filter_map(|tier| {
+            let (min, prices) = tier.split_once(':')?;
+            Some((min.parse().ok()?, pairs(prices)))
         })
     }
 }
@@ -127,6 +143,16 @@ mod tests {
         }
         assert_eq!(find("no-such/model"), None);
         assert_eq!(find(""), None);
+    }
+
+    #[test]
+    fn long_context_tiers_are_bundled() {
+        // Gemini 2.5 Pro doubles its prices from 200k prompt tokens (OpenRouter `overrides`).
+        let pro = find("google/gemini-2.5-pro").expect("bundled");
+        let (min, mut prices) = pro.tiers().next().expect("a tier");
+        assert_eq!(min, 200_000);
+        assert!(prices.any(|p| p == ("input_cache_read", "0.00000025")));
+        assert!(models().filter(|m| m.tiers().next().is_some()).count() > 10);
     }
 
     #[test]
