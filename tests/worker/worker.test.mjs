@@ -279,15 +279,16 @@ test("HEADER_PREFIX and MODEL_OVERRIDES: prices an unknown model like the CLI wi
   assert.equal(res.headers.get("x-llm-cost"), null);
 });
 
-test("upstream unreachable: 502, and the record says aborted", async () => {
+test("upstream unreachable: 502, and the record says upstream_unreachable", async () => {
   await resetCollector(collector.url);
   const res = await post(deadUpstreamWorker.url, JSON_FIXTURE);
   assert.equal(res.status, 502);
   await readAll(res);
   const [record] = await collectorRecords(collector.url, 1);
   assert.ok(record, "record sent");
-  assert.equal(record.error, "aborted");
-  assert.equal(record.status_code, null);
+  assert.equal(record.error, "upstream_unreachable");
+  assert.equal(record.status_code, 502);
+  assert.equal(record.cost_status, "no_usage");
 });
 
 test("bad MODEL_OVERRIDES: metering is off, traffic passes unchanged, the reason is logged", async () => {

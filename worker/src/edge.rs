@@ -149,7 +149,11 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
         Ok(r) => r,
         Err(_) => {
             if let Some(mut c) = call {
-                emit_now(s, ctx, &c.finish_aborted(now_ms()));
+                emit_now(
+                    s,
+                    ctx,
+                    &c.finish_refused(502, "upstream_unreachable", now_ms()),
+                );
             }
             return Response::error("llm-cost worker: upstream unreachable", 502);
         }
