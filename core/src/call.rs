@@ -141,6 +141,8 @@ pub struct Call {
     status_code: Option<u16>,
     response: ResponseState,
     finished: bool,
+    /// The host answered the call itself ([`Call::finish_refused`]).
+    refused: bool,
 }
 
 impl Call {
@@ -166,6 +168,7 @@ impl Call {
             status_code: None,
             response: ResponseState::Pending,
             finished: false,
+            refused: false,
         };
         call.request.model = gemini_model_from_path(head.path);
         if head
@@ -207,12 +210,8 @@ impl Call {
             return self.already_finished(now_unix_ms);
         }
         self.finished = true;
-        let mut outcome = self.outcome(None, None, Some(reason), Vec::new(), now_unix_ms);
-        // Nothing was metered wrong: the call simply never ran.
-        outcome.record.cost_status = CostStatus::NoUsage;
-        outcome.record_json = outcome.record.to_json();
-        outcome.headers = outcome.record.headers(&self.config.header_prefix);
-        outcome
+        self.refused = true;
+        self.outcome(None, None, Some(reason), Vec::new(), now_unix_ms)
     }
 
     /// Whether to buffer the request body for the rewrite, or only observe it.
@@ -442,10 +441,7 @@ impl Call {
             None if facts.error.is_none() => self.estimate(streamed),
             None => None,
         };
-        let mut outcome = self.outcome(usage, model, fault, tail, now_unix_ms);
-        outcome.record.oversize_events = oversized;
-        outcome.record_json = outcome.record.to_json();
-        outcome
+        self.outcome(usage, model, fault, tail, now_unix_ms)
     }
 
     /// The answer to a second `finish_*`: an error record, so a host bug shows instead of hiding.
@@ -538,7 +534,10 @@ impl Call {
                 }
             }
         } else if let Some(note) = error.or(self.request_note) {
-            status = CostStatus::Error;
+            // A refused call never ran: no usage, but nothing was metered wrong.
+            if !self.refused {
+                status = CostStatus::Error;
+            }
             error = Some(note);
         }
         let stream = matches!(self.response, ResponseState::Stream(_)) || self.request.stream;
@@ -573,7 +572,10 @@ impl Call {
                 .and_then(|u| u.upstream_inference_cost.clone()),
             is_byok: usage.as_ref().and_then(|u| u.is_byok),
             duration_ms: now_unix_ms.saturating_sub(self.start_ms),
-            oversize_events: 0,
+            oversize_events: match &self.response {
+                ResponseState::Stream(scan) => scan.oversized_events(),
+                _ => 0,
+            },
             adjustment_percent: adjustment
                 .filter(|_| cost_micros.is_some())
                 .map(|a| a.percent.trim().to_owned()),
