@@ -147,9 +147,10 @@ pub struct MeterConfig {
     pub collector: CollectorConfig,
     /// Per-`key_id` spend limits (enforced by hosts with shared storage: the Envoy filter).
     pub budgets: Budgets,
-    /// Send the caller's `key_id` upstream as the `<header_prefix>key-id` request header (for
-    /// Envoy's rate limit filter and upstream logs; forged copies are always removed first).
-    pub key_id_header: bool,
+    /// With `key_id_header: true`, the request header (`<header_prefix>key-id`) that carries the
+    /// caller's `key_id` upstream (for Envoy's rate limit filter and upstream logs; forged copies
+    /// are always removed first). Named once here, not per request.
+    pub key_id_header: Option<String>,
     pricing_version: String,
 }
 
@@ -304,6 +305,7 @@ impl MeterConfig {
                 ))
             })?;
         }
+        let key_id_header = file.key_id_header.then(|| format!("{prefix}key-id"));
         let mut config = MeterConfig {
             header_prefix: prefix,
             max_request_body_bytes: file.max_request_body_bytes,
@@ -319,7 +321,7 @@ impl MeterConfig {
             adjustments,
             collector: file.collector,
             budgets: Budgets::from_file(file.budgets)?,
-            key_id_header: file.key_id_header,
+            key_id_header,
             pricing_version: String::new(),
         };
         config.refresh_pricing_version();
@@ -344,11 +346,6 @@ impl MeterConfig {
         header_name.len() >= self.header_prefix.len()
             && header_name.as_bytes()[..self.header_prefix.len()]
                 .eq_ignore_ascii_case(self.header_prefix.as_bytes())
-    }
-
-    /// Name of the request header carrying `key_id` upstream when `key_id_header` is on.
-    pub fn key_id_header_name(&self) -> String {
-        format!("{}key-id", self.header_prefix)
     }
 
     /// The table's version, plus `+cfg-<hash>` when model overrides or adjustments apply.

@@ -18,6 +18,7 @@ use llm_cost_core::{
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
+use crate::body_copy::BodyCopy;
 use crate::budget::{self, Admission};
 use crate::host::{self, header, now_unix_ms};
 use crate::root::Shared;
@@ -36,8 +37,8 @@ enum Response {
     Pending,
     /// Holding a JSON body (headers held too) up to `max_bytes`.
     Json { max_bytes: usize },
-    /// Forwarding a JSON body, copying it up to `max_bytes` (`hold_headers: false`).
-    ObservedJson { max_bytes: usize },
+    /// Forwarding a JSON body, copying it into `response_copy` (`hold_headers: false`).
+    ObservedJson,
     /// Forwarding an SSE stream chunk by chunk.
     Stream,
     /// Forwarding untouched.
@@ -51,10 +52,10 @@ pub struct MeterFilter {
     call: Option<Call>,
     /// Holding the request body for the rewrite, up to this many bytes.
     request_limit: Option<usize>,
-    /// Copying the request body as it passes (`Observe`): the copy and its limit.
-    observed: Option<(Vec<u8>, usize)>,
-    /// The copy of a JSON response body (`ObservedJson`).
-    response_copy: Vec<u8>,
+    /// The request body copied as it passes (`RequestBodyPlan::Observe`).
+    request_copy: Option<BodyCopy>,
+    /// The JSON response body copied as it passes (`Response::ObservedJson`).
+    response_copy: Option<BodyCopy>,
     request_had_length: bool,
     response: Response,
     finished: bool,
@@ -70,8 +71,8 @@ impl MeterFilter {
             shared,
             call: None,
             request_limit: None,
-            observed: None,
-            response_copy: Vec::new(),
+            request_copy: None,
+            response_copy: None,
             request_had_length: false,
             response: Response::Pending,
             finished: false,
@@ -120,34 +121,30 @@ impl MeterFilter {
     }
 
     /// Checks the caller's budget; true when the call was refused (a 429 was sent).
-    fn refused_by_budget(&mut self, config: &MeterConfig, mut call: Call) -> bool {
+    fn refused_by_budget(&mut self, config: &MeterConfig) -> bool {
+        let Some(call) = self.call.as_mut() else {
+            return false;
+        };
         let key_id = match call.key_id() {
-            Some(key_id) if call.is_metered() && !config.budgets.is_empty() => key_id.to_owned(),
-            _ => {
-                self.call = Some(call);
-                return false;
-            }
+            Some(key_id) if !config.budgets.is_empty() => key_id.to_owned(),
+            _ => return false,
         };
         let now = now_unix_ms();
-        let refused = match budget::admit(&config.budgets, &key_id, now) {
-            Admission::Unlimited => None,
+        let rejection = match budget::admit(&config.budgets, &key_id, now) {
+            Admission::Unlimited => return false,
             Admission::Admitted => {
-                self.reservation = Some(key_id.clone());
-                None
+                self.reservation = Some(key_id);
+                return false;
             }
-            Admission::Refused(rejection) => Some(rejection),
+            Admission::Refused(rejection) => rejection,
         };
-        if let Some(rejection) = refused {
-            let outcome = call.finish_refused(429, "budget_exceeded", now);
-            self.finished = true;
-            self.emit(&outcome);
-            let headers = rejection.headers();
-            let headers: Vec<(&str, &str)> =
-                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            host::send_response(429, &headers, rejection.body_json(&key_id).as_bytes());
-        }
-        self.call = Some(call);
-        self.finished
+        let outcome = call.finish_refused(429, "budget_exceeded", now);
+        self.finished = true;
+        self.emit(&outcome);
+        let headers = rejection.headers();
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        host::send_response(429, &headers, rejection.body_json(&key_id).as_bytes());
+        true
     }
 }
 
@@ -187,17 +184,14 @@ impl HttpContext for MeterFilter {
             config.is_own_header(name)
         });
         let call = Call::new(config, head, now_unix_ms());
-        if let (true, Some(key_id)) = (config.key_id_header, call.key_id()) {
-            host::set_header(
-                MapType::HttpRequestHeaders,
-                &config.key_id_header_name(),
-                key_id,
-            );
+        if let (Some(name), Some(key_id)) = (&config.key_id_header, call.key_id()) {
+            host::set_header(MapType::HttpRequestHeaders, name, key_id);
         }
         self.request_had_length = content_length.is_some();
         let plan = call.request_body_plan();
+        self.call = Some(call);
         let config = Rc::clone(config);
-        if self.refused_by_budget(&config, call) {
+        if self.refused_by_budget(&config) {
             return Action::Pause; // the local 429 is on its way
         }
         match plan {
@@ -207,7 +201,7 @@ impl HttpContext for MeterFilter {
                 Action::Pause
             }
             RequestBodyPlan::Observe { max_bytes } if !end_of_stream => {
-                self.observed = Some((Vec::new(), max_bytes));
+                self.request_copy = Some(BodyCopy::new(max_bytes));
                 Action::Continue
             }
             _ => Action::Continue,
@@ -215,7 +209,7 @@ impl HttpContext for MeterFilter {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if self.observed.is_some() {
+        if self.request_copy.is_some() {
             self.observe_request_chunk(body_size, end_of_stream);
             return Action::Continue;
         }
@@ -251,8 +245,8 @@ impl HttpContext for MeterFilter {
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         // A body with trailers never reaches end-of-stream in the body callback: let it pass.
         self.request_limit = None;
-        if let (Some((copy, _)), Some(call)) = (self.observed.take(), self.call.as_mut()) {
-            call.observe_request(&copy);
+        if let (Some(copy), Some(call)) = (self.request_copy.take(), self.call.as_mut()) {
+            call.observe_request(copy.bytes());
         }
         Action::Continue
     }
@@ -283,14 +277,17 @@ impl HttpContext for MeterFilter {
         });
         self.response = match plan {
             ResponsePlan::BufferJson { max_bytes } => Response::Json { max_bytes },
-            ResponsePlan::ObserveJson { max_bytes } => Response::ObservedJson { max_bytes },
+            ResponsePlan::ObserveJson { max_bytes } => {
+                self.response_copy = Some(BodyCopy::new(max_bytes));
+                Response::ObservedJson
+            }
             ResponsePlan::Stream => Response::Stream,
             ResponsePlan::PassThrough => Response::PassThrough,
         };
         if end_of_stream {
             // No body at all: the headers are still ours to change.
             let outcome = match self.response {
-                Response::Json { .. } | Response::ObservedJson { .. } => {
+                Response::Json { .. } | Response::ObservedJson => {
                     self.finish(|c, now| c.finish_json(&[], now))
                 }
                 Response::Stream => self.finish(|c, now| c.finish_stream(now)),
@@ -310,9 +307,7 @@ impl HttpContext for MeterFilter {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         match self.response {
             Response::Json { max_bytes } => self.json_body(body_size, end_of_stream, max_bytes),
-            Response::ObservedJson { max_bytes } => {
-                self.observed_json_body(body_size, end_of_stream, max_bytes)
-            }
+            Response::ObservedJson => self.observed_json_body(body_size, end_of_stream),
             Response::Stream => self.stream_body(body_size, end_of_stream),
             Response::PassThrough | Response::Pending => {
                 if end_of_stream {
@@ -346,49 +341,45 @@ impl MeterFilter {
     /// `Observe`: the chunk already goes on unchanged; keep a copy until the limit, read it at
     /// the end.
     fn observe_request_chunk(&mut self, body_size: usize, end_of_stream: bool) {
-        let Some((copy, max_bytes)) = self.observed.as_mut() else {
+        let Some(copy) = self.request_copy.as_mut() else {
             return;
         };
-        if copy.len() + body_size > *max_bytes {
-            self.observed = None;
+        if !copy.append(BufferType::HttpRequestBody, body_size) {
+            self.request_copy = None;
             if let Some(call) = self.call.as_mut() {
                 call.request_body_too_large();
             }
             return;
         }
-        // Not paused, so the buffer holds just this chunk.
-        copy.extend_from_slice(&host::body(BufferType::HttpRequestBody, body_size));
         if end_of_stream {
-            if let (Some((copy, _)), Some(call)) = (self.observed.take(), self.call.as_mut()) {
-                call.observe_request(&copy);
+            if let (Some(copy), Some(call)) = (self.request_copy.take(), self.call.as_mut()) {
+                call.observe_request(copy.bytes());
             }
         }
     }
 
     /// `hold_headers: false`: the chunk goes on at once; the copy is metered at the end, for the
     /// record only (the headers are gone).
-    fn observed_json_body(
-        &mut self,
-        body_size: usize,
-        end_of_stream: bool,
-        max_bytes: usize,
-    ) -> Action {
-        if self.response_copy.len() + body_size > max_bytes {
+    fn observed_json_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let appended = self
+            .response_copy
+            .as_mut()
+            .is_some_and(|copy| copy.append(BufferType::HttpResponseBody, body_size));
+        if !appended {
             if let Some(call) = self.call.as_mut() {
                 call.response_body_too_large();
             }
             self.response = Response::PassThrough;
-            self.response_copy = Vec::new();
+            self.response_copy = None;
             if end_of_stream {
                 self.finish(|c, now| c.finish_passthrough(now));
             }
             return Action::Continue;
         }
-        let chunk = host::body(BufferType::HttpResponseBody, body_size);
-        self.response_copy.extend_from_slice(&chunk);
         if end_of_stream {
-            let body = core::mem::take(&mut self.response_copy);
-            self.finish(|c, now| c.finish_json(&body, now));
+            if let Some(copy) = self.response_copy.take() {
+                self.finish(|c, now| c.finish_json(copy.bytes(), now));
+            }
         }
         Action::Continue
     }

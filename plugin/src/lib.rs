@@ -6,6 +6,7 @@
 //! few host calls we use so that a refused host call is ignored instead of aborting the VM.
 //! No metering decision is made here: every "pause? forward what? which header?" is the core's.
 
+pub mod body_copy;
 pub mod budget;
 pub mod filter;
 pub mod host;

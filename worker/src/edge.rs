@@ -95,8 +95,8 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
         )
     });
     if let (Ok(config), Some(key_id)) = (&s.meter, call.as_ref().and_then(Call::key_id)) {
-        if config.key_id_header {
-            upstream_headers.set(&config.key_id_header_name(), key_id)?;
+        if let Some(name) = &config.key_id_header {
+            upstream_headers.set(name, key_id)?;
         }
     }
     // Health checks, `GET /models` and the like pass untouched and leave no record.
