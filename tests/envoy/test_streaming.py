@@ -103,15 +103,20 @@ def test_trailers_reach_an_http2_client(envoy, cli):
     assert fields == expected_headers(cli_record(cli, LONG_STREAM))
 
 
-def test_the_openai_sdk_parses_the_metered_stream(envoy, cli):
-    rec = recorded(LONG_STREAM)
-    client = openai.OpenAI(
+def openai_client(envoy, fixture):
+    """The real OpenAI SDK pointed at Envoy; the replay upstream answers with `fixture`."""
+    return openai.OpenAI(
         base_url="http://127.0.0.1:%d/api/v1" % envoy.port,
         api_key="sk-test-not-a-real-key",
-        default_headers={"x-replay-fixture": LONG_STREAM},
+        default_headers={"x-replay-fixture": fixture},
         max_retries=0,
         timeout=30,
     )
+
+
+def test_the_openai_sdk_parses_the_metered_stream(envoy, cli):
+    rec = recorded(LONG_STREAM)
+    client = openai_client(envoy, LONG_STREAM)
     stream = client.chat.completions.create(
         model=rec.request_body["model"],
         messages=rec.request_body["messages"],
@@ -129,13 +134,7 @@ def test_the_openai_sdk_parses_the_metered_stream(envoy, cli):
 def test_the_openai_sdk_sees_the_cost_headers_on_a_json_response(envoy, cli):
     name = "openrouter-cache-all-settings-real-api-0"
     rec = recorded(name)
-    client = openai.OpenAI(
-        base_url="http://127.0.0.1:%d/api/v1" % envoy.port,
-        api_key="sk-test-not-a-real-key",
-        default_headers={"x-replay-fixture": name},
-        max_retries=0,
-        timeout=30,
-    )
+    client = openai_client(envoy, name)
     raw = client.chat.completions.with_raw_response.create(
         model=rec.request_body["model"], messages=rec.request_body["messages"]
     )
