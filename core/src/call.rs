@@ -430,7 +430,7 @@ impl Call {
         } else {
             None
         };
-        let streamed = facts.estimated_completion_tokens;
+        let streamed = facts.estimated_completion_tokens();
         let model = facts.model.clone();
         let usage = match facts.usage.clone() {
             Some(mut usage) if partial => {

@@ -37,11 +37,20 @@ pub struct StreamFacts {
     pub malformed_events: u64,
     /// An `error` object arrived (its code).
     pub error: Option<String>,
-    /// Tokens of the generated text seen so far (only counted when estimating).
-    pub estimated_completion_tokens: u64,
+    /// The generated output seen so far (only counted when estimating).
+    #[cfg(feature = "estimate")]
+    generated: crate::estimate::Generated,
 }
 
 impl StreamFacts {
+    /// Estimated completion tokens of the output seen so far (0 unless this build estimates).
+    pub fn estimated_completion_tokens(&self) -> u64 {
+        #[cfg(feature = "estimate")]
+        return self.generated.tokens();
+        #[cfg(not(feature = "estimate"))]
+        0
+    }
+
     fn on_event(&mut self, scan: ScanMode, event: SseEvent<'_>, hidden: &mut Vec<(u64, u64)>) {
         let ScanMode {
             format,
@@ -55,8 +64,8 @@ impl StreamFacts {
         }
         #[cfg(feature = "estimate")]
         if estimate {
-            self.estimated_completion_tokens +=
-                crate::estimate::completion_tokens(format, event.data);
+            self.generated
+                .add(crate::estimate::generated(format, event.data));
         }
         #[cfg(not(feature = "estimate"))]
         let _ = estimate;

@@ -110,22 +110,98 @@ fn every_stream_cut_before_its_usage_still_gets_an_honest_record() {
     }
 }
 
+/// Why an estimate from what the gateway sees cannot come within 10 % of a recording's truth.
+const OUT_OF_SIGHT: [(&str, &str); 12] = [
+    (
+        "anthropic-advisor-tool-stream",
+        "the server-side advisor adds input mid-stream",
+    ),
+    (
+        "anthropic-request-stream-fallback-for-high-max-tokens",
+        "a one-token answer Claude counts as 5",
+    ),
+    (
+        "gemini-google-model-web-fetch-tool-stream",
+        "page fetched server-side; usage on every chunk",
+    ),
+    (
+        "gemini-native-output-with-function-tools-stream-0",
+        "hidden thoughts; usage on every chunk",
+    ),
+    (
+        "openai-responses-openai-include-raw-annotations-streaming-1",
+        "web search results",
+    ),
+    (
+        "openai-responses-stream-0",
+        "~200 prompt tokens the Responses API adds",
+    ),
+    (
+        "openrouter-advisor-tool-stream",
+        "the server-side advisor's transcript",
+    ),
+    (
+        "openrouter-cache-streaming-e2e",
+        "Claude's tokenizer (o200k counts 217 of 254)",
+    ),
+    (
+        "openrouter-responses-raw-cot-stream-openrouter",
+        "gpt-oss's built-in system prompt",
+    ),
+    (
+        "openrouter-stream-error",
+        "MiniMax's tokenizer and system prompt",
+    ),
+    (
+        "openrouter-web-search-annotations-stream",
+        "web search results",
+    ),
+    (
+        "openrouter-web-search-tool-usage-stream",
+        "web search results",
+    ),
+];
+
 #[test]
-fn plain_text_call_is_estimated_within_ten_percent() {
-    // The one streamed recording whose tokens are all visible text on an OpenAI tokenizer: no tool
-    // definitions, no hidden reasoning, no web results (see docs: what an estimate cannot see).
-    let (name, entry, request, cut) = cases()
-        .into_iter()
-        .find(|c| c.0 == "openrouter-stream-with-reasoning")
-        .unwrap();
-    let r = record(&entry, &request, cut.as_bytes());
-    let estimated = r["prompt_tokens"].as_u64().unwrap() + r["completion_tokens"].as_u64().unwrap();
-    let truth =
-        entry["prompt_tokens"].as_u64().unwrap() + entry["completion_tokens"].as_u64().unwrap();
-    let off = (estimated as f64 - truth as f64).abs() / truth as f64; // a ratio of counts, not money
-    assert!(
-        off <= 0.10,
-        "{name}: estimated {estimated} vs true {truth} tokens"
+fn streams_whose_tokens_are_in_sight_are_estimated_within_ten_percent() {
+    // In sight: plain messages, function tools (rendered as OpenAI does), tool calls, and the
+    // prompt count Anthropic reports at the start of a stream. The rest is listed above with the
+    // reason; each must still miss, so the table in the README stays what the code does.
+    let mut within = Vec::new();
+    for (name, entry, request, cut) in cases() {
+        let r = record(&entry, &request, cut.as_bytes());
+        let estimated =
+            r["prompt_tokens"].as_u64().unwrap() + r["completion_tokens"].as_u64().unwrap();
+        let truth =
+            entry["prompt_tokens"].as_u64().unwrap() + entry["completion_tokens"].as_u64().unwrap();
+        // Within 10 %, in integers: |estimated − truth| × 10 ≤ truth.
+        let close = estimated.abs_diff(truth) * 10 <= truth;
+        let reason = OUT_OF_SIGHT
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, why)| why);
+        match reason {
+            None => assert!(
+                close,
+                "{name}: estimated {estimated} vs true {truth} tokens"
+            ),
+            Some(why) => assert!(
+                !close,
+                "{name} is now within 10 % ({estimated} vs {truth}): drop \"{why}\" from the table"
+            ),
+        }
+        if close {
+            within.push(name);
+        }
+    }
+    within.sort();
+    assert_eq!(
+        within,
+        [
+            "anthropic-compaction-usage-with-cache-streaming",
+            "openai-multiple-agents-1",
+            "openai-run-stream-sync-streams-real-model-0",
+            "openrouter-stream-with-reasoning",
+        ]
     );
-    assert_eq!(r["cost_status"], "estimated");
 }

@@ -4,14 +4,18 @@
 //! Counting uses tiktoken's `o200k_base` (the GPT-4o / GPT-4.1 / GPT-5 / o-series vocabulary), the
 //! only encoding bundled; other vendors' models are approximated with it. Streamed text is counted
 //! delta by delta and never kept. Chat prompts add OpenAI's per-message overhead (3 tokens per
-//! message, 3 to prime the reply); tool definitions and images are not counted.
+//! message, 3 to prime the reply) and function tools as OpenAI renders them ([`tools`]); images,
+//! server-side tools and provider system prompts are not counted.
 
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde_json::Value;
 
 use crate::usage::Format;
+
+pub mod tools;
 
 /// Tokens in `text` (o200k_base, no special tokens).
 pub fn count_text(text: &str) -> u64 {
@@ -44,11 +48,45 @@ pub fn prompt_tokens(format: Format, body: &[u8]) -> Option<u64> {
             collect_text(value, &mut texts);
         }
     }
+    let text_tokens = texts.iter().map(|t| count_text(t)).sum::<u64>();
     let overhead = match format {
-        Format::Chat | Format::Responses => 3 * messages + 3,
+        Format::Chat | Format::Responses => 3 * messages + 3 + function_tokens(&doc),
         Format::Anthropic | Format::Gemini => 0,
     };
-    Some(texts.iter().map(|t| count_text(t)).sum::<u64>() + overhead)
+    Some(text_tokens + overhead)
+}
+
+/// Tokens of the request's function tools as an OpenAI model reads them, and of a forced
+/// `tool_choice`. A system message shares a few tokens with the functions block.
+fn function_tokens(doc: &Value) -> u64 {
+    let Some(block) = tools::render(doc) else {
+        return 0;
+    };
+    let has_system = doc["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|message| matches!(message["role"].as_str(), Some("system" | "developer")))
+        || doc["instructions"]
+            .as_str()
+            .is_some_and(|text| !text.is_empty());
+    let choice = match &doc["tool_choice"] {
+        Value::String(choice) if choice == "none" => 1,
+        Value::Object(choice) => {
+            let name = choice
+                .get("function")
+                .and_then(|function| function.get("name"))
+                .or_else(|| choice.get("name"));
+            name.and_then(Value::as_str)
+                .map_or(0, |name| count_text(name) + 4)
+        }
+        _ => 0,
+    };
+    (count_text(&block) + tools::FUNCTIONS_OVERHEAD + choice).saturating_sub(if has_system {
+        4
+    } else {
+        0
+    })
 }
 
 /// Every string under a `content`, `text` or `role` key (or the value itself, if a string).
@@ -67,13 +105,45 @@ fn collect_text(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// Estimated tokens of the generated text one stream event (or a whole JSON body) carries:
-/// content, reasoning and tool-call argument deltas, per the wire format.
-pub fn completion_tokens(format: Format, doc: &[u8]) -> u64 {
+/// What the generated output seen so far adds up to: text tokens, and the tool calls whose
+/// framing an OpenAI model spends tokens on. Additive over stream events; a few counters, never text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Generated {
+    /// Tokens of content, reasoning, refusal and tool-call argument text.
+    pub text_tokens: u64,
+    /// Tool calls started (OpenAI formats).
+    pub tool_calls: u64,
+    /// Tokens of those calls' function names, each as `.NAME` (see [`tools::call_tokens`]).
+    pub tool_name_tokens: u64,
+}
+
+impl Generated {
+    /// Adds another event's tally.
+    pub fn add(&mut self, other: Generated) {
+        self.text_tokens += other.text_tokens;
+        self.tool_calls += other.tool_calls;
+        self.tool_name_tokens += other.tool_name_tokens;
+    }
+
+    /// Estimated completion tokens: the text plus the tool calls as the model writes them.
+    pub fn tokens(&self) -> u64 {
+        self.text_tokens + tools::call_tokens(self.tool_calls, self.tool_name_tokens)
+    }
+}
+
+/// Estimated completion tokens of a whole JSON response body.
+pub fn completion_tokens(format: Format, body: &[u8]) -> u64 {
+    generated(format, body).tokens()
+}
+
+/// The generated output one stream event (or a whole JSON body) carries: content, reasoning and
+/// tool-call argument text, and tool calls started, per the wire format.
+pub fn generated(format: Format, doc: &[u8]) -> Generated {
     let Ok(value) = serde_json::from_slice::<Value>(doc) else {
-        return 0;
+        return Generated::default();
     };
     let mut texts: Vec<&str> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
     match format {
         Format::Chat => {
             for choice in value["choices"].as_array().into_iter().flatten() {
@@ -83,6 +153,7 @@ pub fn completion_tokens(format: Format, doc: &[u8]) -> u64 {
                     }
                     for call in part["tool_calls"].as_array().into_iter().flatten() {
                         texts.extend(call["function"]["arguments"].as_str());
+                        names.extend(call["function"]["name"].as_str());
                     }
                 }
             }
@@ -91,6 +162,18 @@ pub fn completion_tokens(format: Format, doc: &[u8]) -> u64 {
             let kind = value["type"].as_str().unwrap_or("");
             if kind.ends_with(".delta") {
                 texts.extend(value["delta"].as_str());
+            }
+            // A function call starts with its item (stream); a whole body lists its output.
+            let items = value["output"].as_array().into_iter().flatten();
+            let added = (kind == "response.output_item.added").then_some(&value["item"]);
+            for item in items.chain(added) {
+                if item["type"] == "function_call" {
+                    names.extend(item["name"].as_str());
+                    texts.extend(item["arguments"].as_str());
+                }
+                for part in item["content"].as_array().into_iter().flatten() {
+                    texts.extend(part["text"].as_str());
+                }
             }
         }
         Format::Anthropic => {
@@ -111,7 +194,14 @@ pub fn completion_tokens(format: Format, doc: &[u8]) -> u64 {
             }
         }
     }
-    texts.iter().map(|t| count_text(t)).sum()
+    Generated {
+        text_tokens: texts.iter().map(|t| count_text(t)).sum(),
+        tool_calls: names.len() as u64,
+        tool_name_tokens: names
+            .iter()
+            .map(|name| count_text(&format!(".{name}")))
+            .sum(),
+    }
 }
 
 #[cfg(test)]
