@@ -26,8 +26,17 @@ const KEY_LETTERS: [char; 8] = ['c', 'i', 'r', 'w', 'x', 'p', 'q', 's'];
 /// `(price key, canonical decimal)` pairs: prompt and completion always, other keys when non-zero.
 type Prices = Vec<(&'static str, String)>;
 
-/// `(id, canonical_slug, prices, [(min_prompt_tokens, tier prices)])` of one model.
-type Model = (String, String, Prices, Vec<(u64, Prices)>);
+/// Conditional prices of one model: long-context tiers and time-of-day windows.
+#[derive(Default)]
+struct Overrides {
+    /// `(min_prompt_tokens, tier prices)`, ascending.
+    tiers: Vec<(u64, Prices)>,
+    /// `(start, end, window prices)`, minutes after midnight UTC.
+    windows: Vec<(u16, u16, Prices)>,
+}
+
+/// `(id, canonical_slug, prices, overrides)` of one model.
+type Model = (String, String, Prices, Overrides);
 
 fn main() {
     println!("cargo:rerun-if-changed=bundled.json");
@@ -53,23 +62,28 @@ fn main() {
         let Some(prices) = canonical_prices(|key| value(key)) else {
             continue;
         };
-        let tiers = long_context_tiers(&pricing["overrides"], |key| value(key));
-        models.push((id, slug, prices, tiers));
+        let overrides = overrides(&pricing["overrides"], |key| value(key));
+        models.push((id, slug, prices, overrides));
     }
     models.sort_by(|a, b| a.0.cmp(&b.0));
     models.dedup_by(|a, b| a.0 == b.0);
 
     let mut canonical = String::new();
-    for (id, slug, prices, tiers) in &models {
-        let _ = write!(canonical, "{id}\t{slug}");
+    let canonical_prices_text = |out: &mut String, prices: &Prices| {
         for (key, value) in prices {
-            let _ = write!(canonical, "\t{key}={value}");
+            let _ = write!(out, "\t{key}={value}");
         }
-        for (min, tier) in tiers {
+    };
+    for (id, slug, prices, overrides) in &models {
+        let _ = write!(canonical, "{id}\t{slug}");
+        canonical_prices_text(&mut canonical, prices);
+        for (min, tier) in &overrides.tiers {
             let _ = write!(canonical, "\t>{min}");
-            for (key, value) in tier {
-                let _ = write!(canonical, "\t{key}={value}");
-            }
+            canonical_prices_text(&mut canonical, tier);
+        }
+        for (start, end, window) in &overrides.windows {
+            let _ = write!(canonical, "\t@{start}-{end}");
+            canonical_prices_text(&mut canonical, window);
         }
         canonical.push('\n');
     }
@@ -92,14 +106,18 @@ fn main() {
     // prices are `<key letter><decimal>` separated by spaces (letters: `PRICE_KEYS`' order).
     let mut table = String::new();
     let mut line_starts = Vec::new();
-    for (id, slug, prices, tiers) in &models {
+    for (id, slug, prices, overrides) in &models {
         line_starts.push(table.len());
         let slug = if slug == id { "=" } else { slug.as_str() };
         let _ = write!(table, "{id}\t{slug}\t");
         write_prices(&mut table, prices);
-        for (min, tier) in tiers {
+        for (min, tier) in &overrides.tiers {
             let _ = write!(table, "|{min}:");
             write_prices(&mut table, tier);
+        }
+        for (start, end, window) in &overrides.windows {
+            let _ = write!(table, "|@{start}-{end}:");
+            write_prices(&mut table, window);
         }
         table.push('\n');
     }
@@ -157,37 +175,40 @@ fn canonical_prices(value: impl Fn(&str) -> String) -> Option<Prices> {
     Some(prices)
 }
 
-/// OpenRouter `overrides` (Python-style text or a JSON list) with `min_prompt_tokens`: the base
-/// prices overlaid with each tier's, ascending. Time-of-day entries are left out (not applied).
-fn long_context_tiers(
-    overrides: &serde_json::Value,
-    base: impl Fn(&str) -> String,
-) -> Vec<(u64, Prices)> {
+/// OpenRouter `overrides` (Python-style text or a JSON list): entries with `min_prompt_tokens`
+/// (long-context tiers, ascending) and with `utc_start`/`utc_end` (HHMM, as minutes after
+/// midnight), each the base prices overlaid with the entry's.
+fn overrides(overrides: &serde_json::Value, base: impl Fn(&str) -> String) -> Overrides {
     let list = match overrides {
         serde_json::Value::String(text) => {
             serde_json::from_str(&text.replace('\'', "\"")).expect("pricing overrides parse")
         }
         other => other.clone(),
     };
-    let mut tiers: Vec<(u64, Prices)> = list
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|tier| {
-            let min = tier.get("min_prompt_tokens")?.as_u64()?;
-            let value = |key: &str| match &tier[key] {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Number(n) => n.to_string(),
-                _ => base(key),
+    let mut out = Overrides::default();
+    for entry in list.as_array().into_iter().flatten() {
+        let value = |key: &str| match &entry[key] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => base(key),
+        };
+        let prices = || canonical_prices(value).expect("override prices are decimals");
+        let number = |key: &str| entry.get(key).and_then(|v| v.as_u64());
+        if let (Some(start), Some(end)) = (number("utc_start"), number("utc_end")) {
+            let minutes = |hhmm: u64| {
+                assert!(
+                    hhmm % 100 < 60 && (hhmm / 100 < 24 || hhmm == 2400),
+                    "HHMM: {hhmm}"
+                );
+                (hhmm / 100 * 60 + hhmm % 100) as u16
             };
-            Some((
-                min,
-                canonical_prices(value).expect("tier prices are decimals"),
-            ))
-        })
-        .collect();
-    tiers.sort_by_key(|(min, _)| *min);
-    tiers
+            out.windows.push((minutes(start), minutes(end), prices()));
+        } else if let Some(min) = number("min_prompt_tokens") {
+            out.tiers.push((min, prices()));
+        }
+    }
+    out.tiers.sort_by_key(|(min, _)| *min);
+    out
 }
 
 /// `"0.00000250"` → `"0.0000025"`, `"3.0"` → `"3"`; `None` for anything but a non-negative decimal.

@@ -105,17 +105,30 @@ pub fn snapshot_json(entries: &[ModelEntry], date: &str, source: &str) -> String
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), Value::String(v)))
                 .collect();
-            if !m.prices.long_context.is_empty() {
-                // Long-context tiers, as a JSON list (OpenRouter's feed has Python-style text).
-                let tiers = m.prices.long_context.iter().map(|(min, tier)| {
-                    let mut t: Map<String, Value> = prices_of(tier)
-                        .into_iter()
-                        .map(|(k, v)| (k.to_owned(), Value::String(v)))
-                        .collect();
-                    t.insert("min_prompt_tokens".into(), json!(min));
-                    Value::Object(t)
-                });
-                pricing.insert("overrides".into(), Value::Array(tiers.collect()));
+            // Long-context tiers and time windows, as a JSON list (OpenRouter's feed has
+            // Python-style text).
+            let entry = |prices: &Prices, conditions: [(&str, u64); 2]| {
+                let mut e: Map<String, Value> = prices_of(prices)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), Value::String(v)))
+                    .collect();
+                for (key, value) in conditions.into_iter().filter(|(key, _)| !key.is_empty()) {
+                    e.insert(key.into(), json!(value));
+                }
+                Value::Object(e)
+            };
+            let tiers = m
+                .prices
+                .long_context
+                .iter()
+                .map(|(min, tier)| entry(tier, [("min_prompt_tokens", *min), ("", 0)]));
+            let windows = m.prices.time_of_day.iter().map(|w| {
+                let conditions = [("utc_start", hhmm(w.start)), ("utc_end", hhmm(w.end))];
+                entry(&w.prices, conditions)
+            });
+            let overrides: Vec<Value> = tiers.chain(windows).collect();
+            if !overrides.is_empty() {
+                pricing.insert("overrides".into(), Value::Array(overrides));
             }
             json!({
                 "canonical_slug": m.canonical_slug,
@@ -190,7 +203,13 @@ pub fn diff(old: &[ModelEntry], new: &[ModelEntry]) -> String {
     out
 }
 
-/// Base prices by key, and each long-context tier's as `<key> from <N> prompt tokens`.
+/// Minutes after midnight → OpenRouter's `HHMM` number.
+fn hhmm(minutes: u16) -> u64 {
+    u64::from(minutes / 60 * 100 + minutes % 60)
+}
+
+/// Base prices by key, each long-context tier's as `<key> from <N> prompt tokens`, and each time
+/// window's as `<key> 01:00-04:00 UTC`.
 fn all_prices_of(model: &ModelEntry) -> BTreeMap<String, String> {
     let mut all: BTreeMap<String, String> = prices_of(&model.prices)
         .into_iter()
@@ -199,6 +218,13 @@ fn all_prices_of(model: &ModelEntry) -> BTreeMap<String, String> {
     for (min, tier) in &model.prices.long_context {
         for (key, value) in prices_of(tier) {
             all.insert(format!("{key} from {min} prompt tokens"), value);
+        }
+    }
+    let clock = |minutes: u16| format!("{:02}:{:02}", minutes / 60, minutes % 60);
+    for window in &model.prices.time_of_day {
+        let (start, end) = (clock(window.start), clock(window.end));
+        for (key, value) in prices_of(&window.prices) {
+            all.insert(format!("{key} {start}-{end} UTC"), value);
         }
     }
     all

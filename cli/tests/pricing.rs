@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -155,4 +155,45 @@ fn long_prompts_are_priced_at_the_long_context_tier_and_imports_keep_tiers() {
         version_of(path.to_str().unwrap()),
         version_of(bundled.to_str().unwrap())
     );
+}
+
+#[test]
+fn time_of_day_windows_survive_import_and_show_in_diff() {
+    // DeepSeek V4 Pro in the bundled table: list price, doubled 01:00–04:00 and 06:00–10:00 UTC.
+    let bundled = root().join("pricing-data/bundled.json");
+    let (ok, imported, stderr) = llm_cost(&["pricing", "import", bundled.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let doc: Value = serde_json::from_str(&imported).unwrap();
+    let model = |doc: &Value| {
+        doc["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|m| m["id"] == "deepseek/deepseek-v4-pro")
+            .unwrap()
+    };
+    let at = model(&doc);
+    let windows = &doc["data"][at]["pricing"]["overrides"];
+    assert_eq!(windows[1]["utc_start"], 100);
+    assert_eq!(windows[1]["utc_end"], 400);
+    assert_eq!(windows[1]["prompt"], "0.00000132");
+
+    let mut changed = doc.clone();
+    changed["data"][at]["pricing"]["overrides"][1]["prompt"] = json!("0.00000099");
+    let dir = std::env::temp_dir();
+    let old = dir.join(format!("llm-cost-windows-old-{}.json", std::process::id()));
+    let new = dir.join(format!("llm-cost-windows-new-{}.json", std::process::id()));
+    std::fs::write(&old, &imported).unwrap();
+    std::fs::write(&new, serde_json::to_string(&changed).unwrap()).unwrap();
+    let (_, out, stderr) = llm_cost(&[
+        "pricing",
+        "diff",
+        old.to_str().unwrap(),
+        new.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("prompt 01:00-04:00 UTC") && out.contains("0.00000099"),
+        "{out}{stderr}"
+    );
+    assert!(out.contains("1 re-priced"), "{out}");
 }

@@ -16,7 +16,7 @@ use crate::provider::{self, Endpoint, Provider};
 use crate::record::{BreakdownRecord, CostRecord, CostStatus};
 use crate::rewrite::{rewrite, RequestFacts};
 use crate::stream::{Forward, StreamScan};
-use crate::time::rfc3339_millis;
+use crate::time::{minute_of_day, rfc3339_millis};
 use crate::usage::{Format, Report, Usage};
 
 /// Request facts a host hands over when the request headers arrive.
@@ -504,30 +504,34 @@ impl Call {
             (None, None, None, None, None);
         if let Some(usage) = &usage {
             match model.as_deref().and_then(|m| self.resolve(m)) {
-                Some(priced) => match price(usage, &priced.prices).and_then(|b| {
-                    let total = match adjustment {
-                        Some(a) => b.total.scaled_signed_bp(a.basis_points)?,
-                        None => b.total,
-                    };
-                    Ok((b, total))
-                }) {
-                    Ok((b, total)) => {
-                        status = if estimated {
-                            CostStatus::Estimated
-                        } else {
-                            CostStatus::Exact
-                        };
-                        cost = Some(total);
-                        cost_usd = Some(total.to_decimal_string());
-                        cost_micros = Some(total.to_micros());
-                        breakdown = Some(BreakdownRecord::from(&b));
-                        priced_as = Some(priced.id);
+                Some(priced) => {
+                    match price(usage, &priced.prices, Some(minute_of_day(self.start_ms))).and_then(
+                        |b| {
+                            let total = match adjustment {
+                                Some(a) => b.total.scaled_signed_bp(a.basis_points)?,
+                                None => b.total,
+                            };
+                            Ok((b, total))
+                        },
+                    ) {
+                        Ok((b, total)) => {
+                            status = if estimated {
+                                CostStatus::Estimated
+                            } else {
+                                CostStatus::Exact
+                            };
+                            cost = Some(total);
+                            cost_usd = Some(total.to_decimal_string());
+                            cost_micros = Some(total.to_micros());
+                            breakdown = Some(BreakdownRecord::from(&b));
+                            priced_as = Some(priced.id);
+                        }
+                        Err(_) => {
+                            status = CostStatus::Error;
+                            error = Some("cost_overflow");
+                        }
                     }
-                    Err(_) => {
-                        status = CostStatus::Error;
-                        error = Some("cost_overflow");
-                    }
-                },
+                }
                 None => {
                     status = CostStatus::Unpriced;
                     error = error.or(Some("unknown_model"));

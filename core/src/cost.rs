@@ -32,9 +32,14 @@ pub struct Breakdown {
     pub total: Usd,
 }
 
-/// Prices `usage`. Fails only on overflow (absurd token counts or prices).
-pub fn price(usage: &Usage, prices: &Prices) -> Result<Breakdown, MoneyError> {
-    let prices = prices.for_prompt_tokens(usage.prompt_tokens);
+/// Prices `usage` for a call made at `minute_of_day` (minutes after midnight UTC; `None`: list
+/// prices, no time-of-day window). Fails only on overflow (absurd token counts or prices).
+pub fn price(
+    usage: &Usage,
+    prices: &Prices,
+    minute_of_day: Option<u16>,
+) -> Result<Breakdown, MoneyError> {
+    let prices = prices.in_effect(usage.prompt_tokens, minute_of_day);
     let after_cache_read = usage.prompt_tokens.saturating_sub(usage.cached_tokens);
     let uncached = match after_cache_read.checked_sub(usage.cache_write_tokens) {
         Some(n) => n,
@@ -101,7 +106,7 @@ mod tests {
             cache_write_tokens: 2569,
             ..Usage::default()
         };
-        let b = price(&usage, &sonnet()).unwrap();
+        let b = price(&usage, &sonnet(), None).unwrap();
         assert_eq!(b.total.to_decimal_string(), "0.01058775");
         assert_eq!(b.prompt.to_decimal_string(), "0.000009");
         assert_eq!(b.cache_write.to_decimal_string(), "0.00963375");
@@ -115,7 +120,7 @@ mod tests {
             completion_tokens: 10,
             ..Usage::default()
         };
-        let b = price(&usage, &sonnet()).unwrap();
+        let b = price(&usage, &sonnet(), None).unwrap();
         assert_eq!(b.prompt, usd("0.000003").checked_mul(200).unwrap());
         assert_eq!(b.cached, usd("0.0000003").checked_mul(800).unwrap());
     }
@@ -128,7 +133,7 @@ mod tests {
             cache_write_tokens: 500,
             ..Usage::default()
         };
-        let b = price(&usage, &sonnet()).unwrap();
+        let b = price(&usage, &sonnet(), None).unwrap();
         assert_eq!(b.prompt, usd("0.000003").checked_mul(90).unwrap());
     }
 
@@ -141,7 +146,7 @@ mod tests {
             reasoning_tokens: 11,
             ..Usage::default()
         };
-        let b = price(&usage, &prices).unwrap();
+        let b = price(&usage, &prices, None).unwrap();
         assert_eq!(b.completion, Usd::ZERO);
         assert_eq!(b.reasoning, usd("0.0001"));
     }
@@ -153,7 +158,7 @@ mod tests {
             reasoning_tokens: 4,
             ..Usage::default()
         };
-        let b = price(&usage, &sonnet()).unwrap();
+        let b = price(&usage, &sonnet(), None).unwrap();
         assert_eq!(
             b.completion.checked_add(b.reasoning).unwrap(),
             usd("0.00015")
@@ -167,7 +172,7 @@ mod tests {
             ..Prices::default()
         };
         assert_eq!(
-            price(&Usage::default(), &prices).unwrap().total,
+            price(&Usage::default(), &prices, None).unwrap().total,
             usd("0.005")
         );
     }
@@ -186,14 +191,15 @@ mod tests {
         }
         .with_tiers(&overrides)
         .unwrap();
-        assert_eq!(prices.long_context.len(), 1); // the time-of-day entry is not applied
+        assert_eq!(prices.long_context.len(), 1);
+        assert_eq!(prices.time_of_day.len(), 1);
         let at = |prompt_tokens| Usage {
             prompt_tokens,
             completion_tokens: 1000,
             ..Usage::default()
         };
         assert_eq!(
-            price(&at(199_999), &prices).unwrap().total,
+            price(&at(199_999), &prices, None).unwrap().total,
             usd("0.00000125")
                 .checked_mul(199_999)
                 .unwrap()
@@ -201,7 +207,7 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(
-            price(&at(200_000), &prices).unwrap().total,
+            price(&at(200_000), &prices, None).unwrap().total,
             usd("0.5").checked_add(usd("0.015")).unwrap()
         );
         // Keys the tier does not name keep the base price.
@@ -214,5 +220,36 @@ mod tests {
                 "[{'min_prompt_tokens': 1, 'prompt': 'x'}]"
             ))
             .is_err());
+    }
+
+    #[test]
+    fn a_call_inside_a_time_window_is_priced_at_the_window() {
+        // DeepSeek-V4-Pro-style: list price, doubled 01:00–04:00 UTC; windows cover the day.
+        let overrides = serde_json::json!([
+            {"utc_start": 1000, "utc_end": 100, "prompt": "0.00000066", "completion": "0.00000198"},
+            {"utc_start": 100, "utc_end": 400, "prompt": "0.00000132", "completion": "0.00000396"}
+        ]);
+        let prices = Prices {
+            prompt: usd("0.00000066"),
+            completion: usd("0.00000198"),
+            ..Prices::default()
+        }
+        .with_tiers(&overrides)
+        .unwrap();
+        let usage = Usage {
+            prompt_tokens: 1_000_000,
+            completion_tokens: 1_000_000,
+            ..Usage::default()
+        };
+        let total = |minute| price(&usage, &prices, minute).unwrap().total;
+        let (list, peak) = (usd("2.64"), usd("5.28"));
+        assert_eq!(total(None), list); // time unknown: list price
+        assert_eq!(total(Some(59)), list); // 00:59, inside 10:00–01:00 (wraps midnight)
+        assert_eq!(total(Some(60)), peak); // 01:00, start inclusive
+        assert_eq!(total(Some(239)), peak);
+        assert_eq!(total(Some(240)), usd("2.64")); // 04:00: end exclusive, no window → list
+        assert_eq!(total(Some(600)), list);
+        let bad = serde_json::json!([{"utc_start": 1060, "utc_end": 100, "prompt": "1"}]);
+        assert!(Prices::default().with_tiers(&bad).is_err());
     }
 }

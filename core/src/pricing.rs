@@ -36,6 +36,40 @@ pub struct Prices {
     /// Long-context tiers (OpenRouter `overrides` with `min_prompt_tokens`), ascending: a call
     /// with at least that many prompt tokens is priced wholly at the tier's prices.
     pub long_context: Vec<(u64, Prices)>,
+    /// Time-of-day prices (OpenRouter `overrides` with `utc_start`/`utc_end`): a call made inside
+    /// a window is priced at the window's prices.
+    pub time_of_day: Vec<TimeWindow>,
+}
+
+/// A daily price window in UTC, from `start` (inclusive) to `end` (exclusive), in minutes after
+/// midnight; it wraps past midnight when `end <= start`. OpenRouter writes the bounds as `HHMM`
+/// numbers (`1000` is 10:00 UTC).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeWindow {
+    /// First minute of the window.
+    pub start: u16,
+    /// First minute after the window.
+    pub end: u16,
+    /// The prices inside it (base prices overlaid with the window's).
+    pub prices: Prices,
+}
+
+impl TimeWindow {
+    /// True if `minute` (after midnight UTC) falls inside the window.
+    pub fn contains(&self, minute: u16) -> bool {
+        if self.start < self.end {
+            (self.start..self.end).contains(&minute)
+        } else {
+            minute >= self.start || minute < self.end
+        }
+    }
+}
+
+/// `HHMM` (OpenRouter's `utc_start`/`utc_end`) → minutes after midnight; `None` unless a time of
+/// day (`2400` is the end of the day).
+pub fn minutes_of_hhmm(hhmm: u64) -> Option<u16> {
+    let (hours, minutes) = (hhmm / 100, hhmm % 100);
+    (minutes < 60 && (hours < 24 || hhmm == 2400)).then(|| (hours * 60 + minutes) as u16)
 }
 
 /// The price keys, in canonical order (sorted), as named by OpenRouter.
@@ -66,6 +100,14 @@ impl Prices {
         }
     }
 
+    /// The prices for a call with `prompt_tokens` input tokens made at `minute_of_day` (UTC; `None`
+    /// when unknown: list prices): its time window if one holds it, else its long-context tier.
+    pub fn in_effect(&self, prompt_tokens: u64, minute_of_day: Option<u16>) -> &Prices {
+        minute_of_day
+            .and_then(|minute| self.time_of_day.iter().find(|w| w.contains(minute)))
+            .map_or_else(|| self.for_prompt_tokens(prompt_tokens), |w| &w.prices)
+    }
+
     /// The prices that apply to a call with `prompt_tokens` input tokens (its tier, if any).
     pub fn for_prompt_tokens(&self, prompt_tokens: u64) -> &Prices {
         self.long_context
@@ -76,8 +118,8 @@ impl Prices {
     }
 
     /// These prices with `overrides` (OpenRouter's list of `{"min_prompt_tokens": N, key:
-    /// decimal, ...}`) as long-context tiers; entries without `min_prompt_tokens` (time-of-day
-    /// discounts) are not applied.
+    /// decimal, ...}` and `{"utc_start": HHMM, "utc_end": HHMM, key: decimal, ...}`) as
+    /// long-context tiers and time-of-day windows. Entries with neither condition are ignored.
     pub fn with_tiers(mut self, overrides: &serde_json::Value) -> Result<Prices, PricingError> {
         let parsed;
         let overrides = match overrides {
@@ -89,16 +131,31 @@ impl Prices {
             }
             other => other,
         };
-        for tier in overrides.as_array().into_iter().flatten() {
-            let Some(min) = tier.get("min_prompt_tokens").and_then(|m| m.as_u64()) else {
-                continue;
+        for entry in overrides.as_array().into_iter().flatten() {
+            let number = |key: &str| entry.get(key).and_then(|v| v.as_u64());
+            let window = match (number("utc_start"), number("utc_end")) {
+                (Some(start), Some(end)) => Some(
+                    minutes_of_hhmm(start)
+                        .zip(minutes_of_hhmm(end))
+                        .ok_or_else(|| {
+                            PricingError::Format(format!(
+                                "pricing `overrides`: utc_start {start} / utc_end {end} is not HHMM"
+                            ))
+                        })?,
+                ),
+                _ => None,
             };
+            let min = number("min_prompt_tokens");
+            if window.is_none() && min.is_none() {
+                continue;
+            }
             let mut prices = Prices {
                 long_context: Vec::new(),
+                time_of_day: Vec::new(),
                 ..self.clone()
             };
             for key in PRICE_KEYS {
-                let text = match tier.get(key) {
+                let text = match entry.get(key) {
                     Some(serde_json::Value::String(s)) => s.clone(),
                     Some(serde_json::Value::Number(n)) => format!("{n}"),
                     _ => continue,
@@ -111,7 +168,11 @@ impl Prices {
                 })?;
                 prices.set(key, usd);
             }
-            self.long_context.push((min, prices));
+            match (window, min) {
+                (Some((start, end)), _) => self.time_of_day.push(TimeWindow { start, end, prices }),
+                (None, Some(min)) => self.long_context.push((min, prices)),
+                (None, None) => {}
+            }
         }
         self.long_context.sort_by_key(|(min, _)| *min);
         Ok(self)
@@ -337,16 +398,27 @@ pub fn content_hash(models: &[ModelEntry]) -> String {
             let _ = write!(canonical, "\t>{min}");
             write_prices(&mut canonical, tier);
         }
+        for window in &model.prices.time_of_day {
+            let _ = write!(canonical, "\t@{}-{}", window.start, window.end);
+            write_prices(&mut canonical, &window.prices);
+        }
         canonical.push('\n');
     }
     hex8(&Sha256::digest(canonical.as_bytes()))
 }
 
-/// A bundled model's prices, long-context tiers included.
+/// A bundled model's prices, long-context tiers and time windows included.
 fn bundled_prices(model: &bundled::BundledModel) -> Result<Prices, PricingError> {
     let mut prices = Prices::from_pairs(model.prices())?;
     for (min, tier) in model.tiers() {
         prices.long_context.push((min, Prices::from_pairs(tier)?));
+    }
+    for (start, end, window) in model.time_windows() {
+        prices.time_of_day.push(TimeWindow {
+            start,
+            end,
+            prices: Prices::from_pairs(window)?,
+        });
     }
     Ok(prices)
 }

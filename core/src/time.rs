@@ -17,6 +17,11 @@ pub fn rfc3339_millis(unix_ms: u64) -> String {
     )
 }
 
+/// Minutes after midnight UTC of a Unix time in milliseconds (0..1440).
+pub fn minute_of_day(unix_ms: u64) -> u16 {
+    (unix_ms / 60_000 % 1440) as u16
+}
+
 /// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.
 pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;

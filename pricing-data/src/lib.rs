@@ -56,6 +56,19 @@ impl BundledModel {
             Some((min.parse().ok()?, pairs(prices)))
         })
     }
+
+    /// Time-of-day windows (OpenRouter `overrides` with `utc_start`/`utc_end`): start and end in
+    /// minutes after midnight UTC (end exclusive; wraps when not after start) and the window's
+    /// whole price list (base prices overlaid).
+    pub fn time_windows(
+        &self,
+    ) -> impl Iterator<Item = (u16, u16, impl Iterator<Item = (&'static str, &'static str)>)> {
+        self.prices.split('|').skip(1).filter_map(|entry| {
+            let (bounds, prices) = entry.strip_prefix('@')?.split_once(':')?;
+            let (start, end) = bounds.split_once('-')?;
+            Some((start.parse().ok()?, end.parse().ok()?, pairs(prices)))
+        })
+    }
 }
 
 /// Number of bundled models.
@@ -143,6 +156,20 @@ mod tests {
         }
         assert_eq!(find("no-such/model"), None);
         assert_eq!(find(""), None);
+    }
+
+    #[test]
+    fn time_windows_are_bundled_in_minutes() {
+        // DeepSeek V4 Pro: list price, doubled 01:00–04:00 and 06:00–10:00 UTC.
+        let model = find("deepseek/deepseek-v4-pro").expect("bundled");
+        let mut windows = model.time_windows().map(|(s, e, _)| (s, e));
+        for expected in [(600, 60), (60, 240), (240, 360), (360, 600)] {
+            assert_eq!(windows.next(), Some(expected));
+        }
+        assert_eq!(windows.next(), None);
+        let (_, _, mut peak) = model.time_windows().nth(1).expect("a window");
+        assert!(peak.any(|(key, value)| key == "prompt" && value == "0.00000132"));
+        assert_eq!(model.tiers().count(), 0);
     }
 
     #[test]
