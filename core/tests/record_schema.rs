@@ -3,7 +3,9 @@
 
 use std::rc::Rc;
 
-use llm_cost_core::{Call, MeterConfig, RequestHead, ResponseHead};
+use llm_cost_core::MeterConfig;
+
+mod common;
 
 fn readme_fields() -> Vec<String> {
     let readme = include_str!("../../README.md");
@@ -22,18 +24,7 @@ fn readme_fields() -> Vec<String> {
 
 fn serialized_fields() -> Vec<String> {
     let config = Rc::new(MeterConfig::default());
-    let head = RequestHead {
-        method: "POST",
-        host: "openrouter.ai",
-        path: "/api/v1/chat/completions",
-        ..RequestHead::default()
-    };
-    let mut call = Call::new(&config, head, 0);
-    call.on_response_head(ResponseHead {
-        status: 200,
-        content_type: Some("application/json"),
-        ..ResponseHead::default()
-    });
+    let mut call = common::openrouter_json_call(&config, 0);
     let outcome = call.finish_json(
         br#"{"model":"openai/gpt-4o","usage":{"prompt_tokens":1,"completion_tokens":1}}"#,
         1,

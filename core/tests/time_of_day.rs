@@ -2,8 +2,10 @@
 
 use std::rc::Rc;
 
-use llm_cost_core::{Call, MeterConfig, RequestHead, ResponseHead};
+use llm_cost_core::MeterConfig;
 use serde_json::Value;
+
+mod common;
 
 /// 2026-11-25T00:00:00Z in Unix milliseconds.
 const MIDNIGHT_MS: u64 = 1_795_564_800_000;
@@ -12,19 +14,8 @@ const MIDNIGHT_MS: u64 = 1_795_564_800_000;
 /// `start_minute` minutes after midnight UTC and ends `duration_ms` later.
 fn record(start_minute: u64, duration_ms: u64) -> Value {
     let config = Rc::new(MeterConfig::default());
-    let head = RequestHead {
-        method: "POST",
-        host: "openrouter.ai",
-        path: "/api/v1/chat/completions",
-        ..RequestHead::default()
-    };
     let start = MIDNIGHT_MS + start_minute * 60_000;
-    let mut call = Call::new(&config, head, start);
-    call.on_response_head(ResponseHead {
-        status: 200,
-        content_type: Some("application/json"),
-        ..ResponseHead::default()
-    });
+    let mut call = common::openrouter_json_call(&config, start);
     let body = br#"{"model":"deepseek/deepseek-v4-pro","usage":{"prompt_tokens":1000000,"completion_tokens":1000000}}"#;
     serde_json::from_str(&call.finish_json(body, start + duration_ms).record_json).unwrap()
 }
