@@ -30,9 +30,18 @@ pub struct PriceArgs {
     /// Request path the response answered (default: the detected format's path on the provider).
     #[arg(long, value_name = "PATH")]
     path: Option<String>,
+    /// When the call was made (RFC 3339, UTC, e.g. `2026-11-25T02:00:00Z`): picks time-of-day
+    /// prices and the record's `ts`. Default: now.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    at: Option<u64>,
     /// Response body file (JSON or SSE, detected), or `-` for standard input.
     #[arg(value_name = "RESPONSE")]
     response: String,
+}
+
+fn parse_time(text: &str) -> Result<u64, String> {
+    llm_cost_core::time::parse_rfc3339_millis(text)
+        .ok_or_else(|| format!("{text:?} is not an RFC 3339 UTC time like 2026-11-25T02:00:00Z"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -135,20 +144,22 @@ pub fn run(args: &PriceArgs) -> Result<(), String> {
         &path,
         request.as_deref(),
         &response,
+        args.at.unwrap_or_else(now_unix_ms),
     );
     println!("{outcome}");
     Ok(())
 }
 
-/// Runs one recorded call through the core, as a host would, and returns the record line.
+/// Runs one recorded call made at `now` (Unix ms) through the core, as a host would, and returns
+/// the record line.
 fn price_bytes(
     config: &Rc<MeterConfig>,
     host: &str,
     path: &str,
     request: Option<&[u8]>,
     response: &[u8],
+    now: u64,
 ) -> String {
-    let now = now_unix_ms();
     let head = RequestHead {
         method: "POST",
         host,
@@ -160,11 +171,7 @@ fn price_bytes(
     if let Some(body) = request {
         let _ = call.rewrite_request(body);
     }
-    let is_json = response
-        .iter()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|&b| b == b'{' || b == b'[');
-    let content_type = if is_json {
+    let content_type = if is_json(response) {
         "application/json"
     } else {
         "text/event-stream"

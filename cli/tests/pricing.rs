@@ -197,3 +197,31 @@ fn time_of_day_windows_survive_import_and_show_in_diff() {
     );
     assert!(out.contains("1 re-priced"), "{out}");
 }
+
+#[test]
+fn price_at_a_time_uses_that_time_of_day_window() {
+    let path = std::env::temp_dir().join(format!("llm-cost-at-{}.json", std::process::id()));
+    std::fs::write(
+        &path,
+        r#"{"model":"deepseek/deepseek-v4-pro","usage":{"prompt_tokens":1000000,"completion_tokens":1000000}}"#,
+    )
+    .unwrap();
+    let priced_at = |at: &str| {
+        let (ok, out, err) = llm_cost(&["price", "--at", at, path.to_str().unwrap()]);
+        assert!(ok, "{err}");
+        let record: Value = serde_json::from_str(out.trim()).unwrap();
+        assert!(record["ts"].as_str().unwrap().starts_with(&at[..16]));
+        record["cost_usd"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(priced_at("2026-11-25T00:59:59Z"), "2.64");
+    assert_eq!(priced_at("2026-11-25T01:00:00Z"), "5.28"); // peak: 01:00–04:00 UTC
+    assert_eq!(priced_at("2026-11-25T09:59:00Z"), "5.28"); // peak: 06:00–10:00 UTC
+    assert_eq!(priced_at("2026-11-25T10:00:00Z"), "2.64");
+    let (ok, _, err) = llm_cost(&[
+        "price",
+        "--at",
+        "2026-11-25T01:00:00+08:00",
+        path.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("RFC 3339 UTC"), "{err}");
+}

@@ -17,6 +17,53 @@ pub fn rfc3339_millis(unix_ms: u64) -> String {
     )
 }
 
+/// `"2026-11-25T02:00:00Z"` (optionally with a fraction, or `+00:00`) → Unix milliseconds; `None`
+/// for anything else (other offsets included: times here are UTC) or before 1970.
+pub fn parse_rfc3339_millis(text: &str) -> Option<u64> {
+    let text = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix('z'))
+        .or_else(|| text.strip_suffix("+00:00"))?;
+    let (date, time) = text.split_once(['T', 't'])?;
+    let number = |s: &str, len: usize| -> Option<u32> {
+        (s.len() == len && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok())?
+    };
+    let mut date_parts = date.split('-');
+    let (y, m, d) = (
+        number(date_parts.next()?, 4)?,
+        number(date_parts.next()?, 2)?,
+        number(date_parts.next()?, 2)?,
+    );
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut clock_parts = clock.split(':');
+    let (hh, mm, ss) = (
+        number(clock_parts.next()?, 2)?,
+        number(clock_parts.next()?, 2)?,
+        number(clock_parts.next()?, 2)?,
+    );
+    let valid_date = (1..=12).contains(&m) && (1..=31).contains(&d) && y >= 1970;
+    if date_parts.next().is_some() || clock_parts.next().is_some() || !valid_date {
+        return None;
+    }
+    if hh > 23 || mm > 59 || ss > 60 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let days = days_from_civil(i64::from(y), m, d);
+    if civil_from_days(days) != (i64::from(y), m, d) {
+        return None; // e.g. February 30th
+    }
+    let millis: u64 = fraction
+        .bytes()
+        .chain(core::iter::repeat(b'0'))
+        .take(3)
+        .fold(0, |acc, b| acc * 10 + u64::from(b - b'0'));
+    let secs = u64::try_from(days).ok()? * 86_400
+        + u64::from(hh) * 3600
+        + u64::from(mm) * 60
+        + u64::from(ss);
+    Some(secs * 1000 + millis)
+}
+
 /// Minutes after midnight UTC of a Unix time in milliseconds (0..1440).
 pub fn minute_of_day(unix_ms: u64) -> u16 {
     (unix_ms / 60_000 % 1440) as u16
@@ -49,7 +96,34 @@ pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{civil_from_days, days_from_civil, rfc3339_millis};
+    use super::{civil_from_days, days_from_civil, parse_rfc3339_millis, rfc3339_millis};
+
+    #[test]
+    fn parses_what_it_formats_and_nothing_else() {
+        for ms in [0, 951_782_400_000, 1_764_051_296_123, 1_795_564_800_000] {
+            assert_eq!(parse_rfc3339_millis(&rfc3339_millis(ms)), Some(ms));
+        }
+        assert_eq!(
+            parse_rfc3339_millis("2026-11-25T02:00:00Z"),
+            Some(1_795_564_800_000 + 2 * 3_600_000)
+        );
+        assert_eq!(
+            parse_rfc3339_millis("2026-11-25T02:00:00.5+00:00"),
+            Some(1_795_572_000_500)
+        );
+        for bad in [
+            "2026-11-25T02:00:00",
+            "2026-11-25T02:00:00+01:00",
+            "2026-02-30T00:00:00Z",
+            "2026-11-25T24:00:00Z",
+            "2026-11-25 02:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2026-11-25T02:00Z",
+            "2026-11-25T02:00:00.x1Z",
+        ] {
+            assert_eq!(parse_rfc3339_millis(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn days_and_dates_round_trip() {
