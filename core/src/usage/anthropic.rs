@@ -4,7 +4,8 @@
 //!
 //! `input_tokens` excludes cache tokens, so prompt = input + cache_read + cache_creation;
 //! cache reads are `cached_tokens`, cache creation `cache_write_tokens` (priced at the cache-write
-//! price); `output_tokens_details.thinking_tokens` is reasoning (⊂ output).
+//! price); `output_tokens_details.thinking_tokens` is reasoning (⊂ output);
+//! `server_tool_use.web_search_requests` are web searches, priced at the `web_search` price.
 //! With compaction, `usage.iterations[]` lists every sampling pass of the request and the top-level
 //! fields only the last: the billed total is the sum of the iterations, which is what we report.
 
@@ -27,6 +28,8 @@ pub struct Counts {
     pub cache_creation: Option<u64>,
     /// `output_tokens_details.thinking_tokens`.
     pub thinking: Option<u64>,
+    /// `server_tool_use.web_search_requests`.
+    pub web_searches: Option<u64>,
 }
 
 impl Counts {
@@ -38,6 +41,7 @@ impl Counts {
             cache_read: later.cache_read.or(self.cache_read),
             cache_creation: later.cache_creation.or(self.cache_creation),
             thinking: later.thinking.or(self.thinking),
+            web_searches: later.web_searches.or(self.web_searches),
         }
     }
 
@@ -54,6 +58,7 @@ impl Counts {
             cached_tokens: cache_read,
             cache_write_tokens: cache_creation,
             reasoning_tokens: self.thinking.unwrap_or(0),
+            web_search_requests: self.web_searches.unwrap_or(0),
             ..Usage::default()
         }
     }
@@ -95,6 +100,14 @@ struct RawUsage {
     output_tokens_details: Option<OutputDetails>,
     #[serde(default)]
     iterations: Option<Vec<RawUsage>>,
+    #[serde(default)]
+    server_tool_use: Option<ServerToolUse>,
+}
+
+#[derive(Deserialize, Default)]
+struct ServerToolUse {
+    #[serde(default)]
+    web_search_requests: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -111,6 +124,7 @@ impl RawUsage {
             cache_read: self.cache_read_input_tokens,
             cache_creation: self.cache_creation_input_tokens,
             thinking: self.output_tokens_details.and_then(|d| d.thinking_tokens),
+            web_searches: self.server_tool_use.and_then(|s| s.web_search_requests),
         };
         match self.iterations {
             Some(iterations) if !iterations.is_empty() => {
@@ -126,6 +140,7 @@ impl RawUsage {
                     cache_read: sum(|c| c.cache_read, &all),
                     cache_creation: sum(|c| c.cache_creation, &all),
                     thinking: own.thinking,
+                    web_searches: own.web_searches,
                 }
             }
             _ => own,
@@ -177,6 +192,13 @@ mod tests {
         let delta = counts(br#"{"type":"message_delta","usage":{"output_tokens":42}}"#);
         let u = start.overlay(delta).normalise();
         assert_eq!((u.prompt_tokens, u.completion_tokens), (15, 42));
+    }
+
+    #[test]
+    fn web_searches_come_from_server_tool_use() {
+        let delta = counts(br#"{"type":"message_delta","usage":{"output_tokens":9,"server_tool_use":{"web_search_requests":3,"web_fetch_requests":1}}}"#);
+        let start = counts(br#"{"type":"message_start","message":{"model":"m","usage":{"input_tokens":10,"output_tokens":1}}}"#);
+        assert_eq!(start.overlay(delta).normalise().web_search_requests, 3);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! OpenAI Responses API (`/v1/responses`, also via OpenRouter): `usage` on the body, or on the
 //! `response` of the `response.completed` / `response.incomplete` / `response.failed` stream
 //! events. `input_tokens_details.{cached_tokens, cache_write_tokens}` ⊂ input,
-//! `output_tokens_details.reasoning_tokens` ⊂ output.
+//! `output_tokens_details.reasoning_tokens` ⊂ output. Each `web_search_call` item of the output is
+//! one web search, priced at the `web_search` price.
 
 use alloc::string::String;
 
@@ -37,6 +38,32 @@ struct Body<'a> {
     error: Option<ErrorObject<'a>>,
 }
 
+/// Web searches a response made: its `"type": "web_search_call"` output items, counted in the
+/// bytes of the document that carries the usage. The pattern cannot occur inside a JSON string
+/// (its quotes would be escaped there), and a typed `output` list costs 5 KB of `.wasm`.
+fn web_search_calls(doc: &[u8]) -> u64 {
+    const VALUE: &[u8] = b"\"web_search_call\"";
+    let mut count = 0;
+    for at in 0..doc.len().saturating_sub(VALUE.len() - 1) {
+        if !doc[at..].starts_with(VALUE) {
+            continue;
+        }
+        let before = trim_end(&doc[..at]);
+        if let Some(before) = before.strip_suffix(b":") {
+            count += u64::from(trim_end(before).ends_with(b"\"type\""));
+        }
+    }
+    count
+}
+
+fn trim_end(bytes: &[u8]) -> &[u8] {
+    let keep = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    &bytes[..keep]
+}
+
 /// Parses a Responses API body or stream event.
 pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
     let doc: Doc<'_> = serde_json::from_slice(bytes)?;
@@ -60,7 +87,12 @@ pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
     };
     Ok(Facts {
         model,
-        usage: usage.map(|u| Report::Complete(u.normalise())),
+        usage: usage.map(|u| {
+            let mut usage = u.normalise();
+            // OpenRouter may report the searches itself; never count them twice.
+            usage.web_search_requests = usage.web_search_requests.max(web_search_calls(bytes));
+            Report::Complete(usage)
+        }),
         usage_only: false,
         error,
         end,
@@ -101,6 +133,26 @@ mod tests {
             (u.cache_write_tokens, u.upstream_cost.as_deref()),
             (4012, Some("0.025265"))
         );
+    }
+
+    #[test]
+    fn web_search_calls_in_the_output_are_counted() {
+        let completed = br#"{"type":"response.completed","response":{"model":"gpt-5","output":[{"type":"web_search_call","id":"ws_1","status":"completed"},{"type":"reasoning"},{"type":"web_search_call"},{"type":"message","content":[]}],"usage":{"input_tokens":10,"output_tokens":5}}}"#;
+        let Some(Report::Complete(u)) = parse(completed).unwrap().usage else {
+            panic!("usage")
+        };
+        assert_eq!(u.web_search_requests, 2);
+        let body = br#"{"model":"gpt-5","output":[{"type":"web_search_call"}],"usage":{"input_tokens":1,"output_tokens":1}}"#;
+        let Some(Report::Complete(u)) = parse(body).unwrap().usage else {
+            panic!("usage")
+        };
+        assert_eq!(u.web_search_requests, 1);
+        // Spacing as pretty-printers write it; the words inside a string do not count.
+        let spaced = br#"{"output": [{"type" : "web_search_call"}, {"type": "message", "content": [{"text": "a \"type\":\"web_search_call\" b"}]}], "usage": {"input_tokens": 1}}"#;
+        let Some(Report::Complete(u)) = parse(spaced).unwrap().usage else {
+            panic!("usage")
+        };
+        assert_eq!(u.web_search_requests, 1);
     }
 
     #[test]
