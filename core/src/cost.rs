@@ -189,7 +189,7 @@ mod tests {
             input_cache_read: usd("0.00000031"),
             ..Prices::default()
         }
-        .with_tiers(&overrides)
+        .with_overrides(&overrides)
         .unwrap();
         assert_eq!(prices.long_context.len(), 1);
         assert_eq!(prices.time_of_day.len(), 1);
@@ -216,7 +216,7 @@ mod tests {
             usd("0.00000031")
         );
         assert!(Prices::default()
-            .with_tiers(&serde_json::json!(
+            .with_overrides(&serde_json::json!(
                 "[{'min_prompt_tokens': 1, 'prompt': 'x'}]"
             ))
             .is_err());
@@ -234,7 +234,7 @@ mod tests {
             completion: usd("0.00000198"),
             ..Prices::default()
         }
-        .with_tiers(&overrides)
+        .with_overrides(&overrides)
         .unwrap();
         let usage = Usage {
             prompt_tokens: 1_000_000,
@@ -250,6 +250,6 @@ mod tests {
         assert_eq!(total(Some(240)), usd("2.64")); // 04:00: end exclusive, no window → list
         assert_eq!(total(Some(600)), list);
         let bad = serde_json::json!([{"utc_start": 1060, "utc_end": 100, "prompt": "1"}]);
-        assert!(Prices::default().with_tiers(&bad).is_err());
+        assert!(Prices::default().with_overrides(&bad).is_err());
     }
 }

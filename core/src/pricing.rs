@@ -120,7 +120,7 @@ impl Prices {
     /// These prices with `overrides` (OpenRouter's list of `{"min_prompt_tokens": N, key:
     /// decimal, ...}` and `{"utc_start": HHMM, "utc_end": HHMM, key: decimal, ...}`) as
     /// long-context tiers and time-of-day windows. Entries with neither condition are ignored.
-    pub fn with_tiers(mut self, overrides: &serde_json::Value) -> Result<Prices, PricingError> {
+    pub fn with_overrides(mut self, overrides: &serde_json::Value) -> Result<Prices, PricingError> {
         let parsed;
         let overrides = match overrides {
             // OpenRouter's feed serialises the list as Python text: `[{'min_prompt_tokens': …}]`.
@@ -480,7 +480,7 @@ fn load_openrouter(doc: &serde_json::Value) -> Result<PriceTable, PricingError> 
             prices.set(key, usd);
         }
         if let Some(overrides) = model.pricing.get("overrides") {
-            prices = prices.with_tiers(overrides).map_err(|e| match e {
+            prices = prices.with_overrides(overrides).map_err(|e| match e {
                 PricingError::BadPrice { key, reason, .. } => PricingError::BadPrice {
                     model: model.id.clone(),
                     key,
@@ -567,6 +567,23 @@ mod tests {
             .expect("some model has a distinct slug");
         assert_eq!(table.get(slug.canonical_slug).unwrap().id, slug.id);
         assert!(table.get("no-such/model").is_none());
+    }
+
+    #[test]
+    fn windows_hold_their_start_not_their_end_and_may_wrap_or_cover_the_day() {
+        let window = |start, end| TimeWindow {
+            start,
+            end,
+            prices: Prices::default(),
+        };
+        let (day, night, all) = (window(60, 240), window(600, 60), window(0, 0));
+        assert!(day.contains(60) && day.contains(239) && !day.contains(240) && !day.contains(59));
+        assert!(night.contains(600) && night.contains(1439) && night.contains(0));
+        assert!(!night.contains(60) && !night.contains(599));
+        assert!((0..1440).all(|minute| all.contains(minute)));
+        assert_eq!(minutes_of_hhmm(1000), Some(600));
+        assert_eq!(minutes_of_hhmm(2400), Some(1440));
+        assert_eq!((minutes_of_hhmm(2401), minutes_of_hhmm(960)), (None, None));
     }
 
     #[test]
