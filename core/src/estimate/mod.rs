@@ -8,7 +8,6 @@
 //! server-side tools and provider system prompts are not counted.
 
 use alloc::format;
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use serde_json::Value;
@@ -27,17 +26,17 @@ pub fn count_text(text: &str) -> u64 {
 /// Estimated prompt tokens of a request body, or `None` if it is not JSON.
 pub fn prompt_tokens(format: Format, body: &[u8]) -> Option<u64> {
     let doc: Value = serde_json::from_slice(body).ok()?;
-    let mut texts = Vec::new();
+    let mut text_tokens = 0;
     let mut messages = 0u64;
     for key in ["messages", "input", "contents"] {
         match doc.get(key) {
             Some(Value::Array(items)) => {
                 messages += items.len() as u64;
-                items.iter().for_each(|item| collect_text(item, &mut texts));
+                text_tokens += items.iter().map(message_text_tokens).sum::<u64>();
             }
             Some(Value::String(text)) => {
                 messages += 1;
-                texts.push(text.clone());
+                text_tokens += count_text(text);
             }
             _ => {}
         }
@@ -45,63 +44,28 @@ pub fn prompt_tokens(format: Format, body: &[u8]) -> Option<u64> {
     for key in ["system", "instructions", "systemInstruction"] {
         if let Some(value) = doc.get(key) {
             messages += 1;
-            collect_text(value, &mut texts);
+            text_tokens += message_text_tokens(value);
         }
     }
-    let text_tokens = texts.iter().map(|t| count_text(t)).sum::<u64>();
     let overhead = match format {
-        Format::Chat | Format::Responses => 3 * messages + 3 + function_tokens(&doc),
+        Format::Chat | Format::Responses => 3 * messages + 3 + tools::prompt_tokens(&doc),
         Format::Anthropic | Format::Gemini => 0,
     };
     Some(text_tokens + overhead)
 }
 
-/// Tokens of the request's function tools as an OpenAI model reads them, and of a forced
-/// `tool_choice`. A system message shares a few tokens with the functions block.
-fn function_tokens(doc: &Value) -> u64 {
-    let Some(block) = tools::render(doc) else {
-        return 0;
-    };
-    let has_system = doc["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|message| matches!(message["role"].as_str(), Some("system" | "developer")))
-        || doc["instructions"]
-            .as_str()
-            .is_some_and(|text| !text.is_empty());
-    let choice = match &doc["tool_choice"] {
-        Value::String(choice) if choice == "none" => 1,
-        Value::Object(choice) => {
-            let name = choice
-                .get("function")
-                .and_then(|function| function.get("name"))
-                .or_else(|| choice.get("name"));
-            name.and_then(Value::as_str)
-                .map_or(0, |name| count_text(name) + 4)
-        }
-        _ => 0,
-    };
-    (count_text(&block) + tools::FUNCTIONS_OVERHEAD + choice).saturating_sub(if has_system {
-        4
-    } else {
-        0
-    })
-}
-
-/// Every string under a `content`, `text` or `role` key (or the value itself, if a string).
-fn collect_text(value: &Value, out: &mut Vec<String>) {
+/// Tokens of every string under a `content`, `text`, `role` or `parts` key (or of the value
+/// itself, if a string), each counted on its own.
+fn message_text_tokens(value: &Value) -> u64 {
     match value {
-        Value::String(text) => out.push(text.clone()),
-        Value::Array(items) => items.iter().for_each(|item| collect_text(item, out)),
-        Value::Object(map) => {
-            for (key, item) in map {
-                if matches!(key.as_str(), "content" | "text" | "role" | "parts") {
-                    collect_text(item, out);
-                }
-            }
-        }
-        _ => {}
+        Value::String(text) => count_text(text),
+        Value::Array(items) => items.iter().map(message_text_tokens).sum(),
+        Value::Object(map) => map
+            .iter()
+            .filter(|(key, _)| matches!(key.as_str(), "content" | "text" | "role" | "parts"))
+            .map(|(_, item)| message_text_tokens(item))
+            .sum(),
+        _ => 0,
     }
 }
 

@@ -15,15 +15,52 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
 /// Tokens OpenAI adds around the functions block (measured by the format's authors).
-pub const FUNCTIONS_OVERHEAD: u64 = 9;
+const FUNCTIONS_OVERHEAD: u64 = 9;
+
+/// Tokens a system message shares with the functions block (not counted twice).
+const SHARED_WITH_SYSTEM: u64 = 4;
+
+/// Tokens a forced `tool_choice` adds beyond the function's name (`"none"` adds 1).
+const FORCED_CHOICE: u64 = 4;
+
+/// Prompt tokens of the request's function tools as an OpenAI model reads them (the rendered
+/// block and its overhead) and of a forced `tool_choice`; 0 without function tools.
+pub fn prompt_tokens(doc: &Value) -> u64 {
+    let Some(block) = render(doc) else {
+        return 0;
+    };
+    let has_system = doc["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|message| matches!(message["role"].as_str(), Some("system" | "developer")))
+        || doc["instructions"]
+            .as_str()
+            .is_some_and(|text| !text.is_empty());
+    let choice = match &doc["tool_choice"] {
+        Value::String(choice) if choice == "none" => 1,
+        Value::Object(choice) => {
+            let name = choice
+                .get("function")
+                .and_then(|function| function.get("name"))
+                .or_else(|| choice.get("name"));
+            name.and_then(Value::as_str)
+                .map_or(0, |name| super::count_text(name) + FORCED_CHOICE)
+        }
+        _ => 0,
+    };
+    let shared = if has_system { SHARED_WITH_SYSTEM } else { 0 };
+    (super::count_text(&block) + FUNCTIONS_OVERHEAD + choice).saturating_sub(shared)
+}
 
 /// Special tokens framing an assistant message that calls tools (fitted: 4 reproduces both the
 /// single and the parallel call in the OpenAI recordings, see `core/tests/estimate.rs`).
 const CALL_FRAME: u64 = 4;
 
 /// Tokens a model spends on `calls` tool calls beyond their arguments, given the tokens of their
-/// names (each counted as `.NAME`, as it follows `functions`). One call is addressed ` to=functions.NAME`; several go through `multi_tool_use.parallel`
-/// as `{"tool_uses":[{"recipient_name":"functions.NAME","parameters":ARGS},…]}`.
+/// names (each counted as `.NAME`, as it follows `functions`). One call is addressed
+/// ` to=functions.NAME`; several go through `multi_tool_use.parallel` as
+/// `{"tool_uses":[{"recipient_name":"functions.NAME","parameters":ARGS},…]}`.
 pub fn call_tokens(calls: u64, name_tokens: u64) -> u64 {
     let count = super::count_text;
     match calls {
