@@ -6,12 +6,12 @@
 
 use alloc::{borrow::ToOwned, boxed::Box, rc::Rc, string::String, vec::Vec};
 
-use crate::config::MeterConfig;
-use crate::cost::price;
+use crate::config::{Adjustment, MeterConfig};
+use crate::cost::{price, Breakdown};
 use crate::identity::key_id;
 use crate::model_names;
-use crate::money::Usd;
-use crate::pricing::Priced;
+use crate::money::{MoneyError, Usd};
+use crate::pricing::{Priced, Prices};
 use crate::provider::{self, Endpoint, Provider};
 use crate::record::{BreakdownRecord, CostRecord, CostStatus};
 use crate::rewrite::{rewrite, RequestFacts};
@@ -298,12 +298,10 @@ impl Call {
                 if head.content_length.is_some_and(|n| n > max_bytes as u64) {
                     self.response_fault = Some("response_too_large");
                     ResponsePlan::PassThrough
+                } else if self.config.hold_headers {
+                    ResponsePlan::BufferJson { max_bytes }
                 } else {
-                    if self.config.hold_headers {
-                        ResponsePlan::BufferJson { max_bytes }
-                    } else {
-                        ResponsePlan::ObserveJson { max_bytes }
-                    }
+                    ResponsePlan::ObserveJson { max_bytes }
                 }
             }
             None => {
@@ -480,6 +478,22 @@ impl Call {
             .or_else(|| model_names::resolve(&self.config.pricing, model, self.provider))
     }
 
+    /// `usage` at `prices` as they stood when the call started, then the route's or tenant's
+    /// adjustment: the breakdown and the total.
+    fn cost_of(
+        &self,
+        usage: &Usage,
+        prices: &Prices,
+        adjustment: Option<&Adjustment>,
+    ) -> Result<(Breakdown, Usd), MoneyError> {
+        let breakdown = price(usage, prices, Some(minute_of_day(self.start_ms)))?;
+        let total = match adjustment {
+            Some(a) => breakdown.total.scaled_signed_bp(a.basis_points)?,
+            None => breakdown.total,
+        };
+        Ok((breakdown, total))
+    }
+
     fn outcome(
         &self,
         usage: Option<Reported>,
@@ -500,38 +514,25 @@ impl Call {
         let usage = usage.map(|u| match u {
             Reported::Exact(u) | Reported::Estimated(u) => u,
         });
-        let (mut cost, mut cost_usd, mut cost_micros, mut breakdown, mut priced_as) =
-            (None, None, None, None, None);
+        let (mut cost, mut breakdown, mut priced_as) = (None, None, None);
         if let Some(usage) = &usage {
             match model.as_deref().and_then(|m| self.resolve(m)) {
-                Some(priced) => {
-                    match price(usage, &priced.prices, Some(minute_of_day(self.start_ms))).and_then(
-                        |b| {
-                            let total = match adjustment {
-                                Some(a) => b.total.scaled_signed_bp(a.basis_points)?,
-                                None => b.total,
-                            };
-                            Ok((b, total))
-                        },
-                    ) {
-                        Ok((b, total)) => {
-                            status = if estimated {
-                                CostStatus::Estimated
-                            } else {
-                                CostStatus::Exact
-                            };
-                            cost = Some(total);
-                            cost_usd = Some(total.to_decimal_string());
-                            cost_micros = Some(total.to_micros());
-                            breakdown = Some(BreakdownRecord::from(&b));
-                            priced_as = Some(priced.id);
-                        }
-                        Err(_) => {
-                            status = CostStatus::Error;
-                            error = Some("cost_overflow");
-                        }
+                Some(priced) => match self.cost_of(usage, &priced.prices, adjustment) {
+                    Ok((b, total)) => {
+                        status = if estimated {
+                            CostStatus::Estimated
+                        } else {
+                            CostStatus::Exact
+                        };
+                        cost = Some(total);
+                        breakdown = Some(BreakdownRecord::from(&b));
+                        priced_as = Some(priced.id);
                     }
-                }
+                    Err(_) => {
+                        status = CostStatus::Error;
+                        error = Some("cost_overflow");
+                    }
+                },
                 None => {
                     status = CostStatus::Unpriced;
                     error = error.or(Some("unknown_model"));
@@ -544,6 +545,8 @@ impl Call {
             }
             error = Some(note);
         }
+        let cost_usd = cost.map(Usd::to_decimal_string);
+        let cost_micros = cost.map(Usd::to_micros);
         let stream = matches!(self.response, ResponseState::Stream(_)) || self.request.stream;
         let record = CostRecord {
             ts: rfc3339_millis(self.start_ms),
