@@ -107,13 +107,13 @@ pub fn snapshot_json(entries: &[ModelEntry], date: &str, source: &str) -> String
                 .collect();
             // Long-context tiers and time windows, as a JSON list (OpenRouter's feed has
             // Python-style text).
-            let entry = |prices: &Prices, conditions: [(&str, u64); 2]| {
+            let entry = |prices: &Prices, conditions: &[(&str, u64)]| {
                 let mut e: Map<String, Value> = prices_of(prices)
                     .into_iter()
                     .map(|(k, v)| (k.to_owned(), Value::String(v)))
                     .collect();
-                for (key, value) in conditions.into_iter().filter(|(key, _)| !key.is_empty()) {
-                    e.insert(key.into(), json!(value));
+                for (key, value) in conditions {
+                    e.insert((*key).into(), json!(value));
                 }
                 Value::Object(e)
             };
@@ -121,10 +121,10 @@ pub fn snapshot_json(entries: &[ModelEntry], date: &str, source: &str) -> String
                 .prices
                 .long_context
                 .iter()
-                .map(|(min, tier)| entry(tier, [("min_prompt_tokens", *min), ("", 0)]));
+                .map(|(min, tier)| entry(tier, &[("min_prompt_tokens", *min)]));
             let windows = m.prices.time_of_day.iter().map(|w| {
                 let conditions = [("utc_start", hhmm(w.start)), ("utc_end", hhmm(w.end))];
-                entry(&w.prices, conditions)
+                entry(&w.prices, &conditions)
             });
             let overrides: Vec<Value> = tiers.chain(windows).collect();
             if !overrides.is_empty() {
