@@ -17,7 +17,7 @@ use crate::record::{BreakdownRecord, CostRecord, CostStatus};
 use crate::rewrite::{rewrite, RequestFacts};
 use crate::stream::{Forward, StreamScan};
 use crate::time::{minute_of_day, rfc3339_millis};
-use crate::usage::{Format, Report, Usage};
+use crate::usage::{Format, OutputTokens, Report, Usage};
 
 /// Request facts a host hands over when the request headers arrive.
 #[derive(Clone, Copy, Debug, Default)]
@@ -360,7 +360,10 @@ impl Call {
                 let usage = match facts.usage {
                     Some(Report::Complete(usage)) => Some(Reported::Exact(usage)),
                     Some(Report::Anthropic(counts)) => Some(Reported::Exact(counts.normalise())),
-                    None if fault.is_none() => self.estimate(completion_estimate(format, body)),
+                    None if fault.is_none() => {
+                        let model = facts.model.as_deref().or(self.request.model.as_deref());
+                        self.estimate(output_estimate(format, model, body))
+                    }
                     None => None,
                 };
                 self.outcome(usage, facts.model, fault, Vec::new(), now_unix_ms)
@@ -428,11 +431,14 @@ impl Call {
         } else {
             None
         };
-        let streamed = facts.estimated_completion_tokens();
         let model = facts.model.clone();
+        let streamed = facts.estimated_output(
+            self.format.unwrap_or(Format::Chat),
+            model.as_deref().or(self.request.model.as_deref()),
+        );
         let usage = match facts.usage.clone() {
             Some(mut usage) if partial => {
-                usage.completion_tokens = usage.completion_tokens.max(streamed);
+                usage.completion_tokens = usage.completion_tokens.max(streamed.completion_tokens);
                 Some(Reported::Estimated(usage))
             }
             Some(usage) => Some(Reported::Exact(usage)),
@@ -454,13 +460,16 @@ impl Call {
     }
 
     /// Usage from the token estimate, when this build estimates and there is something to count.
-    fn estimate(&self, completion_tokens: u64) -> Option<Reported> {
-        if !self.config.estimates() || (self.estimated_prompt.is_none() && completion_tokens == 0) {
+    fn estimate(&self, output: OutputTokens) -> Option<Reported> {
+        if !self.config.estimates()
+            || (self.estimated_prompt.is_none() && output.completion_tokens == 0)
+        {
             return None;
         }
         Some(Reported::Estimated(Usage {
             prompt_tokens: self.estimated_prompt.unwrap_or(0),
-            completion_tokens,
+            completion_tokens: output.completion_tokens,
+            reasoning_tokens: output.reasoning_tokens,
             ..Usage::default()
         }))
     }
@@ -618,13 +627,13 @@ enum Reported {
     Estimated(Usage),
 }
 
-/// Tokens of the text in a whole JSON body (only in builds that estimate).
-fn completion_estimate(format: Format, body: &[u8]) -> u64 {
+/// Output tokens of a whole JSON body answered by `model` (only in builds that estimate).
+fn output_estimate(format: Format, model: Option<&str>, body: &[u8]) -> OutputTokens {
     #[cfg(feature = "estimate")]
-    return crate::estimate::completion_tokens(format, body);
+    return crate::estimate::output_tokens(format, model, body);
     #[cfg(not(feature = "estimate"))]
     {
-        let _ = (format, body);
-        0
+        let _ = (format, model, body);
+        OutputTokens::default()
     }
 }

@@ -8,7 +8,7 @@
 use alloc::{string::String, vec::Vec};
 
 use crate::sse::{SseEvent, SseParser};
-use crate::usage::{anthropic, Format, Report, Usage};
+use crate::usage::{anthropic, Format, OutputTokens, Report, Usage};
 
 /// What the host forwards for a chunk.
 #[derive(Debug, PartialEq, Eq)]
@@ -43,12 +43,18 @@ pub struct StreamFacts {
 }
 
 impl StreamFacts {
-    /// Estimated completion tokens of the output seen so far (0 unless this build estimates).
-    pub fn estimated_completion_tokens(&self) -> u64 {
+    /// Estimated output tokens of the stream seen so far, as `model` frames its output in
+    /// `format` (zero unless this build estimates).
+    pub fn estimated_output(&self, format: Format, model: Option<&str>) -> OutputTokens {
         #[cfg(feature = "estimate")]
-        return self.generated.tokens();
+        return self
+            .generated
+            .output(crate::estimate::Template::of(format, model));
         #[cfg(not(feature = "estimate"))]
-        0
+        {
+            let _ = (format, model);
+            OutputTokens::default()
+        }
     }
 
     fn on_event(&mut self, scan: ScanMode, event: SseEvent<'_>, hidden: &mut Vec<(u64, u64)>) {

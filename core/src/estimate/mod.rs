@@ -3,18 +3,23 @@
 //!
 //! Counting uses tiktoken's `o200k_base` (the GPT-4o / GPT-4.1 / GPT-5 / o-series vocabulary), the
 //! only encoding bundled; other vendors' models are approximated with it. Streamed text is counted
-//! delta by delta and never kept. Chat prompts add OpenAI's per-message overhead (3 tokens per
-//! message, 3 to prime the reply) and function tools as OpenAI renders them ([`tools`]); images,
-//! server-side tools and provider system prompts are not counted.
+//! delta by delta and never kept. Each model family's prompt and output framing is added as its
+//! chat template has it ([`template`]: OpenAI chat models, harmony for gpt-oss), function tools as
+//! OpenAI renders them ([`tools`]); images, server-side tools and undocumented provider system
+//! prompts are not counted.
 
 use alloc::format;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 use serde_json::Value;
 
-use crate::usage::Format;
+use crate::usage::{Format, OutputTokens};
 
+pub mod template;
 pub mod tools;
+
+pub use template::Template;
 
 /// Tokens in `text` (o200k_base, no special tokens).
 pub fn count_text(text: &str) -> u64 {
@@ -47,11 +52,8 @@ pub fn prompt_tokens(format: Format, body: &[u8]) -> Option<u64> {
             text_tokens += message_text_tokens(value);
         }
     }
-    let overhead = match format {
-        Format::Chat | Format::Responses => 3 * messages + 3 + tools::prompt_tokens(&doc),
-        Format::Anthropic | Format::Gemini => 0,
-    };
-    Some(text_tokens + overhead)
+    let template = Template::of(format, doc["model"].as_str());
+    Some(text_tokens + template.prompt_overhead(&doc, messages))
 }
 
 /// Tokens of every string under a `content`, `text`, `role` or `parts` key (or of the value
@@ -75,6 +77,8 @@ fn message_text_tokens(value: &Value) -> u64 {
 pub struct Generated {
     /// Tokens of content, reasoning, refusal and tool-call argument text.
     pub text_tokens: u64,
+    /// Tokens of reasoning text among them.
+    pub reasoning_tokens: u64,
     /// Tool calls started (OpenAI formats).
     pub tool_calls: u64,
     /// Tokens of those calls' function names, each as `.NAME` (see [`tools::call_tokens`]).
@@ -85,19 +89,25 @@ impl Generated {
     /// Adds another event's tally.
     pub fn add(&mut self, other: Generated) {
         self.text_tokens += other.text_tokens;
+        self.reasoning_tokens += other.reasoning_tokens;
         self.tool_calls += other.tool_calls;
         self.tool_name_tokens += other.tool_name_tokens;
     }
 
-    /// Estimated completion tokens: the text plus the tool calls as the model writes them.
-    pub fn tokens(&self) -> u64 {
-        self.text_tokens + tools::call_tokens(self.tool_calls, self.tool_name_tokens)
+    /// Estimated output tokens: the text plus the framing `template` writes around it and around
+    /// tool calls; reasoning as counted (clamped to the completion).
+    pub fn output(&self, template: Template) -> OutputTokens {
+        let completion_tokens = template.completion_tokens(self);
+        OutputTokens {
+            completion_tokens,
+            reasoning_tokens: self.reasoning_tokens.min(completion_tokens),
+        }
     }
 }
 
-/// Estimated completion tokens of a whole JSON response body.
-pub fn completion_tokens(format: Format, body: &[u8]) -> u64 {
-    generated(format, body).tokens()
+/// Estimated output tokens of a whole JSON response body answered by `model`.
+pub fn output_tokens(format: Format, model: Option<&str>, body: &[u8]) -> OutputTokens {
+    generated(format, body).output(Template::of(format, model))
 }
 
 /// The generated output one stream event (or a whole JSON body) carries: content, reasoning and
@@ -106,18 +116,17 @@ pub fn generated(format: Format, doc: &[u8]) -> Generated {
     let Ok(value) = serde_json::from_slice::<Value>(doc) else {
         return Generated::default();
     };
-    let mut texts: Vec<&str> = Vec::new();
-    let mut names: Vec<&str> = Vec::new();
+    let mut out = Pieces::default();
     match format {
         Format::Chat => {
             for choice in value["choices"].as_array().into_iter().flatten() {
                 for part in [&choice["delta"], &choice["message"]] {
-                    for key in ["content", "reasoning", "refusal"] {
-                        texts.extend(part[key].as_str());
-                    }
+                    out.texts.extend(part["content"].as_str());
+                    out.texts.extend(part["refusal"].as_str());
+                    out.thoughts.extend(part["reasoning"].as_str());
                     for call in part["tool_calls"].as_array().into_iter().flatten() {
-                        texts.extend(call["function"]["arguments"].as_str());
-                        names.extend(call["function"]["name"].as_str());
+                        out.texts.extend(call["function"]["arguments"].as_str());
+                        out.names.extend(call["function"]["name"].as_str());
                     }
                 }
             }
@@ -125,25 +134,41 @@ pub fn generated(format: Format, doc: &[u8]) -> Generated {
         Format::Responses => {
             let kind = value["type"].as_str().unwrap_or("");
             if kind.ends_with(".delta") {
-                texts.extend(value["delta"].as_str());
+                let delta = value["delta"].as_str();
+                match kind.contains("reasoning") {
+                    true => out.thoughts.extend(delta),
+                    false => out.texts.extend(delta),
+                }
             }
             // A function call starts with its item (stream); a whole body lists its output.
             let items = value["output"].as_array().into_iter().flatten();
             let added = (kind == "response.output_item.added").then_some(&value["item"]);
             for item in items.chain(added) {
+                let reasoning = item["type"] == "reasoning";
                 if item["type"] == "function_call" {
-                    names.extend(item["name"].as_str());
-                    texts.extend(item["arguments"].as_str());
+                    out.names.extend(item["name"].as_str());
+                    out.texts.extend(item["arguments"].as_str());
                 }
-                for part in item["content"].as_array().into_iter().flatten() {
-                    texts.extend(part["text"].as_str());
+                for key in ["content", "summary"] {
+                    for part in item[key].as_array().into_iter().flatten() {
+                        match reasoning {
+                            true => out.thoughts.extend(part["text"].as_str()),
+                            false => out.texts.extend(part["text"].as_str()),
+                        }
+                    }
                 }
             }
         }
         Format::Anthropic => {
-            let delta = &value["delta"];
-            for key in ["text", "thinking", "partial_json"] {
-                texts.extend(delta[key].as_str());
+            // A stream event's `delta`, or a whole body's `content` blocks.
+            let blocks = value["content"].as_array().into_iter().flatten();
+            for block in blocks.chain([&value["delta"]]) {
+                out.texts.extend(block["text"].as_str());
+                out.texts.extend(block["partial_json"].as_str());
+                out.thoughts.extend(block["thinking"].as_str());
+                if block["type"] == "tool_use" {
+                    out.owned.push(block["input"].to_string());
+                }
             }
         }
         Format::Gemini => {
@@ -153,18 +178,47 @@ pub fn generated(format: Format, doc: &[u8]) -> Generated {
                     .into_iter()
                     .flatten()
                 {
-                    texts.extend(part["text"].as_str());
+                    match part["thought"] == true {
+                        true => out.thoughts.extend(part["text"].as_str()),
+                        false => out.texts.extend(part["text"].as_str()),
+                    }
+                    if let Some(args) = part["functionCall"].get("args") {
+                        out.owned.push(args.to_string());
+                    }
                 }
             }
         }
     }
-    Generated {
-        text_tokens: texts.iter().map(|t| count_text(t)).sum(),
-        tool_calls: names.len() as u64,
-        tool_name_tokens: names
-            .iter()
-            .map(|name| count_text(&format!(".{name}")))
-            .sum(),
+    out.count()
+}
+
+/// The pieces of generated text one document carries, borrowed where they are plain strings.
+#[derive(Default)]
+struct Pieces<'a> {
+    texts: Vec<&'a str>,
+    /// Reasoning text.
+    thoughts: Vec<&'a str>,
+    /// Tool inputs the document carries as JSON objects, as the model wrote them.
+    owned: Vec<String>,
+    /// Names of the tool calls started.
+    names: Vec<&'a str>,
+}
+
+impl Pieces<'_> {
+    fn count(&self) -> Generated {
+        let tokens = |texts: &[&str]| texts.iter().map(|text| count_text(text)).sum::<u64>();
+        let reasoning_tokens = tokens(&self.thoughts);
+        let owned_tokens: u64 = self.owned.iter().map(|text| count_text(text)).sum();
+        Generated {
+            text_tokens: tokens(&self.texts) + owned_tokens + reasoning_tokens,
+            reasoning_tokens,
+            tool_calls: self.names.len() as u64,
+            tool_name_tokens: self
+                .names
+                .iter()
+                .map(|name| count_text(&format!(".{name}")))
+                .sum(),
+        }
     }
 }
 
@@ -183,6 +237,10 @@ mod tests {
         // 3 per message + "user" (1) + "Who are you" (3) + 3 priming. (o3 itself reported 9.)
         let body = br#"{"messages":[{"content":"Who are you","role":"user"}],"model":"openai/o3","stream":true}"#;
         assert_eq!(prompt_tokens(Format::Chat, body), Some(10));
+    }
+
+    fn completion_tokens(format: Format, body: &[u8]) -> u64 {
+        output_tokens(format, None, body).completion_tokens
     }
 
     #[test]
@@ -210,5 +268,31 @@ mod tests {
             4
         );
         assert_eq!(completion_tokens(Format::Chat, b"not json"), 0);
+    }
+
+    #[test]
+    fn reasoning_is_counted_apart_within_the_completion() {
+        let chat = br#"{"choices":[{"delta":{"reasoning":"Hello, world!","content":"Hi"}}]}"#;
+        let responses = br#"{"type":"response.reasoning_text.delta","delta":"Hello, world!"}"#;
+        let anthropic = br#"{"type":"content_block_delta","delta":{"type":"thinking_delta","thinking":"Hello, world!"}}"#;
+        let gemini = br#"{"candidates":[{"content":{"parts":[{"text":"Hello, world!","thought":true},{"text":"Hi"}]}}]}"#;
+        for (format, body, completion) in [
+            (Format::Chat, &chat[..], 5),
+            (Format::Responses, &responses[..], 4),
+            (Format::Anthropic, &anthropic[..], 4),
+            (Format::Gemini, &gemini[..], 5),
+        ] {
+            let output = output_tokens(format, None, body);
+            assert_eq!(output.completion_tokens, completion, "{format:?}");
+            assert_eq!(output.reasoning_tokens, 4, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn whole_anthropic_bodies_count_their_content_blocks() {
+        let body = br#"{"type":"message","content":[{"type":"thinking","thinking":"Hello, world!"},{"type":"text","text":"Hello, world!"},{"type":"tool_use","name":"f","input":{"a":1}}]}"#;
+        let output = output_tokens(Format::Anthropic, None, body);
+        assert_eq!(output.reasoning_tokens, 4);
+        assert_eq!(output.completion_tokens, 4 + 4 + count_text(r#"{"a":1}"#));
     }
 }

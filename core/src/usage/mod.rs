@@ -42,6 +42,16 @@ pub struct Usage {
     pub is_byok: Option<bool>,
 }
 
+/// Output tokens estimated from the generated text a gateway saw (builds with the core's
+/// `estimate` feature; zero otherwise).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputTokens {
+    /// All output tokens, reasoning included.
+    pub completion_tokens: u64,
+    /// Reasoning tokens (⊂ completion).
+    pub reasoning_tokens: u64,
+}
+
 /// Usage as one document reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Report {
