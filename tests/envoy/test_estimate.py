@@ -23,3 +23,22 @@ def test_estimate_build_loads_and_prices_a_stream_cut_before_its_usage(envoy_bin
     assert record["prompt_tokens"] == 10  # "Who are you" + per-message overhead
     assert 0 < record["completion_tokens"] < 104  # half the stream's text, never more than the whole
     assert record["cost_usd"] is not None
+
+
+def test_estimate_build_frames_a_gpt_oss_stream_as_harmony(envoy_bin, upstream, collector):
+    # gpt-oss reads OpenAI's harmony format: its fixed system message is part of the prompt
+    # (74 estimated, 78 reported by the full recording; o200k text alone would be 14), and the
+    # reasoning text it streams before the cut is reported as reasoning.
+    e = harness.Envoy(envoy_bin, upstream.port, collector.port, wasm=harness.WASM_ESTIMATE,
+                      plugin_config={"collector": {"flush_interval_ms": 100}})
+    try:
+        resp, rid = send(e, "openrouter-responses-raw-cot-stream-openrouter", fault="reset-mid-stream")
+        assert resp.status == 200 and len(resp.body) > 0
+        [record] = collector.records_for(rid, timeout=10)
+    finally:
+        e.stop()
+    assert record["cost_status"] == "estimated", record
+    assert record["endpoint"] == "responses"
+    assert record["prompt_tokens"] == 74
+    assert 0 < record["reasoning_tokens"] <= record["completion_tokens"] < 37
+    assert record["cost_usd"] is not None
