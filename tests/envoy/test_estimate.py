@@ -7,17 +7,24 @@ import harness
 from calls import send
 
 
-def test_estimate_build_loads_and_prices_a_stream_cut_before_its_usage(envoy_bin, upstream, collector):
+def record_of_a_stream_reset_mid_way(envoy_bin, upstream, collector, name):
+    """Sends recording `name` through the estimate build; the upstream resets after half the
+    events, so the usage never comes. Returns the collected record."""
     assert os.path.exists(harness.WASM_ESTIMATE), "scripts/test-envoy builds it"
     e = harness.Envoy(envoy_bin, upstream.port, collector.port, wasm=harness.WASM_ESTIMATE,
                       plugin_config={"collector": {"flush_interval_ms": 100}})
     try:
-        # The upstream resets after half the events: the usage chunk never comes.
-        resp, rid = send(e, "openrouter-stream-with-reasoning", fault="reset-mid-stream")
+        resp, rid = send(e, name, fault="reset-mid-stream")
         assert resp.status == 200 and len(resp.body) > 0
         [record] = collector.records_for(rid, timeout=10)
     finally:
         e.stop()
+    return record
+
+
+def test_estimate_build_loads_and_prices_a_stream_cut_before_its_usage(envoy_bin, upstream, collector):
+    record = record_of_a_stream_reset_mid_way(envoy_bin, upstream, collector,
+                                              "openrouter-stream-with-reasoning")
     assert record["cost_status"] == "estimated", record
     assert record["error"] in ("aborted", "truncated_stream")
     assert record["prompt_tokens"] == 10  # "Who are you" + per-message overhead
@@ -29,14 +36,8 @@ def test_estimate_build_frames_a_gpt_oss_stream_as_harmony(envoy_bin, upstream, 
     # gpt-oss reads OpenAI's harmony format: its fixed system message is part of the prompt
     # (74 estimated, 78 reported by the full recording; o200k text alone would be 14), and the
     # reasoning text it streams before the cut is reported as reasoning.
-    e = harness.Envoy(envoy_bin, upstream.port, collector.port, wasm=harness.WASM_ESTIMATE,
-                      plugin_config={"collector": {"flush_interval_ms": 100}})
-    try:
-        resp, rid = send(e, "openrouter-responses-raw-cot-stream-openrouter", fault="reset-mid-stream")
-        assert resp.status == 200 and len(resp.body) > 0
-        [record] = collector.records_for(rid, timeout=10)
-    finally:
-        e.stop()
+    record = record_of_a_stream_reset_mid_way(envoy_bin, upstream, collector,
+                                              "openrouter-responses-raw-cot-stream-openrouter")
     assert record["cost_status"] == "estimated", record
     assert record["endpoint"] == "responses"
     assert record["prompt_tokens"] == 74

@@ -56,6 +56,19 @@ pub fn prompt_tokens(format: Format, body: &[u8]) -> Option<u64> {
     Some(text_tokens + template.prompt_overhead(&doc, messages))
 }
 
+/// The request carries a system prompt: a `system` or `developer` message, or non-empty
+/// `instructions` (Responses API).
+fn has_instructions(doc: &Value) -> bool {
+    doc["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|message| matches!(message["role"].as_str(), Some("system" | "developer")))
+        || doc["instructions"]
+            .as_str()
+            .is_some_and(|text| !text.is_empty())
+}
+
 /// Tokens of every string under a `content`, `text`, `role` or `parts` key (or of the value
 /// itself, if a string), each counted on its own.
 fn message_text_tokens(value: &Value) -> u64 {

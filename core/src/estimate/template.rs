@@ -115,14 +115,7 @@ fn harmony_preamble(doc: &Value) -> u64 {
     let system = MESSAGE_FRAME
         + count_text("system")
         + count_text(&format!("{HARMONY_SYSTEM}{effort}{HARMONY_CHANNELS}{note}"));
-    let has_instructions = doc["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|message| matches!(message["role"].as_str(), Some("system" | "developer")))
-        || doc["instructions"]
-            .as_str()
-            .is_some_and(|text| !text.is_empty());
+    let has_instructions = super::has_instructions(doc);
     let instructions = if has_instructions {
         count_text(HARMONY_INSTRUCTIONS)
     } else {

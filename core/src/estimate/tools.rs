@@ -29,14 +29,7 @@ pub fn prompt_tokens(doc: &Value) -> u64 {
     let Some(block) = render(doc) else {
         return 0;
     };
-    let has_system = doc["messages"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|message| matches!(message["role"].as_str(), Some("system" | "developer")))
-        || doc["instructions"]
-            .as_str()
-            .is_some_and(|text| !text.is_empty());
+    let has_system = super::has_instructions(doc);
     let choice = match &doc["tool_choice"] {
         Value::String(choice) if choice == "none" => 1,
         Value::Object(choice) => {
