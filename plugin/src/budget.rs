@@ -6,10 +6,13 @@
 
 use llm_cost_core::{Budgets, Ledger, Rejection, Usd};
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::Status;
+use proxy_wasm::types::{Bytes, Status};
 
 /// Compare-and-swap attempts before giving up (then the call passes: metering never blocks).
 const CAS_ATTEMPTS: usize = 32;
+
+/// A key that always exists, so that its compare-and-swap token can guard a first write.
+const CAS_ANCHOR_KEY: &str = "llm_cost.cas_anchor";
 
 /// The budget's answer for one call.
 #[derive(Debug)]
@@ -28,7 +31,8 @@ pub fn admit(budgets: &Budgets, key_id: &str, now_unix_ms: u64) -> Admission {
         return Admission::Unlimited;
     };
     let mut admission = Admission::Unlimited;
-    let stored = update(&Budgets::storage_key(key_id), |ledger| {
+    let key = Budgets::storage_key(key_id);
+    let stored = update(&mut HostSharedData, &key, |ledger| {
         match ledger.admit(budgets, limit, now_unix_ms) {
             Ok(next) => {
                 admission = Admission::Admitted;
@@ -49,17 +53,42 @@ pub fn admit(budgets: &Budgets, key_id: &str, now_unix_ms: u64) -> Admission {
 
 /// Swaps an admitted call's reservation for its cost.
 pub fn settle(budgets: &Budgets, key_id: &str, cost: Usd, now_unix_ms: u64) {
-    update(&Budgets::storage_key(key_id), |ledger| {
+    let key = Budgets::storage_key(key_id);
+    update(&mut HostSharedData, &key, |ledger| {
         Some(ledger.settle(budgets, cost, now_unix_ms))
     });
 }
 
+/// The host's shared key-value store, as proxy-wasm exposes it.
+trait SharedData {
+    /// The value and its compare-and-swap token; `(None, None)` for a missing key.
+    fn get(&mut self, key: &str) -> Result<(Option<Bytes>, Option<u32>), Status>;
+    /// Stores `value` if `cas` matches (`None`: the host's unconditional write).
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Status>;
+}
+
+/// Shared data through the proxy-wasm host calls.
+struct HostSharedData;
+
+impl SharedData for HostSharedData {
+    fn get(&mut self, key: &str) -> Result<(Option<Bytes>, Option<u32>), Status> {
+        hostcalls::get_shared_data(key)
+    }
+
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Status> {
+        hostcalls::set_shared_data(key, Some(value), cas)
+    }
+}
+
 /// Applies `change` to the stored ledger with compare-and-swap; `None` from `change` writes
 /// nothing. False when the store kept refusing (contention or a host error).
-fn update(key: &str, mut change: impl FnMut(Ledger) -> Option<Ledger>) -> bool {
+fn update(
+    store: &mut impl SharedData,
+    key: &str,
+    mut change: impl FnMut(Ledger) -> Option<Ledger>,
+) -> bool {
     for _ in 0..CAS_ATTEMPTS {
-        // A key seen for the first time has no CAS token: its very first write is unconditional.
-        let (bytes, cas) = match hostcalls::get_shared_data(key) {
+        let (bytes, cas) = match store.get(key) {
             Ok(found) => found,
             Err(status) => {
                 log::warn!("llm-cost: budget ledger {key} unreadable: {status:?}");
@@ -70,7 +99,14 @@ fn update(key: &str, mut change: impl FnMut(Ledger) -> Option<Ledger>) -> bool {
         let Some(next) = change(ledger) else {
             return true;
         };
-        match hostcalls::set_shared_data(key, Some(&next.encode()), cas) {
+        let cas = match cas {
+            Some(cas) => Some(cas),
+            None => match creation_token(store) {
+                Some(token) => Some(token),
+                None => return false,
+            },
+        };
+        match store.set(key, &next.encode(), cas) {
             Ok(()) => return true,
             Err(Status::CasMismatch) => continue,
             Err(status) => {
@@ -81,4 +117,181 @@ fn update(key: &str, mut change: impl FnMut(Ledger) -> Option<Ledger>) -> bool {
     }
     log::warn!("llm-cost: budget ledger {key} still contended after {CAS_ATTEMPTS} attempts");
     false
+}
+
+/// The compare-and-swap token that makes a write to a missing key succeed only while the key is
+/// still missing, so two workers creating the same ledger cannot overwrite each other.
+///
+/// Hosts differ. ngx_wasm_module (Kong) writes a missing key only for token 0, and refuses 0 for
+/// an existing one: 0 is already create-if-absent there. proxy-wasm-cpp-host (Envoy) takes 0 as
+/// "unconditional" and ignores the token of a missing key, but its tokens come from one counter
+/// over all keys: a token issued to another key's write is never the current token of ours, so
+/// it creates a missing key and refuses an existing one. The anchor key provides such a token;
+/// a host that refuses it for a missing key is of the first kind, and gets 0.
+fn creation_token(store: &mut impl SharedData) -> Option<u32> {
+    let anchor = match store.get(CAS_ANCHOR_KEY) {
+        Ok((_, Some(token))) => token,
+        Ok((_, None)) => {
+            // Its value never matters: whoever creates it first, any token it holds will do.
+            let _ = store.set(CAS_ANCHOR_KEY, b"", None);
+            match store.get(CAS_ANCHOR_KEY) {
+                Ok((_, Some(token))) => token,
+                _ => return Some(0),
+            }
+        }
+        Err(status) => {
+            log::warn!("llm-cost: shared data unreadable: {status:?}");
+            return None;
+        }
+    };
+    Some(if host_takes_zero_as_create(store, anchor) {
+        0
+    } else {
+        anchor
+    })
+}
+
+/// Whether the host creates missing keys only for token 0 (ngx_wasm_module). Probed once per
+/// VM with a key of its own: a write with another key's token to a missing key is refused there
+/// and accepted by proxy-wasm-cpp-host.
+fn host_takes_zero_as_create(store: &mut impl SharedData, anchor: u32) -> bool {
+    const PROBE_KEY: &str = "llm_cost.cas_probe";
+    if let Ok((_, Some(_))) = store.get(PROBE_KEY) {
+        // Created by an earlier probe with a foreign token: proxy-wasm-cpp-host semantics.
+        return false;
+    }
+    match store.set(PROBE_KEY, b"", Some(anchor)) {
+        Ok(()) => false,
+        Err(Status::CasMismatch) => matches!(store.get(PROBE_KEY), Ok((_, None))),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// How a host treats a write's compare-and-swap token.
+    #[derive(Clone, Copy)]
+    enum Host {
+        /// proxy-wasm-cpp-host (Envoy): 0 writes unconditionally, a missing key ignores the token,
+        /// tokens come from one counter over all keys.
+        ProxyWasmCppHost,
+        /// ngx_wasm_module (Kong): the token must equal the key's (0 for a missing key); each
+        /// key counts its own writes.
+        NgxWasmModule,
+    }
+
+    /// An in-memory store with a host's documented compare-and-swap rules, and a rival worker
+    /// that writes the ledger key between our read and our write, once.
+    struct Store {
+        host: Host,
+        data: HashMap<String, (Vec<u8>, u32)>,
+        next_token: u32,
+        rival: Option<Ledger>,
+    }
+
+    impl Store {
+        fn new(host: Host) -> Store {
+            Store {
+                host,
+                data: HashMap::new(),
+                next_token: 1,
+                rival: None,
+            }
+        }
+
+        fn ledger(&self, key: &str) -> Ledger {
+            Ledger::decode(&self.data[key].0)
+        }
+
+        fn write(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
+            let current = self.data.get(key).map(|(_, token)| *token);
+            let token = match (self.host, current) {
+                (Host::ProxyWasmCppHost, Some(now)) if cas != 0 && cas != now => {
+                    return Err(Status::CasMismatch)
+                }
+                (Host::ProxyWasmCppHost, _) => {
+                    self.next_token += 1;
+                    self.next_token
+                }
+                (Host::NgxWasmModule, now) if cas != now.unwrap_or(0) => {
+                    return Err(Status::CasMismatch)
+                }
+                (Host::NgxWasmModule, now) => now.unwrap_or(0) + 1,
+            };
+            self.data.insert(key.to_owned(), (value.to_vec(), token));
+            Ok(())
+        }
+    }
+
+    impl SharedData for Store {
+        fn get(&mut self, key: &str) -> Result<(Option<Bytes>, Option<u32>), Status> {
+            Ok(match self.data.get(key) {
+                Some((value, token)) => (Some(value.clone()), Some(*token)),
+                None => (None, None),
+            })
+        }
+
+        fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), Status> {
+            if key == KEY {
+                if let Some(rival) = self.rival.take() {
+                    // The rival read the key missing too and writes first, as the old code did.
+                    self.write(key, &rival.encode(), 0)?;
+                }
+            }
+            self.write(key, value, cas.unwrap_or(0))
+        }
+    }
+
+    const KEY: &str = "llm_cost.budget.k";
+
+    fn usd(text: &str) -> Usd {
+        Usd::parse(text).unwrap()
+    }
+
+    fn reserve(amount: &str) -> impl FnMut(Ledger) -> Option<Ledger> + '_ {
+        move |mut ledger| {
+            ledger.reserved = ledger.reserved.checked_add(usd(amount)).unwrap();
+            Some(ledger)
+        }
+    }
+
+    #[test]
+    fn two_workers_creating_one_ledger_keep_both_reservations() {
+        for host in [Host::ProxyWasmCppHost, Host::NgxWasmModule] {
+            let mut store = Store::new(host);
+            let mut rival = Ledger::default();
+            rival.reserved = usd("0.01");
+            store.rival = Some(rival);
+            assert!(update(&mut store, KEY, reserve("0.02")));
+            assert_eq!(store.ledger(KEY).reserved, usd("0.03"));
+        }
+    }
+
+    #[test]
+    fn a_missing_ledger_is_created_on_either_host() {
+        for host in [Host::ProxyWasmCppHost, Host::NgxWasmModule] {
+            let mut store = Store::new(host);
+            assert!(update(&mut store, KEY, reserve("0.02")));
+            assert!(update(&mut store, KEY, reserve("0.01")));
+            assert_eq!(store.ledger(KEY).reserved, usd("0.03"));
+        }
+    }
+
+    #[test]
+    fn the_probe_tells_the_hosts_apart() {
+        let mut envoy = Store::new(Host::ProxyWasmCppHost);
+        assert_eq!(
+            creation_token(&mut envoy),
+            Some(envoy.data[CAS_ANCHOR_KEY].1)
+        );
+        // A second probe finds its key and does not write again.
+        let writes = envoy.next_token;
+        assert!(!host_takes_zero_as_create(&mut envoy, 1));
+        assert_eq!(envoy.next_token, writes);
+        let mut kong = Store::new(Host::NgxWasmModule);
+        assert_eq!(creation_token(&mut kong), Some(0));
+    }
 }

@@ -161,7 +161,7 @@ class Envoy:
     """A running Envoy rendered from envoy/demo.yaml."""
 
     def __init__(self, envoy, upstream_port, collector_port, plugin_config=None, with_filter=True,
-                 config_text=None, wasm=WASM):
+                 config_text=None, wasm=WASM, concurrency=1):
         self.dir = tempfile.mkdtemp(prefix="llm-cost-envoy-")
         self.access_log = os.path.join(self.dir, "access.log")
         config = plugin_config if plugin_config is not None else {"collector": {"flush_interval_ms": 100}}
@@ -175,7 +175,7 @@ class Envoy:
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [envoy, "-c", path, "--admin-address-path", admin_path, "--use-dynamic-base-id",
-             "--concurrency", "1", "--file-flush-interval-msec", "100", "-l", "warning"],
+             "--concurrency", str(concurrency), "--file-flush-interval-msec", "100", "-l", "warning"],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )

@@ -24,9 +24,10 @@ def auth(api_key):
 def budget_envoy(envoy_bin, upstream, collector):
     envoys = []
 
-    def start(budgets, **extra):
+    def start(budgets, concurrency=1, **extra):
         config = {"collector": {"flush_interval_ms": 100}, "budgets": budgets, **extra}
-        e = harness.Envoy(envoy_bin, upstream.port, collector.port, plugin_config=config)
+        e = harness.Envoy(envoy_bin, upstream.port, collector.port, plugin_config=config,
+                          concurrency=concurrency)
         envoys.append(e)
         return e
 
@@ -106,6 +107,31 @@ def test_concurrent_streams_overshoot_by_at_most_one_reservation(budget_envoy, c
     resp, _ = send(envoy, JSON, extra_headers=auth(api_key))
     assert resp.status == 429
     assert Decimal(json.loads(resp.body)["error"]["spent_usd"]) == 4 * cost
+
+
+def test_worker_threads_creating_a_key_s_ledger_at_once_admit_exactly_one_call(budget_envoy, cli):
+    """Two worker threads, each key's first calls at once: whichever thread creates the key's
+    ledger, the other's reservation lands on it (a write to a missing key is guarded, see
+    plugin/src/budget.rs). Limit = reservation = one call: exactly one call per key runs.
+
+    The lost-write interleaving itself is a window of microseconds that real traffic rarely
+    hits (the unguarded first write passed this test too); the unit tests in
+    plugin/src/budget.rs force it. This test runs the guarded creation in a real two-worker
+    Envoy."""
+    cost = Decimal(cli_record(cli, JSON)["cost_usd"])
+    envoy = budget_envoy({"default_limit_usd": str(cost), "reserve_usd": str(cost)}, concurrency=2)
+    keys, calls_per_key = 10, 6
+
+    def one(n):
+        resp, _ = send(envoy, JSON, extra_headers=auth("sk-budget-race-%d" % (n // calls_per_key)),
+                       timeout=30)
+        return n // calls_per_key, resp.status
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=calls_per_key * 2) as pool:
+        results = list(pool.map(one, range(keys * calls_per_key)))
+    assert sorted({status for _, status in results}) == [200, 429], results
+    admitted = [sum(1 for k, status in results if k == key and status == 200) for key in range(keys)]
+    assert admitted == [1] * keys
 
 
 def test_daily_budget_tells_when_to_retry_and_key_id_goes_upstream(budget_envoy, upstream, collector):
