@@ -8,9 +8,10 @@ is split into NDJSON lines; each line is parsed and stored (a line that is not J
 `{"_unparsed": "<line>"}` so tests can see it). `GET /_records` returns the list, `GET /_posts`
 the number of POSTs received (batches), `POST /_reset` clears both. Every ingest POST is answered
 with `--status` after `--delay-ms`. `POST /_config` with a JSON object changes these while running:
-`{"delay_ms": 1500, "status": 204, "store": false}` (`store: false`: ingest POSTs are answered
-but their records are not kept — a collector that times out before it stores anything); an ingest
-POST uses the settings in force when it arrived.
+`{"delay_ms": 1500, "status": 204, "store": false, "fail_next": 2}` (`store: false`: ingest POSTs
+are answered but their records are not kept — a collector that times out before it stores
+anything; `fail_next: N`: the next N ingest POSTs get 503 and are not stored, then it recovers);
+an ingest POST uses the settings in force when it arrived.
 """
 
 import argparse
@@ -78,9 +79,15 @@ class Handler(BaseHTTPRequestHandler):
                     st["status"] = int(change["status"])
                 if "store" in change:
                     st["store"] = bool(change["store"])
-                return self.reply(200, {"delay_ms": st["delay"] * 1000.0, "status": st["status"], "store": st["store"]})
+                if "fail_next" in change:
+                    st["fail_next"] = int(change["fail_next"])
+                return self.reply(200, {"delay_ms": st["delay"] * 1000.0, "status": st["status"],
+                                        "store": st["store"], "fail_next": st["fail_next"]})
         with st["lock"]:
             delay, status, store = st["delay"], st["status"], st["store"]
+            if st["fail_next"] > 0:
+                st["fail_next"] -= 1
+                status, store = 503, False
         records = []
         for line in body.decode("utf-8", "replace").splitlines():
             if not line.strip():
@@ -115,6 +122,7 @@ def main():
         "status": args.status,
         "delay": args.delay_ms / 1000.0,
         "store": True,
+        "fail_next": 0,
     }
     print("LISTENING %d" % server.server_address[1], flush=True)
     try:

@@ -185,6 +185,26 @@ test("the core's request rewrite reaches the upstream (usage injected into a str
   assert.equal(JSON.parse(sent.body).stream_options?.include_usage, true);
 });
 
+test("a sink that fails once gets the record on a retry, exactly once", async () => {
+  await resetCollector(collector.url);
+  await fetch(collector.url + "/_config", { method: "POST", body: JSON.stringify({ fail_next: 1 }) });
+  try {
+    const res = await post(worker.url, JSON_FIXTURE);
+    assert.equal(res.status, 200);
+    await readAll(res);
+    const [record] = await collectorRecords(collector.url, 1);
+    assert.equal(record.cost_usd, res.headers.get("x-llm-cost"));
+    await sleep(1500); // past the last retry: a copy would have arrived by now
+    const all = await (await fetch(collector.url + "/_records")).json();
+    assert.equal(all.length, 1, `one record expected, got ${all.length}`);
+    const { posts } = await (await fetch(collector.url + "/_posts")).json();
+    assert.equal(posts, 2, "the first POST got 503, the second stored the record");
+    assert.ok(worker.logs().includes("llm-cost: log sink answered HTTP 503"), "the failure is logged");
+  } finally {
+    await fetch(collector.url + "/_config", { method: "POST", body: JSON.stringify({ fail_next: 0 }) });
+  }
+});
+
 test("sink down: the client gets the same answer at once, the record is still logged", async () => {
   const t0 = Date.now();
   const res = await post(sinkDownWorker.url, JSON_FIXTURE);

@@ -288,24 +288,45 @@ fn emit_now(s: &Settings, ctx: &Context, outcome: &Outcome) {
     }
 }
 
-/// POSTs one NDJSON line to the sink. Failures are logged without the URL (it may hold a token).
+/// Waits before the second and third attempt to post a record: doubling from 500 ms, like the
+/// filter's collector backoff (`llm_cost_core::retry`). Within `wait_until`'s 30 s.
+const SINK_RETRY_DELAYS_MS: [u64; 2] = [500, 1000];
+
+/// POSTs one NDJSON line to the sink, trying again after a failure (no answer, or not 2xx). A
+/// sink that stored a line but failed to answer may get it twice: `llm-cost collect` drops the
+/// copy. Failures are logged without the URL (it may hold a token).
 async fn post_record(sink: String, record: String) {
-    let headers = Headers::new();
-    if headers.set("content-type", "application/x-ndjson").is_err() {
-        return;
+    let line = format!("{record}\n");
+    for delay_ms in [0].into_iter().chain(SINK_RETRY_DELAYS_MS) {
+        if delay_ms > 0 {
+            Delay::from(std::time::Duration::from_millis(delay_ms)).await;
+        }
+        match post_line(&sink, &line).await {
+            Ok(()) => return,
+            Err(why) => console_warn!("llm-cost: log sink {why}"),
+        }
     }
+    console_warn!("llm-cost: log sink failed 3 times; record kept in this log only");
+}
+
+/// One POST of `line`; the failure, worded for the log.
+async fn post_line(sink: &str, line: &str) -> core::result::Result<(), String> {
+    let headers = Headers::new();
+    headers
+        .set("content-type", "application/x-ndjson")
+        .map_err(|_| "request not built".to_owned())?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
-        .with_body(Some(JsValue::from_str(&format!("{record}\n"))));
-    let sent = match Request::new_with_init(&sink, &init) {
+        .with_body(Some(JsValue::from_str(line)));
+    let sent = match Request::new_with_init(sink, &init) {
         Ok(req) => Fetch::Request(req).send().await,
         Err(e) => Err(e),
     };
     match sent {
-        Ok(resp) if resp.status_code() < 300 => {}
-        Ok(resp) => console_warn!("llm-cost: log sink answered HTTP {}", resp.status_code()),
-        Err(_) => console_warn!("llm-cost: log sink unreachable; record kept in this log only"),
+        Ok(resp) if resp.status_code() < 300 => Ok(()),
+        Ok(resp) => Err(format!("answered HTTP {}", resp.status_code())),
+        Err(_) => Err("unreachable".to_owned()),
     }
 }
 
