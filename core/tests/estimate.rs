@@ -6,7 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use llm_cost_core::{Call, MeterConfig, RequestHead, ResponseHead};
+use llm_cost_core::usage::Format;
+use llm_cost_core::{estimate, Call, Endpoint, MeterConfig, RequestHead, ResponseHead};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -61,26 +62,40 @@ fn cut_before_usage(body: &str) -> Option<&str> {
     Some(&body[..start])
 }
 
+fn golden() -> Value {
+    serde_json::from_str(&fs::read_to_string(root().join("fixtures/golden.json")).unwrap()).unwrap()
+}
+
+/// A recording's response body.
+fn body_of(entry: &Value) -> String {
+    fs::read_to_string(
+        root()
+            .join("fixtures/recordings")
+            .join(entry["file"].as_str().unwrap()),
+    )
+    .unwrap()
+}
+
+/// A recording's request body, as the client sent it.
+fn request_of(name: &str) -> Vec<u8> {
+    let meta: Value = serde_json::from_str(
+        &fs::read_to_string(root().join(format!("fixtures/recordings/{name}.meta.json"))).unwrap(),
+    )
+    .unwrap();
+    serde_json::to_vec(&meta["request_body"]).unwrap()
+}
+
 fn cases() -> Vec<(String, Value, Vec<u8>, String)> {
-    let golden: Value =
-        serde_json::from_str(&fs::read_to_string(root().join("fixtures/golden.json")).unwrap())
-            .unwrap();
     let mut out = Vec::new();
-    for (name, entry) in golden.as_object().unwrap() {
+    for (name, entry) in golden().as_object().unwrap() {
         if entry["stream"] != true || entry["prompt_tokens"].is_null() {
             continue;
         }
-        let dir = root().join("fixtures/recordings");
-        let body = fs::read_to_string(dir.join(entry["file"].as_str().unwrap())).unwrap();
-        let meta: Value = serde_json::from_str(
-            &fs::read_to_string(dir.join(format!("{name}.meta.json"))).unwrap(),
-        )
-        .unwrap();
-        let request = serde_json::to_vec(&meta["request_body"]).unwrap();
+        let body = body_of(entry);
         let cut = cut_before_usage(&body)
             .expect("every stream has usage")
             .to_owned();
-        out.push((name.clone(), entry.clone(), request, cut));
+        out.push((name.clone(), entry.clone(), request_of(name), cut));
     }
     out
 }
@@ -233,12 +248,7 @@ fn gemini_streams_cut_after_a_chunk_keep_its_usage_as_a_lower_bound() {
             continue;
         }
         seen += 1;
-        let body = fs::read_to_string(
-            root()
-                .join("fixtures/recordings")
-                .join(entry["file"].as_str().unwrap()),
-        )
-        .unwrap();
+        let body = body_of(&entry);
         let second = body.match_indices("data:").nth(1).expect("two chunks").0;
         let r = record(&entry, &request, &body.as_bytes()[..second]);
         assert_eq!(r["cost_status"], "estimated", "{name}");
@@ -258,4 +268,33 @@ fn gemini_streams_cut_after_a_chunk_keep_its_usage_as_a_lower_bound() {
         );
     }
     assert_eq!(seen, 2);
+}
+
+/// The prompt estimate does not depend on how the answer came back: the JSON recordings test it
+/// on more requests. Those whose whole prompt is text the gateway sees (no images, files, server
+/// tools, provider presets, Claude or other private tokenizers) come within 10 %.
+#[test]
+fn prompt_estimates_of_plain_text_json_recordings_are_within_ten_percent() {
+    let golden = golden();
+    let in_sight = [
+        "gemini-google-optional-fields-native-output-1",
+        "openai-responses-reasoning-model-with-temperature",
+        "openrouter-cache-instructions-gemini-real-api-1",
+        "openrouter-cache-point-gemini-e2e",
+        "openrouter-responses-openrouter-responses-prompt-cache-e2e-0",
+        "openrouter-responses-openrouter-responses-prompt-cache-e2e-1",
+    ];
+    for name in in_sight {
+        let entry = &golden[name];
+        assert_eq!(entry["stream"], false, "{name}");
+        let endpoint = Endpoint::of_request("POST", entry["path"].as_str().unwrap());
+        let format = Format::of(endpoint).unwrap();
+        let request = request_of(name);
+        let estimated = estimate::prompt_tokens(format, &request).unwrap();
+        let truth = entry["prompt_tokens"].as_u64().unwrap();
+        assert!(
+            estimated.abs_diff(truth) * 10 <= truth,
+            "{name}: estimated {estimated} vs true {truth} prompt tokens"
+        );
+    }
 }
