@@ -38,6 +38,9 @@ const HARMONY_REPLY_PRIMING: u64 = 2;
 /// A harmony output channel's header, `<|channel|>NAME<|message|>`.
 const HARMONY_CHANNEL_HEADER: u64 = 3;
 
+/// `<|end|>` closing a harmony message, or `<|return|>` closing the reply: one special token.
+const HARMONY_MESSAGE_END: u64 = 1;
+
 /// Harmony's system message, with the reasoning effort to fill in. The date is the conversation's
 /// (any `YYYY-MM-DD` is 6 tokens); the knowledge cutoff is the models'.
 const HARMONY_SYSTEM: &str = "You are ChatGPT, a large language model trained by OpenAI.\n\
@@ -87,12 +90,13 @@ impl Template {
             Template::Harmony => {
                 // `<|channel|>final<|message|>…<|return|>`, after
                 // `<|channel|>analysis<|message|>…<|end|><|start|>assistant` when it reasoned.
-                let reasoning = if output.reasoning_tokens > 0 {
-                    HARMONY_CHANNEL_HEADER + 1 + HARMONY_REPLY_PRIMING
+                let analysis = if output.reasoning_tokens > 0 {
+                    HARMONY_CHANNEL_HEADER + HARMONY_MESSAGE_END + HARMONY_REPLY_PRIMING
                 } else {
                     0
                 };
-                output.text_tokens + calls + reasoning + HARMONY_CHANNEL_HEADER + 1
+                let answer = HARMONY_CHANNEL_HEADER + HARMONY_MESSAGE_END;
+                output.text_tokens + calls + analysis + answer
             }
             Template::Unframed => output.text_tokens,
         }
