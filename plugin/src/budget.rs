@@ -151,9 +151,12 @@ fn creation_token(store: &mut impl SharedData) -> Option<u32> {
     })
 }
 
-/// Whether the host creates missing keys only for token 0 (ngx_wasm_module). Probed once per
-/// VM with a key of its own: a write with another key's token to a missing key is refused there
-/// and accepted by proxy-wasm-cpp-host.
+/// Whether the host creates missing keys only for token 0 (ngx_wasm_module), probed with a key
+/// of its own: a write with another key's token to a missing key is refused there and accepted by
+/// proxy-wasm-cpp-host, which keeps the probe key (later probes find it and write nothing). The
+/// probe has to decide before the ledger is written: ngx_wasm_module counts tokens per key, so the
+/// anchor's token (1) can equal that of a ledger another worker just created, and would overwrite
+/// it.
 fn host_takes_zero_as_create(store: &mut impl SharedData, anchor: u32) -> bool {
     const PROBE_KEY: &str = "llm_cost.cas_probe";
     if let Ok((_, Some(_))) = store.get(PROBE_KEY) {
