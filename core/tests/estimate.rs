@@ -62,6 +62,11 @@ fn cut_before_usage(body: &str) -> Option<&str> {
     Some(&body[..start])
 }
 
+/// Within 10 %, in integers: |estimated − truth| × 10 ≤ truth.
+fn within_ten_percent(estimated: u64, truth: u64) -> bool {
+    estimated.abs_diff(truth) * 10 <= truth
+}
+
 fn golden() -> Value {
     serde_json::from_str(&fs::read_to_string(root().join("fixtures/golden.json")).unwrap()).unwrap()
 }
@@ -177,8 +182,8 @@ const OUT_OF_SIGHT: [(&str, &str); 11] = [
 fn streams_whose_tokens_are_in_sight_are_estimated_within_ten_percent() {
     // In sight: plain messages, function tools (rendered as OpenAI does), tool calls, harmony's
     // fixed system message and output channels (gpt-oss), and the prompt count Anthropic reports
-    // at the start of a stream. The rest is listed above with the
-    // reason; each must still miss, so the table in the README stays what the code does.
+    // at the start of a stream. The rest is listed above with the reason; each must still miss,
+    // so the table in the README stays what the code does.
     let mut within = Vec::new();
     for (name, entry, request, cut) in cases() {
         let r = record(&entry, &request, cut.as_bytes());
@@ -186,8 +191,7 @@ fn streams_whose_tokens_are_in_sight_are_estimated_within_ten_percent() {
             r["prompt_tokens"].as_u64().unwrap() + r["completion_tokens"].as_u64().unwrap();
         let truth =
             entry["prompt_tokens"].as_u64().unwrap() + entry["completion_tokens"].as_u64().unwrap();
-        // Within 10 %, in integers: |estimated − truth| × 10 ≤ truth.
-        let close = estimated.abs_diff(truth) * 10 <= truth;
+        let close = within_ten_percent(estimated, truth);
         let reason = OUT_OF_SIGHT
             .iter()
             .find(|(n, _)| *n == name)
@@ -263,7 +267,7 @@ fn gemini_streams_cut_after_a_chunk_keep_its_usage_as_a_lower_bound() {
         let total = r["prompt_tokens"].as_u64().unwrap() + completion;
         let true_total = entry["prompt_tokens"].as_u64().unwrap() + truth;
         assert!(
-            total.abs_diff(true_total) * 10 <= true_total,
+            within_ten_percent(total, true_total),
             "{name}: {total} vs {true_total}"
         );
     }
@@ -293,7 +297,7 @@ fn prompt_estimates_of_plain_text_json_recordings_are_within_ten_percent() {
         let estimated = estimate::prompt_tokens(format, &request).unwrap();
         let truth = entry["prompt_tokens"].as_u64().unwrap();
         assert!(
-            estimated.abs_diff(truth) * 10 <= truth,
+            within_ten_percent(estimated, truth),
             "{name}: estimated {estimated} vs true {truth} prompt tokens"
         );
     }
