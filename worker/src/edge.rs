@@ -306,7 +306,8 @@ async fn post_record(sink: String, record: String) {
             Err(why) => console_warn!("llm-cost: log sink {why}"),
         }
     }
-    console_warn!("llm-cost: log sink failed 3 times; record kept in this log only");
+    let attempts = SINK_RETRY_DELAYS_MS.len() + 1;
+    console_warn!("llm-cost: log sink failed {attempts} times; record kept in this log only");
 }
 
 /// One POST of `line`; the failure, worded for the log.
