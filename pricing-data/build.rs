@@ -8,20 +8,8 @@ use std::{env, fmt::Write as _, fs, path::Path};
 
 use sha2::{Digest, Sha256};
 
-/// The price keys the core uses, in canonical order.
-const PRICE_KEYS: [&str; 8] = [
-    "completion",
-    "image",
-    "input_cache_read",
-    "input_cache_write",
-    "internal_reasoning",
-    "prompt",
-    "request",
-    "web_search",
-];
-
-/// One letter per price key in the generated table, in `PRICE_KEYS` order.
-const KEY_LETTERS: [char; 8] = ['c', 'i', 'r', 'w', 'x', 'p', 'q', 's'];
+// `PRICE_KEYS` and `KEY_LETTERS`: the one definition, shared with the library.
+include!("src/keys.rs");
 
 /// `(price key, canonical decimal)` pairs: prompt and completion always, other keys when non-zero.
 type Prices = Vec<(&'static str, String)>;
@@ -41,6 +29,7 @@ type Model = (String, String, Prices, Overrides);
 fn main() {
     println!("cargo:rerun-if-changed=bundled.json");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/keys.rs");
     let text = fs::read_to_string("bundled.json").expect("pricing-data/bundled.json is readable");
     let doc: serde_json::Value = serde_json::from_str(&text).expect("bundled.json is JSON");
     let snapshot_date = doc["snapshot_date"]
@@ -153,10 +142,12 @@ fn main() {
 /// `<key letter><decimal>` per price, space-separated.
 fn write_prices(table: &mut String, prices: &Prices) {
     for (n, (key, value)) in prices.iter().enumerate() {
-        let letter = KEY_LETTERS[PRICE_KEYS
-            .iter()
-            .position(|k| k == key)
-            .expect("a price key")];
+        let letter = char::from(
+            KEY_LETTERS[PRICE_KEYS
+                .iter()
+                .position(|k| k == key)
+                .expect("a price key")],
+        );
         let sep = if n == 0 { "" } else { " " };
         let _ = write!(table, "{sep}{letter}{value}");
     }

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
 use llm_cost_core::{
-    Call, Forward, MeterConfig, PriceTable, RequestHead, ResponseHead, ResponsePlan,
+    Call, Forward, MeterConfig, PriceTable, Provider, RequestHead, ResponseHead, ResponsePlan,
 };
 
 /// Arguments of `llm-cost price`.
@@ -53,13 +53,15 @@ enum ProviderArg {
 }
 
 impl ProviderArg {
+    /// The provider's public API host, from the core's one table ([`Provider::KNOWN_HOSTS`]).
     fn host(self) -> &'static str {
-        match self {
-            ProviderArg::Openrouter => "openrouter.ai",
-            ProviderArg::Openai => "api.openai.com",
-            ProviderArg::Anthropic => "api.anthropic.com",
-            ProviderArg::Gemini => "generativelanguage.googleapis.com",
-        }
+        let provider = match self {
+            ProviderArg::Openrouter => Provider::OpenRouter,
+            ProviderArg::Openai => Provider::OpenAi,
+            ProviderArg::Anthropic => Provider::Anthropic,
+            ProviderArg::Gemini => Provider::Gemini,
+        };
+        provider.default_host().unwrap_or_default()
     }
 }
 

@@ -73,13 +73,7 @@ pub struct Adjustment {
 impl Adjustment {
     /// Does this adjustment apply to a call to `host` + `path` by `key_id`?
     pub fn matches(&self, host: &str, path: &str, key_id: Option<&str>) -> bool {
-        let host = host.rsplit_once(':').map_or(host, |(name, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                name
-            } else {
-                host
-            }
-        });
+        let host = crate::provider::strip_port(host);
         self.host
             .as_deref()
             .is_none_or(|h| h.eq_ignore_ascii_case(host))
@@ -468,6 +462,26 @@ mod tests {
         }
         assert!(ok.adjustments[0].matches("h:80", "/p", Some("abc")));
         assert!(!ok.adjustments[0].matches("h", "/p", Some("xyz")));
+    }
+
+    #[test]
+    fn routes_and_adjustments_read_an_ipv6_authority_alike() {
+        let config = MeterConfig::from_json(
+            br#"{"routes":[{"host":"[::1]","provider":"anthropic"}],
+                 "adjustments":[{"host":"[::1]","percent":"10"}]}"#,
+        )
+        .unwrap();
+        for authority in ["[::1]:8080", "[::1]"] {
+            assert_eq!(
+                crate::provider::detect(&config.routes, authority, "/x"),
+                crate::Provider::Anthropic,
+                "{authority}"
+            );
+            assert!(
+                config.adjustments[0].matches(authority, "/x", None),
+                "{authority}"
+            );
+        }
     }
 
     #[test]

@@ -72,17 +72,9 @@ pub fn minutes_of_hhmm(hhmm: u64) -> Option<u16> {
     (minutes < 60 && (hours < 24 || hhmm == 2400)).then(|| (hours * 60 + minutes) as u16)
 }
 
-/// The price keys, in canonical order (sorted), as named by OpenRouter.
-pub const PRICE_KEYS: [&str; 8] = [
-    "completion",
-    "image",
-    "input_cache_read",
-    "input_cache_write",
-    "internal_reasoning",
-    "prompt",
-    "request",
-    "web_search",
-];
+/// The price keys, in canonical order (sorted), as named by OpenRouter (defined once, in
+/// `pricing-data/src/keys.rs`, which the table's build script also reads).
+pub use llm_cost_pricing_data::PRICE_KEYS;
 
 impl Prices {
     /// Sets the price named `key` (an OpenRouter pricing key); unknown keys are ignored.

@@ -43,6 +43,49 @@ impl Provider {
         }
     }
 
+    /// The providers with a well-known public API host, each with that host: the one table of
+    /// them (detection, the CLI's `--provider` and the test harnesses all read it).
+    pub const KNOWN_HOSTS: [(Provider, &'static str); 4] = [
+        (Provider::OpenRouter, "openrouter.ai"),
+        (Provider::OpenAi, "api.openai.com"),
+        (Provider::Anthropic, "api.anthropic.com"),
+        (Provider::Gemini, "generativelanguage.googleapis.com"),
+    ];
+
+    /// The provider's public API host (`api.openai.com`); `None` for [`Provider::Unknown`].
+    pub fn default_host(self) -> Option<&'static str> {
+        Provider::KNOWN_HOSTS
+            .iter()
+            .find(|(provider, _)| *provider == self)
+            .map(|(_, host)| *host)
+    }
+
+    /// The provider whose public API is at `host` (port already removed, any case); OpenRouter
+    /// also answers on its subdomains.
+    pub fn of_known_host(host: &str) -> Option<Provider> {
+        let host = host.to_ascii_lowercase();
+        if host.ends_with(".openrouter.ai") {
+            return Some(Provider::OpenRouter);
+        }
+        Provider::KNOWN_HOSTS
+            .iter()
+            .find(|(_, known)| *known == host)
+            .map(|(provider, _)| *provider)
+    }
+
+    /// The provider named `name` in records (`openai`, …); the inverse of [`Provider::as_str`].
+    pub fn from_name(name: &str) -> Option<Provider> {
+        [
+            Provider::OpenRouter,
+            Provider::OpenAi,
+            Provider::Anthropic,
+            Provider::Gemini,
+            Provider::Unknown,
+        ]
+        .into_iter()
+        .find(|provider| provider.as_str() == name)
+    }
+
     /// True for the providers that speak OpenAI's chat-completions dialect.
     pub fn is_openai_style(self) -> bool {
         matches!(
@@ -141,15 +184,8 @@ pub fn detect(routes: &[Route], host: &str, path: &str) -> Provider {
             return route.provider;
         }
     }
-    let host = host.to_ascii_lowercase();
-    if host == "openrouter.ai" || host.ends_with(".openrouter.ai") {
-        Provider::OpenRouter
-    } else if host == "api.openai.com" {
-        Provider::OpenAi
-    } else if host == "api.anthropic.com" {
-        Provider::Anthropic
-    } else if host == "generativelanguage.googleapis.com" {
-        Provider::Gemini
+    if let Some(provider) = Provider::of_known_host(host) {
+        provider
     } else if path.starts_with("/api/v1/") {
         Provider::OpenRouter
     } else if path.starts_with("/v1beta/") {
@@ -163,12 +199,28 @@ pub fn detect(routes: &[Route], host: &str, path: &str) -> Provider {
     }
 }
 
-fn strip_port(host: &str) -> &str {
-    match host.rsplit_once(':') {
-        Some((name, port)) if !name.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            name
-        }
-        _ => host,
+/// The host of an `:authority` / `Host` value without its port: `api.openai.com:443` →
+/// `api.openai.com`, `[::1]:8080` → `[::1]` (an IPv6 literal keeps its brackets, so configured
+/// hosts name it as `[::1]`). Anything else (a bare host, a bare IPv6 address, a non-numeric
+/// "port") is returned unchanged. The one port rule of routes and adjustments.
+pub fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return match authority.find(']') {
+            Some(end) if is_port_suffix(&authority[end + 1..]) => &authority[..=end],
+            _ => authority,
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((name, _)) if !name.contains(':') && is_port_suffix(&authority[name.len()..]) => name,
+        _ => authority,
+    }
+}
+
+/// `""` or `:` followed by one or more ASCII digits.
+fn is_port_suffix(rest: &str) -> bool {
+    match rest.strip_prefix(':') {
+        Some(port) => !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()),
+        None => rest.is_empty(),
     }
 }
 
@@ -218,6 +270,50 @@ mod tests {
             detect(&routes, "llm.internal", "/v1/chat/completions"),
             Provider::OpenAi
         );
+    }
+
+    #[test]
+    fn ports_are_stripped_from_every_authority_shape() {
+        assert_eq!(strip_port("[::1]:8080"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+        assert_eq!(strip_port("[2001:db8::7]:443"), "[2001:db8::7]");
+        assert_eq!(strip_port("llm.internal:8080"), "llm.internal");
+        assert_eq!(strip_port("llm.internal"), "llm.internal");
+        assert_eq!(strip_port("127.0.0.1:80"), "127.0.0.1");
+        // Not a host:port: left alone.
+        assert_eq!(strip_port("::1"), "::1");
+        assert_eq!(strip_port("llm.internal:"), "llm.internal:");
+        assert_eq!(strip_port("llm.internal:http"), "llm.internal:http");
+        assert_eq!(strip_port("[::1]x"), "[::1]x");
+        assert_eq!(strip_port(""), "");
+    }
+
+    #[test]
+    fn a_route_for_an_ipv6_host_matches_with_and_without_port() {
+        let routes = vec![Route {
+            host: Some("[::1]".into()),
+            path_prefix: None,
+            provider: Provider::Anthropic,
+        }];
+        assert_eq!(detect(&routes, "[::1]:8080", "/x"), Provider::Anthropic);
+        assert_eq!(detect(&routes, "[::1]", "/x"), Provider::Anthropic);
+        assert_eq!(detect(&routes, "[::2]:8080", "/x"), Provider::Unknown);
+    }
+
+    #[test]
+    fn known_hosts_round_trip() {
+        for (provider, host) in Provider::KNOWN_HOSTS {
+            assert_eq!(provider.default_host(), Some(host));
+            assert_eq!(Provider::of_known_host(host), Some(provider));
+            assert_eq!(Provider::from_name(provider.as_str()), Some(provider));
+        }
+        assert_eq!(Provider::Unknown.default_host(), None);
+        assert_eq!(
+            Provider::of_known_host("EU.OpenRouter.ai"),
+            Some(Provider::OpenRouter)
+        );
+        assert_eq!(Provider::from_name("unknown"), Some(Provider::Unknown));
+        assert_eq!(Provider::from_name("acme"), None);
     }
 
     #[test]

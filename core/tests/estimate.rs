@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use llm_cost_core::usage::Format;
-use llm_cost_core::{estimate, Call, Endpoint, MeterConfig, RequestHead, ResponseHead};
+use llm_cost_core::{estimate, Call, Endpoint, MeterConfig, Provider, RequestHead, ResponseHead};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -19,12 +19,9 @@ fn record(entry: &Value, request: &[u8], body: &[u8]) -> Value {
     let config = Rc::new(MeterConfig::default());
     let model = entry["model_requested"].as_str().unwrap_or("m");
     let path = entry["path"].as_str().unwrap().replace("{model}", model);
-    let host = match entry["provider"].as_str().unwrap() {
-        "openrouter" => "openrouter.ai",
-        "openai" => "api.openai.com",
-        "anthropic" => "api.anthropic.com",
-        _ => "generativelanguage.googleapis.com",
-    };
+    let host = Provider::from_name(entry["provider"].as_str().unwrap())
+        .and_then(Provider::default_host)
+        .expect("the recording names a provider with a public host");
     let head = RequestHead {
         method: "POST",
         host,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use llm_cost_core::{
-    Call, Forward, MeterConfig, PriceTable, RequestHead, ResponseHead, ResponsePlan,
+    Call, Forward, MeterConfig, PriceTable, Provider, RequestHead, ResponseHead, ResponsePlan,
 };
 use serde_json::Value;
 
@@ -48,13 +48,11 @@ fn config_with(entry: &Value, json: &[u8]) -> Rc<MeterConfig> {
     Rc::new(config)
 }
 
+/// The public API host of the recording's provider (the core's one table).
 fn host_for(provider: &str) -> &'static str {
-    match provider {
-        "openrouter" => "openrouter.ai",
-        "openai" => "api.openai.com",
-        "anthropic" => "api.anthropic.com",
-        _ => "generativelanguage.googleapis.com",
-    }
+    Provider::from_name(provider)
+        .and_then(Provider::default_host)
+        .expect("the recording names a provider with a public host")
 }
 
 /// Feeds `body` to a streaming call in pieces cut at `cuts`; returns what the client receives.

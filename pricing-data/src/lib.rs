@@ -9,17 +9,8 @@
 
 include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 
-/// Price keys by their letter in the table (same order as `build.rs`' `PRICE_KEYS`).
-const KEYS: [(u8, &str); 8] = [
-    (b'c', "completion"),
-    (b'i', "image"),
-    (b'r', "input_cache_read"),
-    (b'w', "input_cache_write"),
-    (b'x', "internal_reasoning"),
-    (b'p', "prompt"),
-    (b'q', "request"),
-    (b's', "web_search"),
-];
+// `PRICE_KEYS` and `KEY_LETTERS`: the one definition, shared with `build.rs`.
+include!("keys.rs");
 
 /// One model of the bundled snapshot: USD per token (or per request) as decimal strings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,8 +26,8 @@ pub struct BundledModel {
 fn pairs(text: &'static str) -> impl Iterator<Item = (&'static str, &'static str)> {
     text.split(' ').filter_map(|price| {
         let (letter, value) = (*price.as_bytes().first()?, price.get(1..)?);
-        let key = KEYS.iter().find(|(l, _)| *l == letter)?.1;
-        Some((key, value))
+        let index = KEY_LETTERS.iter().position(|l| *l == letter)?;
+        Some((PRICE_KEYS[index], value))
     })
 }
 
@@ -128,6 +119,14 @@ fn binary_search(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn price_keys_are_sorted_and_their_letters_distinct() {
+        assert!(PRICE_KEYS.windows(2).all(|w| w[0] < w[1]));
+        for (n, letter) in KEY_LETTERS.iter().enumerate() {
+            assert!(!KEY_LETTERS[n + 1..].contains(letter));
+        }
+    }
 
     #[test]
     fn table_is_sorted_and_unique_for_binary_search() {

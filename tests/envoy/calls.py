@@ -38,7 +38,7 @@ class Recorded:
         with open(self.file(self.kind), "rb") as f:
             self.response = f.read()
         self.provider = self.meta.get("provider", "openai")
-        self.host = harness.PROVIDER_HOSTS.get(self.provider, "api.openai.com")
+        self.host = harness.provider_host(self.provider)
         model = self.meta.get("model_requested") or "model"
         self.path = self.meta.get("endpoint", "/v1/chat/completions").replace("{model}", model)
         self.request_body = self.meta.get("request_body") or {}

@@ -4,6 +4,7 @@ Everything binds 127.0.0.1 on free ports (port 0; Envoy's bound ports are read b
 admin endpoint). Every wait is bounded. Used by tests/envoy/conftest.py.
 """
 
+import functools
 import json
 import os
 import select
@@ -24,12 +25,15 @@ WASM_ESTIMATE = os.path.join(ROOT, "dist", "llm_cost_plugin-estimate.wasm")
 TEMPLATE = os.path.join(ROOT, "envoy", "demo.yaml")
 CLI = os.path.join(ROOT, "target", "debug", "llm-cost")
 
-PROVIDER_HOSTS = {
-    "openrouter": "openrouter.ai",
-    "openai": "api.openai.com",
-    "anthropic": "api.anthropic.com",
-    "gemini": "generativelanguage.googleapis.com",
-}
+
+
+@functools.lru_cache(maxsize=None)
+def provider_host(provider):
+    """The public API host of `provider` (`openai` -> `api.openai.com`), asked of the CLI, which
+    reads the core's one table (`Provider::KNOWN_HOSTS`): no copy of it here."""
+    out = subprocess.run([CLI, "price", "--provider", provider, "-"], input=b"{}",
+                         capture_output=True, timeout=30, check=True)
+    return json.loads(out.stdout)["host"]
 
 
 def find_envoy():
