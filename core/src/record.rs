@@ -1,7 +1,8 @@
 //! The cost record (the log line), the `X-LLM-Cost`-family headers and the stream-end comment.
 //!
-//! Field names are a public API, documented in the README's schema table; a test in `call`
-//! checks that the table and this serializer agree. No prompt or completion text, no API key.
+//! Field names are a public API, documented in the README's schema table;
+//! `core/tests/record_schema.rs` checks that the table and this serializer agree (and the header
+//! table and [`CostRecord::headers`]). No prompt or completion text, no API key.
 
 use alloc::{format, string::String, vec::Vec};
 

@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use llm_cost_core::MeterConfig;
+use llm_cost_core::{CostRecord, CostStatus, MeterConfig};
 
 mod common;
 
@@ -45,4 +45,135 @@ fn serialized_fields() -> Vec<String> {
 #[test]
 fn readme_schema_table_and_serializer_agree() {
     assert_eq!(readme_fields(), serialized_fields());
+}
+
+/// Every header the core can emit (all optional fields set), lower-case, with the default prefix.
+fn emitted_headers() -> Vec<String> {
+    let record = CostRecord {
+        ts: String::new(),
+        request_id: None,
+        host: String::new(),
+        provider: "openai",
+        endpoint: "chat_completions",
+        model_requested: Some("m".into()),
+        model: Some("m".into()),
+        stream: false,
+        status_code: Some(200),
+        prompt_tokens: Some(1),
+        completion_tokens: Some(1),
+        cached_tokens: None,
+        cache_write_tokens: None,
+        reasoning_tokens: None,
+        cost_usd: Some("0.000001".into()),
+        cost_micros: Some(1),
+        upstream_cost_usd: Some("0.000001".into()),
+        cost_status: CostStatus::Exact,
+        error: Some("x".into()),
+        pricing_version: "v".into(),
+        breakdown: None,
+        key_id: None,
+        priced_as: None,
+        upstream_inference_cost_usd: None,
+        is_byok: None,
+        duration_ms: 0,
+        oversize_events: 0,
+        adjustment_percent: None,
+    };
+    record
+        .headers("x-llm-")
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// The request header that carries the tenant key id (`key_id_header: true`).
+fn key_id_request_header() -> String {
+    let config = MeterConfig::from_json(br#"{"key_id_header":true}"#).unwrap();
+    config
+        .key_id_header
+        .expect("key_id_header: true names a header")
+}
+
+/// `x-llm-…` names in `text`, lower-case.
+fn named_headers(text: &str) -> Vec<String> {
+    let lower = text.to_ascii_lowercase();
+    let mut names = Vec::new();
+    for (start, _) in lower.match_indices("x-llm-") {
+        let name: String = lower[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        let name = name.trim_end_matches('-');
+        if name != "x-llm" {
+            // The bare prefix (`x-llm-`) is not a header name.
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+#[test]
+fn readme_header_table_and_emitted_headers_agree() {
+    let readme = include_str!("../../README.md");
+    let table: Vec<String> = readme
+        .lines()
+        .skip_while(|line| !line.starts_with("| header |"))
+        .skip(2)
+        .take_while(|line| line.starts_with("| `"))
+        .map(|line| {
+            line.split('`')
+                .nth(1)
+                .unwrap_or_default()
+                .to_ascii_lowercase()
+        })
+        .collect();
+    assert_eq!(table, emitted_headers());
+}
+
+/// Docs, shipped configs and the Worker's settings name only headers the code knows (this caught
+/// `x-llm-cost-model` in worker/wrangler.toml, a header that never existed).
+#[test]
+fn documented_header_names_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = vec![root.join("README.md"), root.join("worker/wrangler.toml")];
+    for dir in ["docs", "envoy"] {
+        let mut entries: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("md" | "yaml")))
+            .collect();
+        entries.sort();
+        files.extend(entries);
+    }
+    let mut known = emitted_headers();
+    known.push(key_id_request_header());
+    let mut unknown = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for name in named_headers(&text) {
+            if !known.contains(&name) {
+                unknown.push(format!("{}: {name}", file.display()));
+            }
+        }
+    }
+    assert!(unknown.is_empty(), "unknown header names: {unknown:#?}");
+}
+
+/// The README's `pricing_version` row names the suffix the code writes for overrides.
+#[test]
+fn readme_names_the_pricing_version_suffix_the_code_writes() {
+    let config = MeterConfig::from_json(br#"{"adjustments":[{"percent":"10"}]}"#).unwrap();
+    let version = config.pricing_version();
+    let (_, suffix) = version
+        .rsplit_once('+')
+        .expect("a suffix after the content hash");
+    let (kind, _) = suffix.split_once('-').expect("`<kind>-<hash>`");
+    let row = include_str!("../../README.md")
+        .lines()
+        .find(|line| line.starts_with("| `pricing_version` |"))
+        .expect("README documents pricing_version");
+    assert!(
+        row.contains(&format!("`+{kind}-<hash>`")),
+        "{row} vs {version}"
+    );
 }
