@@ -1,54 +1,23 @@
 //! Meter configuration: one JSON object shared by every host (Envoy `plugin_config`, the Worker's
 //! vars, the CLI's `--config`). Every field is optional; an unknown field or a bad value is an
 //! error whose message names the field, so a host can refuse the configuration at load time.
+//!
+//! Host concerns stay with the hosts: a host says what it can do ([`HostSupport`]) and
+//! [`MeterConfig::for_host`] drops each field it cannot honour with a [`ConfigWarning`] naming the
+//! field (the rest still meters); a host's own transport section (`collector`, the Envoy
+//! filter's) is passed through unparsed ([`MeterConfig::collector_json`]) for that host to read.
 
-use alloc::{borrow::ToOwned, collections::BTreeMap, format, string::String, vec::Vec};
+use alloc::{borrow::ToOwned, boxed::Box, collections::BTreeMap, format, string::String, vec::Vec};
 use core::fmt;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::budget::{Budgets, BudgetsFile};
 use crate::json_path;
 use crate::money::Usd;
 use crate::pricing::{content_hash, ModelEntry, PriceTable, Prices, PRICE_KEYS};
 use crate::provider::Route;
-
-/// Where hosts send cost records (read by hosts; the Envoy filter uses all of it).
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CollectorConfig {
-    /// Send records at all (off: records only reach access logs via filter state, e.g. OTLP).
-    pub enabled: bool,
-    /// Envoy cluster receiving `POST`ed NDJSON batches.
-    pub cluster: String,
-    /// `:authority` of the collector requests.
-    pub authority: String,
-    /// `:path` of the collector requests.
-    pub path: String,
-    /// Timeout of one collector request.
-    pub timeout_ms: u64,
-    /// How often queued records are flushed.
-    pub flush_interval_ms: u64,
-    /// Most records in one POST.
-    pub max_batch_records: usize,
-    /// Most records waiting; past it the oldest are dropped (and counted).
-    pub max_queue_records: usize,
-}
-
-impl Default for CollectorConfig {
-    fn default() -> Self {
-        CollectorConfig {
-            enabled: true,
-            cluster: "llm_cost_collector".into(),
-            authority: "llm-cost-collector".into(),
-            path: "/ingest".into(),
-            timeout_ms: 2000,
-            flush_interval_ms: 500,
-            max_batch_records: 500,
-            max_queue_records: 10_000,
-        }
-    }
-}
 
 /// A markup (positive) or discount (negative) on the computed cost, for matching calls.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -126,6 +95,7 @@ pub struct MeterConfig {
     /// The host may hold request/response headers while it reads a body (Envoy:
     /// `allow_on_headers_stop_iteration: true`). Off: no rewrite, no cost headers on JSON
     /// responses (the record, filter state and metrics still have the cost), streams unchanged.
+    /// An Envoy setting: a host without it ([`HostSupport::hold_headers_setting`]) always holds.
     pub hold_headers: bool,
     /// Estimate tokens when a call ends without usage (builds with the `estimate` feature only).
     pub estimate_missing_usage: bool,
@@ -137,8 +107,6 @@ pub struct MeterConfig {
     pub overrides: BTreeMap<String, Prices>,
     /// Markups / discounts by route or tenant; the first match applies.
     pub adjustments: Vec<Adjustment>,
-    /// Where records go.
-    pub collector: CollectorConfig,
     /// Per-`key_id` spend limits (enforced by hosts with shared storage: the Envoy filter).
     pub budgets: Budgets,
     /// With `key_id_header: true`, the request header (`<header_prefix>key-id`) that carries the
@@ -146,6 +114,8 @@ pub struct MeterConfig {
     /// are always removed first). Named once here, not per request.
     pub key_id_header: Option<String>,
     pricing_version: String,
+    /// The `collector` section as written, for the host that reads it (the Envoy filter).
+    collector: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -162,7 +132,7 @@ struct ConfigFile {
     routes: Vec<Route>,
     models: BTreeMap<String, BTreeMap<String, String>>,
     adjustments: Vec<Adjustment>,
-    collector: CollectorConfig,
+    collector: Option<Box<RawValue>>,
     budgets: BudgetsFile,
     key_id_header: bool,
 }
@@ -181,7 +151,7 @@ impl Default for ConfigFile {
             routes: Vec::new(),
             models: BTreeMap::new(),
             adjustments: Vec::new(),
-            collector: CollectorConfig::default(),
+            collector: None,
             budgets: BudgetsFile::default(),
             key_id_header: false,
         }
@@ -203,6 +173,85 @@ extern crate std;
 #[cfg(feature = "std")]
 impl std::error::Error for ConfigError {}
 
+/// A field of the configuration a host ignored (the rest of the configuration applies).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigWarning(pub String);
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "llm-cost configuration: {}", self.0)
+    }
+}
+
+/// What a host can do with the shared configuration, passed to [`MeterConfig::for_host`].
+/// The core maps each missing capability to the fields that need it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostSupport {
+    /// The host, as warnings name it (`"the Worker"`).
+    pub name: &'static str,
+    /// Whether holding headers is something this host's deployments configure (`hold_headers`;
+    /// Envoy's `allow_on_headers_stop_iteration`). A host that builds its own responses always
+    /// holds them, and ignores the field.
+    pub hold_headers_setting: bool,
+    /// Counters shared by every request of the host, so spend limits (`budgets`) hold.
+    pub shared_counters: bool,
+    /// The host sends records to an Envoy cluster (`collector`).
+    pub collector: bool,
+}
+
+impl HostSupport {
+    /// The top-level fields this host cannot honour, each with why.
+    fn unsupported(&self) -> impl Iterator<Item = (&'static str, &'static str)> {
+        [
+            (
+                self.hold_headers_setting,
+                "hold_headers",
+                "an Envoy setting; this host always holds headers while it reads a body",
+            ),
+            (
+                self.shared_counters,
+                "budgets",
+                "spend limits need counters shared by every request, which only the Envoy filter has (docs/BUDGETS.md)",
+            ),
+            (
+                self.collector,
+                "collector",
+                "an Envoy cluster; this host sends records its own way",
+            ),
+        ]
+        .into_iter()
+        .filter(|(supported, _, _)| !supported)
+        .map(|(_, field, why)| (field, why))
+    }
+}
+
+/// A configuration error for `e`, raised while reading `bytes`, naming the field at fault
+/// (`section` prefixes the path: a host reading its own section passes its name).
+pub fn field_error(bytes: &[u8], e: &serde_json::Error, section: &str) -> ConfigError {
+    let mut path = json_path::path_at(bytes, e.line(), e.column());
+    let message = format!("{e}");
+    // serde_json appends the position; the field path says it better.
+    let message = match message.rsplit_once(" at line ") {
+        Some((text, _)) if e.line() > 0 => text,
+        _ => message.as_str(),
+    };
+    if message.starts_with("unknown field") {
+        // The path ends at the unknown key itself: name the object it is in.
+        path = path
+            .rsplit_once('.')
+            .map_or(String::new(), |(parent, _)| parent.into());
+    }
+    let path = match (section, path.as_str()) {
+        ("", path) => path.to_owned(),
+        (section, "") => section.to_owned(),
+        (section, path) => format!("{section}.{path}"),
+    };
+    match path.as_str() {
+        "" => ConfigError(format!("{e}")), // syntax errors: the position helps
+        path => ConfigError(format!("field `{path}`: {message}")),
+    }
+}
+
 impl Default for MeterConfig {
     fn default() -> Self {
         MeterConfig::from_file(ConfigFile::default()).unwrap_or_else(|_| unreachable!())
@@ -210,31 +259,40 @@ impl Default for MeterConfig {
 }
 
 impl MeterConfig {
-    /// Parses and validates a JSON configuration; empty input means all defaults.
+    /// Parses and validates a JSON configuration; empty input means all defaults. Every field is
+    /// honoured (the Envoy filter's view; other hosts use [`MeterConfig::for_host`]).
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(MeterConfig::default());
         }
-        let file: ConfigFile = serde_json::from_slice(bytes).map_err(|e| {
-            let mut path = json_path::path_at(bytes, e.line(), e.column());
-            let message = format!("{e}");
-            // serde_json appends the position; the field path says it better.
-            let message = match message.rsplit_once(" at line ") {
-                Some((text, _)) if e.line() > 0 => text,
-                _ => message.as_str(),
-            };
-            if message.starts_with("unknown field") {
-                // The path ends at the unknown key itself: name the object it is in.
-                path = path
-                    .rsplit_once('.')
-                    .map_or(String::new(), |(parent, _)| parent.into());
-            }
-            match path.as_str() {
-                "" => ConfigError(format!("{e}")), // syntax errors: the position helps
-                path => ConfigError(format!("field `{path}`: {message}")),
-            }
-        })?;
+        let file: ConfigFile =
+            serde_json::from_slice(bytes).map_err(|e| field_error(bytes, &e, ""))?;
         MeterConfig::from_file(file)
+    }
+
+    /// [`MeterConfig::from_json`] for a host that supports only part of the configuration: each
+    /// top-level field it cannot honour is dropped (its default applies) with a warning naming
+    /// it, so the rest of the configuration still meters.
+    pub fn for_host(
+        bytes: &[u8],
+        host: &HostSupport,
+    ) -> Result<(Self, Vec<ConfigWarning>), ConfigError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok((MeterConfig::default(), Vec::new()));
+        }
+        let mut object: BTreeMap<String, &RawValue> =
+            serde_json::from_slice(bytes).map_err(|e| field_error(bytes, &e, ""))?;
+        let mut warnings = Vec::new();
+        for (field, why) in host.unsupported() {
+            if object.remove(field).is_some() {
+                warnings.push(ConfigWarning(format!(
+                    "field `{field}` ignored by {}: {why}",
+                    host.name
+                )));
+            }
+        }
+        let kept = serde_json::to_vec(&object).map_err(|e| ConfigError(format!("{e}")))?;
+        Ok((MeterConfig::from_json(&kept)?, warnings))
     }
 
     fn from_file(file: ConfigFile) -> Result<Self, ConfigError> {
@@ -256,22 +314,6 @@ impl MeterConfig {
                     "field `{name}`: must be greater than 0"
                 )));
             }
-        }
-        let c = &file.collector;
-        if c.timeout_ms == 0
-            || c.flush_interval_ms == 0
-            || c.max_batch_records == 0
-            || c.max_queue_records == 0
-        {
-            return Err(ConfigError(
-                "field `collector`: timeout_ms, flush_interval_ms, max_batch_records and max_queue_records must be greater than 0".into(),
-            ));
-        }
-        if !c.path.starts_with('/') {
-            return Err(ConfigError(format!(
-                "field `collector.path`: {:?} must start with `/`",
-                c.path
-            )));
         }
         let mut overrides = BTreeMap::new();
         for (model, prices) in file.models {
@@ -313,13 +355,19 @@ impl MeterConfig {
             pricing: PriceTable::bundled(),
             overrides,
             adjustments,
-            collector: file.collector,
             budgets: Budgets::from_file(file.budgets)?,
             key_id_header,
             pricing_version: String::new(),
+            collector: file.collector.map(|raw| raw.get().to_owned()),
         };
         config.refresh_pricing_version();
         Ok(config)
+    }
+
+    /// The `collector` section as written (JSON), if any: the Envoy filter's transport settings,
+    /// which it parses and validates itself.
+    pub fn collector_json(&self) -> Option<&str> {
+        self.collector.as_deref()
     }
 
     /// Replaces the price table (e.g. the CLI's `--pricing FILE`).
@@ -407,8 +455,6 @@ mod tests {
             err.to_string().contains("unknown field `header_prefx`"),
             "{err}"
         );
-        let err = MeterConfig::from_json(br#"{"collector":{"clustr":"c"}}"#).unwrap_err();
-        assert!(err.to_string().contains("unknown field `clustr`"), "{err}");
     }
 
     #[test]
@@ -434,16 +480,65 @@ mod tests {
                 .contains("field `max_sse_event_bytes`: invalid type"),
             "{err}"
         );
-        let err = MeterConfig::from_json(br#"{"collector":{"timeout_ms":-1}}"#).unwrap_err();
-        assert!(
-            err.to_string().contains("field `collector.timeout_ms`"),
-            "{err}"
-        );
         let err = MeterConfig::from_json(br#"{} trailing"#).unwrap_err();
         assert!(err.to_string().contains("trailing"), "{err}");
         let err =
             MeterConfig::from_json(br#"{"routes":[{"host":"h","provider":"acme"}]}"#).unwrap_err();
         assert!(err.to_string().contains("unknown variant `acme`"), "{err}");
+    }
+
+    const WORKER_LIKE: HostSupport = HostSupport {
+        name: "the Worker",
+        hold_headers_setting: false,
+        shared_counters: false,
+        collector: false,
+    };
+
+    #[test]
+    fn a_host_drops_the_fields_it_cannot_honour_with_a_warning_each() {
+        let json = br#"{"budgets":{"default_limit_usd":"5"},"hold_headers":false,
+            "collector":{"cluster":"c"},"header_prefix":"x-acme-","inject_usage":false}"#;
+        let (config, warnings) = MeterConfig::for_host(json, &WORKER_LIKE).unwrap();
+        let text: Vec<String> = warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        for field in ["hold_headers", "budgets", "collector"] {
+            assert!(
+                text.iter()
+                    .any(|w| w.contains(&format!("field `{field}` ignored by the Worker"))),
+                "{field}: {text:?}"
+            );
+        }
+        // The rest applies; the dropped fields take their defaults.
+        assert_eq!(config.header_prefix, "x-acme-");
+        assert!(!config.inject_usage);
+        assert!(config.hold_headers);
+        assert!(config.budgets.is_empty());
+        assert_eq!(config.collector_json(), None);
+    }
+
+    #[test]
+    fn a_host_still_refuses_bad_fields_it_supports() {
+        let (_, warnings) = MeterConfig::for_host(b" ", &WORKER_LIKE).unwrap();
+        assert!(warnings.is_empty());
+        let err = MeterConfig::for_host(br#"{"max_sse_event_bytes":0}"#, &WORKER_LIKE).unwrap_err();
+        assert!(
+            err.to_string().contains("field `max_sse_event_bytes`"),
+            "{err}"
+        );
+        let err = MeterConfig::for_host(br#"{"header_prefx":"x"}"#, &WORKER_LIKE).unwrap_err();
+        assert!(err.to_string().contains("header_prefx"), "{err}");
+        let err = MeterConfig::for_host(b"[1]", &WORKER_LIKE).unwrap_err();
+        assert!(!err.to_string().is_empty());
+    }
+
+    #[test]
+    fn the_collector_section_is_passed_through_for_its_host() {
+        let config =
+            MeterConfig::from_json(br#"{"collector": {"path": "/in", "clustr": 1}}"#).unwrap();
+        assert_eq!(
+            config.collector_json(),
+            Some(r#"{"path": "/in", "clustr": 1}"#)
+        );
     }
 
     #[test]

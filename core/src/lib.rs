@@ -34,7 +34,7 @@ pub mod usage;
 
 pub use budget::{Budgets, Ledger, Period, Rejection};
 pub use call::{Call, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan};
-pub use config::{CollectorConfig, ConfigError, MeterConfig};
+pub use config::{ConfigError, ConfigWarning, HostSupport, MeterConfig};
 pub use money::Usd;
 pub use pricing::PriceTable;
 pub use provider::{Endpoint, Provider};

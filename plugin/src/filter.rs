@@ -112,7 +112,7 @@ impl MeterFilter {
             .metrics
             .borrow_mut()
             .add_record(&outcome.record, &outcome.metric_model);
-        if self.config.as_ref().is_some_and(|c| c.collector.enabled) {
+        if self.shared.send_records.get() {
             self.shared
                 .queue
                 .borrow_mut()

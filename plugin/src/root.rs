@@ -5,7 +5,7 @@
 //! our measurements; a batch every `flush_interval_ms` costs about nothing) and sent from the root
 //! so that the collector's answer comes back here even after the request's stream is gone.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, MapType};
 
+use crate::collector::CollectorConfig;
 use crate::filter::MeterFilter;
 use crate::host;
 use crate::metrics::{Metrics, PREFIX};
@@ -30,11 +31,15 @@ pub struct Shared {
     pub queue: RefCell<RecordQueue>,
     /// Envoy counters.
     pub metrics: RefCell<Metrics>,
+    /// Records go to the collector (`collector.enabled`).
+    pub send_records: Cell<bool>,
 }
 
 /// The root context.
 pub struct MeterRoot {
     config: Option<Rc<MeterConfig>>,
+    /// The `collector` section, parsed here (Envoy transport: not the core's).
+    collector: Option<Rc<CollectorConfig>>,
     shared: Rc<Shared>,
     /// Batches sent and not yet answered, with their call tokens (at most `MAX_IN_FLIGHT`: a
     /// `Vec` is smaller in the `.wasm` than a map).
@@ -48,9 +53,11 @@ impl Default for MeterRoot {
     fn default() -> Self {
         MeterRoot {
             config: None,
+            collector: None,
             shared: Rc::new(Shared {
                 queue: RefCell::new(RecordQueue::new(1)),
                 metrics: RefCell::new(Metrics::default()),
+                send_records: Cell::new(false),
             }),
             in_flight: Vec::new(),
             backoff: Backoff::default(),
@@ -61,7 +68,7 @@ impl Default for MeterRoot {
 impl MeterRoot {
     /// The first retry waits the longer of the collector timeout and the flush interval.
     fn backoff_after_failure(&mut self) {
-        if let Some(c) = self.config.as_ref().map(|c| &c.collector) {
+        if let Some(c) = &self.collector {
             let base = c.timeout_ms.max(c.flush_interval_ms);
             self.backoff.failed(host::now_unix_ms(), base);
         }
@@ -76,10 +83,9 @@ impl MeterRoot {
 
     /// Sends queued records, a batch per call, while calls are free.
     fn flush(&mut self) {
-        let Some(config) = self.config.clone() else {
+        let Some(c) = self.collector.clone() else {
             return;
         };
-        let c = &config.collector;
         let dropped = self.shared.queue.borrow_mut().take_dropped();
         self.count("dropped_records", dropped);
         if !self.backoff.ready(host::now_unix_ms()) {
@@ -154,15 +160,18 @@ impl Context for MeterRoot {
 
 impl RootContext for MeterRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
-        match MeterConfig::from_json(&host::plugin_configuration()) {
-            Ok(config) => {
-                let c = &config.collector;
+        let loaded = MeterConfig::from_json(&host::plugin_configuration())
+            .and_then(|config| Ok((CollectorConfig::of(&config)?, config)));
+        match loaded {
+            Ok((c, config)) => {
                 self.shared
                     .queue
                     .borrow_mut()
                     .set_max_records(c.max_queue_records);
+                self.shared.send_records.set(c.enabled);
                 host::set_tick_period(Duration::from_millis(c.flush_interval_ms));
                 self.config = Some(Rc::new(config));
+                self.collector = Some(Rc::new(c));
                 true
             }
             Err(e) => {

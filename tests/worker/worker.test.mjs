@@ -40,7 +40,11 @@ before(async () => {
       LOG_SINK_URL: deadSink,
       HEADER_PREFIX: "x-acme-",
       MODEL_OVERRIDES: JSON.stringify(OVERRIDES),
-      METER_CONFIG: JSON.stringify({ header_prefix: "x-ignored-", max_response_body_bytes: 8192 }),
+      // Filter-only fields too (issue 26): each is ignored with a warning, the rest meters.
+      METER_CONFIG: JSON.stringify({
+        header_prefix: "x-ignored-", max_response_body_bytes: 8192,
+        budgets: { default_limit_usd: "5" }, hold_headers: false, collector: { cluster: "c" },
+      }),
     }),
     startWorker({ UPSTREAM_BASE_URL: deadUpstream, LOG_SINK_URL: collector.url + "/ingest" }),
     startWorker({
@@ -331,6 +335,18 @@ test("bad MODEL_OVERRIDES: metering is off, traffic passes unchanged, the reason
   assert.match(badConfigWorker.logs(), /metering disabled.*models\.mistralai\/mistral-small\.promt/);
   await sleep(300);
   assert.equal((await collectorRecords(collector.url, 1, 300)).length, 0);
+});
+
+test("filter-only METER_CONFIG fields are named in warnings; the rest of the configuration meters", async () => {
+  for (const field of ["budgets", "hold_headers", "collector"]) {
+    assert.match(sinkDownWorker.logs(), new RegExp(`METER_CONFIG: .*field \`${field}\` ignored by the Worker`), field);
+  }
+  assert.doesNotMatch(sinkDownWorker.logs(), /metering disabled/);
+  const res = await post(sinkDownWorker.url, JSON_FIXTURE);
+  assert.equal(res.status, 200);
+  await readAll(res);
+  assert.equal(res.headers.get("x-acme-cost-status"), "exact", "metered with HEADER_PREFIX");
+  assert.ok(res.headers.get("x-acme-cost"), "hold_headers: false is ignored: the Worker still adds headers");
 });
 
 test("JSON body over max_response_body_bytes (METER_CONFIG) passes unchanged, unmetered", async () => {

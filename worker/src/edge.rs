@@ -46,6 +46,9 @@ fn load(env: &Env) -> Loaded {
             if let Err(why) = &s.meter {
                 console_error!("llm-cost: metering disabled, traffic passes unchanged: {why}");
             }
+            for warning in &s.warnings {
+                console_warn!("llm-cost: {warning}");
+            }
         }
         Err(why) => console_error!("llm-cost: configuration error: {why}"),
     }
@@ -107,25 +110,28 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
     } else {
         let plan = call.as_mut().map(|c| c.request_body_plan());
         match plan {
-            // The Worker reads request bodies whole either way (no headers to hold).
+            // The Worker reads request bodies whole either way (it sends the upstream request
+            // only when the body is complete); `Observe` only reads, `Buffer` may rewrite.
             Some(
-                RequestBodyPlan::Buffer { max_bytes } | RequestBodyPlan::Observe { max_bytes },
+                plan @ (RequestBodyPlan::Buffer { max_bytes }
+                | RequestBodyPlan::Observe { max_bytes }),
             ) => {
-                let max = max_bytes as u64;
-                if content_length.is_some_and(|n| n > max) {
+                if content_length.is_some_and(|n| n > max_bytes as u64) {
+                    // Known too large: stream it on unread.
                     if let Some(c) = call.as_mut() {
                         c.request_body_too_large();
                     }
                     req.inner().body().map(JsValue::from)
                 } else {
                     let bytes = req.bytes().await?;
-                    let replaced = match call.as_mut() {
-                        Some(c) if bytes.len() as u64 > max => {
-                            c.request_body_too_large();
+                    // The core checks the size of what was read (a missing or wrong length).
+                    let replaced = match (call.as_mut(), plan) {
+                        (Some(c), RequestBodyPlan::Buffer { .. }) => c.rewrite_request(&bytes),
+                        (Some(c), _) => {
+                            c.observe_request(&bytes);
                             None
                         }
-                        Some(c) => c.rewrite_request(&bytes),
-                        None => None,
+                        (None, _) => None,
                     };
                     let bytes = replaced.unwrap_or(bytes);
                     Some(Uint8Array::from(bytes.as_slice()).into())

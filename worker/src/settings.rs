@@ -4,11 +4,21 @@
 
 use std::rc::Rc;
 
-use llm_cost_core::MeterConfig;
+use llm_cost_core::{HostSupport, MeterConfig};
 use serde_json::{Map, Value};
 
 /// Upstream used when `UPSTREAM_BASE_URL` is unset or empty.
 pub const DEFAULT_UPSTREAM: &str = "https://openrouter.ai";
+
+/// What the Worker can do with the shared configuration: it builds its own responses (so it
+/// always holds headers), its isolates share no counters (no spend limits), and it sends records
+/// to `LOG_SINK_URL`, not an Envoy cluster. The core drops those fields with a warning each.
+pub const WORKER: HostSupport = HostSupport {
+    name: "the Worker",
+    hold_headers_setting: false,
+    shared_counters: false,
+    collector: false,
+};
 
 /// Everything the Worker needs per request, parsed once per isolate.
 pub struct Settings {
@@ -20,6 +30,8 @@ pub struct Settings {
     pub log_sink_url: Option<String>,
     /// Core metering configuration; `Err` holds why metering is disabled (traffic still flows).
     pub meter: Result<Rc<MeterConfig>, String>,
+    /// Fields of `METER_CONFIG` the Worker ignored, one message each (logged at start-up).
+    pub warnings: Vec<String>,
 }
 
 impl Settings {
@@ -45,16 +57,20 @@ impl Settings {
                 return Err("LOG_SINK_URL must be an http:// or https:// URL".to_owned());
             }
         }
-        let meter = meter_config(
+        let (meter, warnings) = match meter_config(
             non_empty("METER_CONFIG"),
             non_empty("HEADER_PREFIX"),
             non_empty("MODEL_OVERRIDES"),
-        );
+        ) {
+            Ok((meter, warnings)) => (Ok(meter), warnings),
+            Err(why) => (Err(why), Vec::new()),
+        };
         Ok(Settings {
             upstream_base,
             upstream_authority,
             log_sink_url,
             meter,
+            warnings,
         })
     }
 
@@ -71,12 +87,13 @@ impl Settings {
 /// Builds the core configuration: `METER_CONFIG` is the core's whole JSON configuration
 /// (docs/CONFIGURATION.md); `HEADER_PREFIX` replaces its `header_prefix` and `MODEL_OVERRIDES` is
 /// merged into its `models` (winning per model). The core validates the result, and its error
-/// names the field at fault.
+/// names the field at fault; fields the Worker cannot honour ([`WORKER`]) are dropped with a
+/// warning each (`METER_CONFIG: llm-cost configuration: field `budgets` ignored by the Worker: …`).
 fn meter_config(
     meter_config: Option<String>,
     header_prefix: Option<String>,
     model_overrides: Option<String>,
-) -> Result<Rc<MeterConfig>, String> {
+) -> Result<(Rc<MeterConfig>, Vec<String>), String> {
     let mut config = match meter_config {
         None => Map::new(),
         Some(raw) => match serde_json::from_str::<Value>(&raw) {
@@ -102,12 +119,12 @@ fn meter_config(
         }
     }
     let json = serde_json::to_vec(&Value::Object(config)).map_err(|e| e.to_string())?;
-    let meter = MeterConfig::from_json(&json).map_err(|e| e.to_string())?;
-    if !meter.budgets.is_empty() {
-        // Isolates share no counter store: a limit here would be silently per-isolate.
-        return Err("METER_CONFIG: field `budgets`: spend limits are enforced by the Envoy filter only (docs/BUDGETS.md); remove them from the Worker's configuration".to_owned());
-    }
-    Ok(Rc::new(meter))
+    let (meter, warnings) = MeterConfig::for_host(&json, &WORKER).map_err(|e| e.to_string())?;
+    let warnings = warnings
+        .iter()
+        .map(|w| format!("METER_CONFIG: {w}"))
+        .collect();
+    Ok((Rc::new(meter), warnings))
 }
 
 /// `host[:port]` of an absolute http(s) URL.
@@ -235,12 +252,28 @@ mod tests {
     }
 
     #[test]
-    fn budgets_are_refused_rather_than_enforced_per_isolate() {
-        let budgets = r#"{"budgets": {"default_limit_usd": "5"}}"#;
-        let err = meter_config(Some(budgets.to_owned()), None, None).unwrap_err();
-        assert!(err.contains("field `budgets`"), "{err}");
-        let no_limits = r#"{"budgets": {"period": "day"}, "key_id_header": true}"#;
-        assert!(meter_config(Some(no_limits.to_owned()), None, None).is_ok());
+    fn filter_only_fields_are_ignored_with_a_warning_and_the_rest_meters() {
+        // Isolates share no counter store: a limit here would be silently per-isolate, so it is
+        // ignored (not enforced), said once, and the rest of the configuration still applies.
+        let config = r#"{"budgets": {"default_limit_usd": "5"}, "hold_headers": false,
+            "collector": {"cluster": "c"}, "key_id_header": true}"#;
+        let s = Settings::from_vars(vars(&[("METER_CONFIG", config)])).expect("valid");
+        let meter = s.meter.as_ref().expect("metering stays on");
+        assert!(meter.budgets.is_empty());
+        assert!(meter.hold_headers, "the Worker always holds headers");
+        assert_eq!(meter.key_id_header.as_deref(), Some("x-llm-key-id"));
+        assert_eq!(s.warnings.len(), 3, "{:?}", s.warnings);
+        for field in ["budgets", "hold_headers", "collector"] {
+            assert!(
+                s.warnings.iter().any(|w| w.starts_with("METER_CONFIG: ")
+                    && w.contains(&format!("field `{field}` ignored by the Worker"))),
+                "{field}: {:?}",
+                s.warnings
+            );
+        }
+        let plain = Settings::from_vars(vars(&[("METER_CONFIG", r#"{"inject_usage": false}"#)]))
+            .expect("valid");
+        assert!(plain.warnings.is_empty());
     }
 
     #[test]
