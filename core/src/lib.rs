@@ -32,6 +32,11 @@ pub mod stream;
 pub mod time;
 pub mod usage;
 
+/// docs/CORE_API.md, compiled and run as a doctest so the host contract cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/CORE_API.md")]
+pub struct CoreApiDoc;
+
 pub use budget::{Budgets, Ledger, Period, Rejection};
 pub use call::{Call, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan};
 pub use config::{ConfigError, ConfigWarning, HostSupport, MeterConfig};
