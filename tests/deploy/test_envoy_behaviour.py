@@ -16,15 +16,11 @@ import copy
 import json
 import os
 import re
-import sys
 
 import pytest
 
-from conftest import ROOT, WASM, manifest
-
-sys.path.insert(0, os.path.join(ROOT, "tests", "envoy"))
-import calls  # noqa: E402
-import harness  # noqa: E402
+from deploy_common import ROOT, WASM, manifest
+from support import calls, harness
 
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 STRING_TYPE = "type.googleapis.com/google.protobuf.StringValue"

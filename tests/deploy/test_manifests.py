@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import (CLI, DEPLOY, MANIFESTS, PLACEHOLDER_DIGEST, PLACEHOLDER_IMAGE, ROOT, SCHEMAS,
+from deploy_common import (CLI, DEPLOY, MANIFESTS, PLACEHOLDER_DIGEST, PLACEHOLDER_IMAGE, ROOT, SCHEMAS,
                       manifest, run_package_oci, schema, yaml_dump, yaml_load)
 
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

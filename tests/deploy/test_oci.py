@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import run_package_oci
+from deploy_common import run_package_oci
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"

@@ -18,9 +18,10 @@ import subprocess
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(__file__))
-import harness  # noqa: E402
-from calls import recorded  # noqa: E402
+# A script, not a test: put tests/ on the path as tests/conftest.py does for the suites.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from support import harness  # noqa: E402
+from support.calls import recorded  # noqa: E402
 
 FIXTURE = "openrouter-cache-all-settings-real-api-0"
 

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-import harness
+from support import harness
 
 FAST_EVENT_DELAY_MS = 2
 

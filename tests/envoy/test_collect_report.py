@@ -15,8 +15,8 @@ from decimal import Decimal
 
 import pytest
 
-import harness
-from calls import fixture_names, send, split_comment
+from support import harness
+from support.calls import fixture_names, send, split_comment
 
 
 class Collect:

@@ -3,8 +3,8 @@ ends before its usage still yields a priced record, marked `estimated`."""
 
 import os
 
-import harness
-from calls import send
+from support import harness
+from support.calls import send
 
 
 def record_of_a_stream_reset_mid_way(envoy_bin, upstream, collector, name):

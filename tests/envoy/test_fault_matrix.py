@@ -26,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-import harness
-import rawhttp
-from calls import cli_record, expected_headers, recorded, send, split_comment
+from support import harness
+from support import rawhttp
+from support.calls import cli_record, expected_headers, recorded, send, split_comment
 
 JSON = "openrouter-cache-all-settings-real-api-0"
 STREAM = "openrouter-cache-streaming-e2e"  # 7 events, the client asked for usage

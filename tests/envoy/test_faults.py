@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-import harness
-import rawhttp
-from calls import recorded, send, split_comment
+from support import harness
+from support import rawhttp
+from support.calls import recorded, send, split_comment
 
 JSON = "openrouter-cache-all-settings-real-api-0"
 STREAM = "openrouter-stream-with-reasoning"

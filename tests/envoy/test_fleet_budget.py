@@ -9,18 +9,15 @@ key's hash (`x-llm-key-id`); Envoy's rate limit filter checks the key at the sta
 """
 
 import concurrent.futures
-import sys
 import tempfile
 
 import pytest
 
-import harness
-from harness import substitute
-from calls import cli_record, key_id, send, split_comment
-
-sys.path.insert(0, harness.SUPPORT)
-import envoy_descriptors  # noqa: E402
-from ratelimit_service import RateLimitService, compile_descriptor_set  # noqa: E402
+from support import harness
+from support.harness import substitute
+from support.calls import cli_record, key_id, send, split_comment
+from support import envoy_descriptors
+from support.ratelimit_service import RateLimitService, compile_descriptor_set
 
 JSON = "openrouter-cache-all-settings-real-api-0"
 STREAM = "openrouter-stream-with-reasoning"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from calls import (
+from support.calls import (
     cli_record,
     expected_headers,
     fixture_names,

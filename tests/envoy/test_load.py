@@ -4,8 +4,8 @@ no call fails. Bounded: 240 calls, 8 client threads, 60 s at most."""
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import harness
-from calls import send
+from support import harness
+from support.calls import send
 
 JSON = "openrouter-cache-all-settings-real-api-0"
 STREAM = "openrouter-cache-streaming-e2e"

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-import harness
-from calls import cli_record, send
+from support import harness
+from support.calls import cli_record, send
 
 JSON = "openrouter-cache-all-settings-real-api-0"
 STREAM = "openrouter-stream-with-reasoning"

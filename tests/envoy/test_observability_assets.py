@@ -5,8 +5,8 @@ import json
 import os
 import re
 
-import harness
-from calls import send
+from support import harness
+from support.calls import send
 
 ASSETS = os.path.join(harness.ROOT, "observability")
 

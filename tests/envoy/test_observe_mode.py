@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-import harness
-from calls import cli_record, recorded, send, split_comment
+from support import harness
+from support.calls import cli_record, recorded, send, split_comment
 
 JSON = "openrouter-cache-all-settings-real-api-0"
 STREAM = "openrouter-stream-with-reasoning"

@@ -6,8 +6,8 @@ import tempfile
 
 import pytest
 
-import harness
-from calls import cli_record, expected_headers, recorded, send, split_comment
+from support import harness
+from support.calls import cli_record, expected_headers, recorded, send, split_comment
 
 JSON = "openrouter-cache-all-settings-real-api-0"
 STREAM = "openrouter-stream-with-reasoning"

@@ -4,18 +4,15 @@ call to a real OTLP/gRPC LogsService receiver (grpcio + the opentelemetry-proto 
 and the record's attributes carry what the client saw."""
 
 import json
-import sys
 import tempfile
 import time
 
 import pytest
 
-import harness
-from harness import substitute
-from calls import key_id, cli_record, recorded, send, split_comment
-
-sys.path.insert(0, harness.SUPPORT)
-from otlp_receiver import OtlpLogsReceiver  # noqa: E402
+from support import harness
+from support.harness import substitute
+from support.calls import key_id, cli_record, recorded, send, split_comment
+from support.otlp_receiver import OtlpLogsReceiver
 
 JSON = "openrouter-cache-all-settings-real-api-0"
 STREAM = "openrouter-stream-with-reasoning"

@@ -11,8 +11,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-import harness
-from calls import cli_record, send
+from support import harness
+from support.calls import cli_record, send
 
 JSON = "openrouter-cache-all-settings-real-api-0"
 

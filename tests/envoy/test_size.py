@@ -5,7 +5,7 @@ Past the budget: see docs/PERFORMANCE.md, "Sizes", for what takes the space and 
 
 import os
 
-import harness
+from support import harness
 
 BUDGET_BYTES = 400_000
 
@@ -17,5 +17,5 @@ def test_shipped_wasm_is_within_the_size_budget():
 
 def test_shipped_wasm_was_optimised():
     """scripts/build-plugin falls back to the unoptimised cargo output without npm: CI must not."""
-    cargo_output = os.path.join(harness.ROOT, "target", "wasm32-unknown-unknown", "release", "llm_cost_plugin.wasm")
+    cargo_output = os.path.join(harness.TARGET, "wasm32-unknown-unknown", "release", "llm_cost_plugin.wasm")
     assert os.path.getsize(harness.WASM) < os.path.getsize(cargo_output)

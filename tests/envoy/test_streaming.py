@@ -8,8 +8,8 @@ import subprocess
 import openai
 import pytest
 
-import harness
-from calls import cli_record, expected_headers, recorded, send, split_comment, sse_events, usage_only
+from support import harness
+from support.calls import cli_record, expected_headers, recorded, send, split_comment, sse_events, usage_only
 
 STREAM = "openrouter-cache-streaming-e2e"  # 7 events, client asked for usage
 LONG_STREAM = "openrouter-stream-with-reasoning"  # 110 events

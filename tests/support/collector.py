@@ -21,6 +21,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+try:  # imported as part of the tests/support package
+    from support import serving
+except ImportError:  # run as a script (`python3 tests/support/collector.py`): its directory is on sys.path
+    import serving
+
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -29,19 +34,7 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
-    def read_body(self):
-        if "chunked" in self.headers.get("transfer-encoding", "").lower():
-            body = b""
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return body
-                body += self.rfile.read(size)
-                self.rfile.readline()
-        length = int(self.headers.get("content-length") or 0)
-        return self.rfile.read(length) if length else b""
+    read_body = serving.read_body
 
     def reply(self, status, obj=None):
         body = json.dumps(obj).encode() if obj is not None else b""

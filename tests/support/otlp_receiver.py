@@ -18,11 +18,15 @@ import argparse
 import json
 import sys
 import threading
-import time
 from concurrent import futures
 
 import grpc
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
+
+try:  # imported as part of the tests/support package
+    from support import serving
+except ImportError:  # run as a script (`python3 tests/support/otlp_receiver.py`): its directory is on sys.path
+    import serving
 
 
 def any_value(value):
@@ -102,15 +106,7 @@ def main():
             print(json.dumps(r, sort_keys=True), flush=True)
 
     receiver = OtlpLogsReceiver(args.port, on_records=show)
-    print("LISTENING %d" % receiver.port, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        receiver.stop()
-    return 0
+    return serving.announce_and_serve(receiver.port, receiver.stop)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,11 @@ from concurrent import futures
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+try:  # imported as part of the tests/support package
+    from support import serving
+except ImportError:  # run as a script (`python3 tests/support/ratelimit_service.py`): its directory is on sys.path
+    import serving
+
 PROTO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proto")
 RLS_PROTO = "envoy/service/ratelimit/v3/rls.proto"
 SERVICE = "envoy.service.ratelimit.v3.RateLimitService"
@@ -152,15 +157,7 @@ def main():
                         help="limit per llm_key_id descriptor (micro-USD); default 1000000 = $1")
     args = parser.parse_args()
     rls = RateLimitService(default_limits={"llm_key_id": args.default_limit}, port=args.port)
-    print("LISTENING %d" % rls.port, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        rls.stop()
-    return 0
+    return serving.announce_and_serve(rls.port, rls.stop)
 
 
 if __name__ == "__main__":

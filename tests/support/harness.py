@@ -16,14 +16,9 @@ import tempfile
 import time
 import urllib.request
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-FIXTURES = os.path.join(ROOT, "fixtures", "recordings")
-SUPPORT = os.path.join(ROOT, "tests", "support")
-WASM = os.path.join(ROOT, "dist", "llm_cost_plugin.wasm")  # scripts/build-plugin: the shipped, wasm-opt'ed filter
-# The same filter built with `--features estimate` (tiktoken) by scripts/test-envoy.
-WASM_ESTIMATE = os.path.join(ROOT, "dist", "llm_cost_plugin-estimate.wasm")
+from support.paths import CLI, FIXTURES, ROOT, SUPPORT, TARGET, WASM, WASM_ESTIMATE  # noqa: F401 (re-exported)
+
 TEMPLATE = os.path.join(ROOT, "envoy", "demo.yaml")
-CLI = os.path.join(ROOT, "target", "debug", "llm-cost")
 
 
 

@@ -10,8 +10,7 @@ import subprocess
 import tempfile
 import uuid
 
-import harness
-import rawhttp
+from support import harness, rawhttp
 
 
 # -- recorded calls ---------------------------------------------------------------------------
