@@ -19,7 +19,7 @@ import json
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 try:  # imported as part of the tests/support package
     from support import serving
@@ -105,9 +105,7 @@ def main():
     ap.add_argument("--status", type=int, default=204)
     ap.add_argument("--delay-ms", type=float, default=0.0)
     args = ap.parse_args()
-    ThreadingHTTPServer.request_queue_size = 256  # listen backlog: bursts of connections (default 5)
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
+    server = serving.http_server(args.host, args.port, Handler)
     server.st = {
         "lock": threading.Lock(),
         "records": [],
@@ -117,11 +115,7 @@ def main():
         "store": True,
         "fail_next": 0,
     }
-    print("LISTENING %d" % server.server_address[1], flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    return serving.announce_and_serve_http(server)
 
 
 if __name__ == "__main__":

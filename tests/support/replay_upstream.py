@@ -47,12 +47,11 @@ import json
 import os
 import re
 import socket
-import ssl
 import struct
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 try:  # imported as part of the tests/support package
     from support import serving
@@ -303,19 +302,9 @@ def main():
     ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (and --tls-key)")
     ap.add_argument("--tls-key")
     args = ap.parse_args()
-    ThreadingHTTPServer.request_queue_size = 256  # listen backlog: bursts of connections (default 5)
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    if args.tls_cert:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(args.tls_cert, args.tls_key)
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    server.daemon_threads = True
+    server = serving.http_server(args.host, args.port, Handler, args.tls_cert, args.tls_key)
     server.state = State(args.fixtures, args.event_delay_ms)
-    print("LISTENING %d" % server.server_address[1], flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    return serving.announce_and_serve_http(server)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Plumbing the test servers share: reading a request body (chunked or not) and the
 `LISTENING <port>` start-up handshake the harnesses wait for."""
 
+import ssl
 import time
+from http.server import ThreadingHTTPServer
 
 
 def read_body(handler):
@@ -18,6 +20,28 @@ def read_body(handler):
             handler.rfile.readline()
     length = int(handler.headers.get("content-length") or 0)
     return handler.rfile.read(length) if length else b""
+
+
+def http_server(host, port, handler, tls_cert=None, tls_key=None):
+    """A threading HTTP(S) server on `host:port` (0: a free port) with a deep listen backlog."""
+    ThreadingHTTPServer.request_queue_size = 256  # listen backlog: bursts of connections (default 5)
+    server = ThreadingHTTPServer((host, port), handler)
+    if tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(tls_cert, tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    return server
+
+
+def announce_and_serve_http(server):
+    """Prints `LISTENING <port>`, then serves until interrupted (SIGINT)."""
+    print("LISTENING %d" % server.server_address[1], flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def announce_and_serve(port, stop):
