@@ -71,6 +71,8 @@ def test_prometheus_shows_cost_and_tokens_by_model(envoy, cli):
     [
         ({"header_prefx": "x-"}, "header_prefx"),
         ({"collector": {"clustr": "c"}}, "clustr"),
+        # The filter reads its own `collector` section (plugin/src/collector.rs): same naming.
+        ({"collector": {"timeout_ms": -1}}, "collector.timeout_ms"),
         ({"models": {"m": {"prompt": "cheap"}}}, "models.m.prompt"),
         ({"header_prefix": "x llm"}, "header_prefix"),
     ],
