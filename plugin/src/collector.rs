@@ -50,7 +50,7 @@ impl CollectorConfig {
         let Some(json) = config.collector_json() else {
             return Ok(CollectorConfig::default());
         };
-        let c: CollectorConfig = serde_json::from_str(json)
+        let c: CollectorConfig = serde_json::from_slice(json.as_bytes())
             .map_err(|e| field_error(json.as_bytes(), &e, "collector"))?;
         if c.timeout_ms == 0
             || c.flush_interval_ms == 0

@@ -1,4 +1,5 @@
-"""The shipped filter stays within its size budget (issue 7: ≤ 400 KB without the tokenizer).
+"""The shipped filter stays within its size budget (600 KB without the tokenizer; issue 7's 400 KB
+target was passed by issue 21's host split, see docs/PERFORMANCE.md).
 
 Past the budget: see docs/PERFORMANCE.md, "Sizes", for what takes the space and how it was measured.
 """
@@ -7,7 +8,7 @@ import os
 
 from support import harness
 
-BUDGET_BYTES = 400_000
+BUDGET_BYTES = 600_000
 
 
 def test_shipped_wasm_is_within_the_size_budget():
