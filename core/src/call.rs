@@ -356,10 +356,20 @@ impl Call {
         let format = self.format.unwrap_or(Format::Chat);
         match format.parse(body) {
             Ok(facts) => {
-                let fault = facts.error.is_some().then_some("upstream_error");
+                let overflow = match &facts.usage {
+                    Some(Report::Overflow) => true,
+                    Some(Report::Anthropic(counts)) => counts.normalise().is_none(),
+                    _ => false,
+                };
+                let fault = if facts.error.is_some() {
+                    Some("upstream_error")
+                } else {
+                    overflow.then_some("cost_overflow")
+                };
                 let usage = match facts.usage {
                     Some(Report::Complete(usage)) => Some(Reported::Exact(usage)),
-                    Some(Report::Anthropic(counts)) => Some(Reported::Exact(counts.normalise())),
+                    Some(Report::Anthropic(counts)) => counts.normalise().map(Reported::Exact),
+                    Some(Report::Overflow) => None,
                     None if fault.is_none() => {
                         let model = facts.model.as_deref().or(self.request.model.as_deref());
                         self.estimate(output_estimate(format, model, body))
@@ -422,6 +432,8 @@ impl Call {
             Some("upstream_error")
         } else if abort.is_some() {
             abort
+        } else if facts.overflow {
+            Some("cost_overflow")
         } else if facts.usage.is_none() && facts.malformed_events > 0 {
             Some("malformed_stream")
         } else if facts.usage.is_none() && oversized > 0 {
@@ -442,7 +454,7 @@ impl Call {
                 Some(Reported::Estimated(usage))
             }
             Some(usage) => Some(Reported::Exact(usage)),
-            None if facts.error.is_none() => self.estimate(streamed),
+            None if facts.error.is_none() && !facts.overflow => self.estimate(streamed),
             None => None,
         };
         self.outcome(usage, model, fault, tail, now_unix_ms)

@@ -29,6 +29,9 @@ pub struct StreamFacts {
     pub usage: Option<Usage>,
     /// Anthropic's counters so far (its stream reports them piecewise).
     anthropic: Option<anthropic::Counts>,
+    /// The latest usage reported counts whose sum does not fit in 64 bits (`usage` is then
+    /// `None`): the call is recorded as `cost_overflow`.
+    pub overflow: bool,
     /// The end marker arrived (`[DONE]`, `response.completed`, `message_stop`, `finishReason`).
     pub saw_end: bool,
     /// Events seen.
@@ -92,6 +95,7 @@ impl StreamFacts {
         match facts.usage {
             Some(Report::Complete(usage)) => {
                 self.usage = Some(usage);
+                self.overflow = false;
                 if hide && facts.usage_only {
                     hidden.push((event.start, event.end));
                 }
@@ -99,7 +103,12 @@ impl StreamFacts {
             Some(Report::Anthropic(counts)) => {
                 let merged = self.anthropic.unwrap_or_default().overlay(counts);
                 self.anthropic = Some(merged);
-                self.usage = Some(merged.normalise());
+                self.usage = merged.normalise();
+                self.overflow = self.usage.is_none();
+            }
+            Some(Report::Overflow) => {
+                self.usage = None;
+                self.overflow = true;
             }
             None => {}
         }

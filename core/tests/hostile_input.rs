@@ -170,3 +170,132 @@ fn absurd_token_counts_are_an_error_not_a_wrap() {
     assert_eq!(record["cost_status"], "error");
     assert_eq!(record["error"], "cost_overflow");
 }
+
+/// The whole JSON body `body` answered `path`: the record.
+fn meter_json(config: &Rc<MeterConfig>, path: &str, body: &[u8]) -> serde_json::Value {
+    let head = RequestHead {
+        method: "POST",
+        host: "gw",
+        path,
+        content_type: Some("application/json"),
+        ..RequestHead::default()
+    };
+    let mut call = Call::new(config, head, 0);
+    let _ = call.rewrite_request(b"{}");
+    let plan = call.on_response_head(ResponseHead {
+        status: 200,
+        content_type: Some("application/json"),
+        ..ResponseHead::default()
+    });
+    assert!(matches!(plan, ResponsePlan::BufferJson { .. }), "{plan:?}");
+    let outcome = call.finish_json(body, 1);
+    serde_json::from_str(&outcome.record_json).unwrap()
+}
+
+/// Counts whose sum (or price) does not fit in 64 bits, in every wire format, as a whole body
+/// and as a stream: an error record, never a wrapped count priced as `exact`.
+#[test]
+fn absurd_counts_in_every_format_are_an_error_not_a_wrap() {
+    const MAX: &str = "18446744073709551615";
+    let config = Rc::new(MeterConfig::default());
+    let chat = format!(
+        r#"{{"model":"openai/gpt-4o","choices":[],"usage":{{"prompt_tokens":{MAX},"completion_tokens":{MAX}}}}}"#
+    );
+    let responses_usage = format!(r#"{{"input_tokens":{MAX},"output_tokens":{MAX}}}"#);
+    let anthropic_usage =
+        format!(r#"{{"input_tokens":{MAX},"cache_read_input_tokens":5,"output_tokens":1}}"#);
+    let anthropic_cache_write = format!(
+        r#"{{"input_tokens":3,"cache_read_input_tokens":{MAX},"cache_creation_input_tokens":2,"output_tokens":1}}"#
+    );
+    let anthropic_iterations = format!(
+        r#"{{"input_tokens":1,"output_tokens":1,"iterations":[{{"input_tokens":{MAX},"output_tokens":1}},{{"input_tokens":5,"output_tokens":1}}]}}"#
+    );
+    let anthropic_output_iterations = format!(
+        r#"{{"input_tokens":1,"output_tokens":1,"iterations":[{{"input_tokens":1,"output_tokens":{MAX}}},{{"input_tokens":1,"output_tokens":7}}]}}"#
+    );
+    let gemini = |metadata: String| {
+        format!(
+            r#"{{"modelVersion":"gemini-2.5-flash","candidates":[{{"finishReason":"STOP"}}],"usageMetadata":{metadata}}}"#
+        )
+    };
+    let gemini_prompt = gemini(format!(
+        r#"{{"promptTokenCount":{MAX},"toolUsePromptTokenCount":5,"candidatesTokenCount":1}}"#
+    ));
+    let gemini_completion = gemini(format!(
+        r#"{{"promptTokenCount":1,"candidatesTokenCount":{MAX},"thoughtsTokenCount":5}}"#
+    ));
+    let anthropic_body =
+        |usage: &str| format!(r#"{{"model":"claude-sonnet-4-5","usage":{usage}}}"#);
+    let anthropic_stream = |usage: &str| {
+        format!(
+            "data: {{\"type\":\"message_start\",\"message\":{{\"model\":\"claude-sonnet-4-5\",\"usage\":{{\"input_tokens\":1}}}}}}\n\n\
+             data: {{\"type\":\"message_delta\",\"usage\":{usage}}}\n\n\
+             data: {{\"type\":\"message_stop\"}}\n\n"
+        )
+    };
+    let sse = |event: &str| format!("data: {event}\n\n");
+    let cases: Vec<(&str, &str, String, String)> = vec![
+        (
+            "chat",
+            "/api/v1/chat/completions",
+            chat.clone(),
+            format!("{}data: [DONE]\n\n", sse(&chat)),
+        ),
+        (
+            "responses",
+            "/v1/responses",
+            format!(r#"{{"model":"gpt-4o","usage":{responses_usage}}}"#),
+            sse(&format!(
+                r#"{{"type":"response.completed","response":{{"model":"gpt-4o","usage":{responses_usage}}}}}"#
+            )),
+        ),
+        (
+            "anthropic input + cache read",
+            "/v1/messages",
+            anthropic_body(&anthropic_usage),
+            anthropic_stream(&anthropic_usage),
+        ),
+        (
+            "anthropic cache read + write",
+            "/v1/messages",
+            anthropic_body(&anthropic_cache_write),
+            anthropic_stream(&anthropic_cache_write),
+        ),
+        (
+            "anthropic input iterations",
+            "/v1/messages",
+            anthropic_body(&anthropic_iterations),
+            anthropic_stream(&anthropic_iterations),
+        ),
+        (
+            "anthropic output iterations",
+            "/v1/messages",
+            anthropic_body(&anthropic_output_iterations),
+            anthropic_stream(&anthropic_output_iterations),
+        ),
+        (
+            "gemini prompt + tool use",
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            gemini_prompt.clone(),
+            sse(&gemini_prompt),
+        ),
+        (
+            "gemini candidates + thoughts",
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            gemini_completion.clone(),
+            sse(&gemini_completion),
+        ),
+    ];
+    for (name, path, body, stream) in cases {
+        // A whole JSON body (Gemini's non-streaming method for the JSON case).
+        let json_path = path.replace(":streamGenerateContent?alt=sse", ":generateContent");
+        let json = meter_json(&config, &json_path, body.as_bytes());
+        let (streamed, _) = meter(&config, path, b"{}", stream.as_bytes(), &[]);
+        let streamed: serde_json::Value = serde_json::from_str(&streamed).unwrap();
+        for (how, record) in [("json", json), ("stream", streamed)] {
+            assert_eq!(record["cost_status"], "error", "{name} ({how}): {record}");
+            assert_eq!(record["error"], "cost_overflow", "{name} ({how}): {record}");
+            assert!(record["cost_usd"].is_null(), "{name} ({how}): {record}");
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Every wire format's usage extractor on arbitrary bytes: never panics; any usage it reports is
-//! priced without a wrap (overflow is an error, not a small number).
+//! priced without a wrap (overflow is an error, not a small number), with list prices and at
+//! every hour of the day.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -19,11 +20,17 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(facts) = format.parse(data) {
             let usage = match facts.usage {
                 Some(Report::Complete(u)) => u,
-                Some(Report::Anthropic(c)) => c.normalise(),
-                None => continue,
+                Some(Report::Anthropic(c)) => match c.normalise() {
+                    Some(u) => u,
+                    None => continue,
+                },
+                Some(Report::Overflow) | None => continue,
             };
-            if let Ok(b) = llm_cost_core::cost::price(&usage, &prices) {
-                assert!(b.total >= b.prompt && b.total >= b.completion);
+            // Subsets never exceed what they are part of once priced (reasoning is clamped).
+            for minute in [None, Some(0), Some(719), Some(1439)] {
+                if let Ok(b) = llm_cost_core::cost::price(&usage, &prices, minute) {
+                    assert!(b.total >= b.prompt && b.total >= b.completion);
+                }
             }
         }
     }

@@ -45,22 +45,23 @@ impl Counts {
         }
     }
 
-    /// The normalised usage.
-    pub fn normalise(self) -> Usage {
+    /// The normalised usage; `None` when prompt = input + cache read + cache write does not fit
+    /// in 64 bits (absurd upstream counts: an error, never a wrapped number).
+    pub fn normalise(self) -> Option<Usage> {
         let (input, cache_read, cache_creation) = (
             self.input.unwrap_or(0),
             self.cache_read.unwrap_or(0),
             self.cache_creation.unwrap_or(0),
         );
-        Usage {
-            prompt_tokens: input + cache_read + cache_creation,
+        Some(Usage {
+            prompt_tokens: input.checked_add(cache_read)?.checked_add(cache_creation)?,
             completion_tokens: self.output.unwrap_or(0),
             cached_tokens: cache_read,
             cache_write_tokens: cache_creation,
             reasoning_tokens: self.thinking.unwrap_or(0),
             web_search_requests: self.web_searches.unwrap_or(0),
             ..Usage::default()
-        }
+        })
     }
 }
 
@@ -117,7 +118,8 @@ struct OutputDetails {
 }
 
 impl RawUsage {
-    fn counts(self) -> Counts {
+    /// The counts; `None` when the iterations' sum does not fit in 64 bits.
+    fn counts(self) -> Option<Counts> {
         let own = Counts {
             input: self.input_tokens,
             output: self.output_tokens,
@@ -131,19 +133,22 @@ impl RawUsage {
                 let sum = |f: fn(&Counts) -> Option<u64>, all: &[Counts]| {
                     all.iter()
                         .map(f)
-                        .try_fold(0u64, |acc, v| Some(acc + v.unwrap_or(0)))
+                        .try_fold(0u64, |acc, v| acc.checked_add(v.unwrap_or(0)))
                 };
-                let all: Vec<Counts> = iterations.into_iter().map(RawUsage::counts).collect();
-                Counts {
-                    input: sum(|c| c.input, &all),
-                    output: sum(|c| c.output, &all),
-                    cache_read: sum(|c| c.cache_read, &all),
-                    cache_creation: sum(|c| c.cache_creation, &all),
+                let all = iterations
+                    .into_iter()
+                    .map(RawUsage::counts)
+                    .collect::<Option<Vec<Counts>>>()?;
+                Some(Counts {
+                    input: Some(sum(|c| c.input, &all)?),
+                    output: Some(sum(|c| c.output, &all)?),
+                    cache_read: Some(sum(|c| c.cache_read, &all)?),
+                    cache_creation: Some(sum(|c| c.cache_creation, &all)?),
                     thinking: own.thinking,
                     web_searches: own.web_searches,
-                }
+                })
             }
-            _ => own,
+            _ => Some(own),
         }
     }
 }
@@ -157,7 +162,7 @@ pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
     };
     Ok(Facts {
         model,
-        usage: usage.map(|u| Report::Anthropic(u.counts())),
+        usage: usage.map(|u| u.counts().map_or(Report::Overflow, Report::Anthropic)),
         usage_only: false,
         error: doc.error.map(|e| e.reason()),
         end: doc.kind.as_deref() == Some("message_stop"),
@@ -178,7 +183,7 @@ mod tests {
     #[test]
     fn prompt_includes_cache_reads_and_writes() {
         let body = br#"{"model":"claude-sonnet-5","usage":{"cache_creation_input_tokens":426,"cache_read_input_tokens":14210,"input_tokens":4,"output_tokens":290,"output_tokens_details":{"thinking_tokens":15}}}"#;
-        let u = counts(body).normalise();
+        let u = counts(body).normalise().unwrap();
         assert_eq!(
             (u.prompt_tokens, u.cached_tokens, u.cache_write_tokens),
             (14640, 14210, 426)
@@ -190,7 +195,7 @@ mod tests {
     fn stream_delta_replaces_cumulative_values_and_keeps_absent_ones() {
         let start = counts(br#"{"type":"message_start","message":{"model":"m","usage":{"input_tokens":10,"cache_read_input_tokens":5,"output_tokens":1}}}"#);
         let delta = counts(br#"{"type":"message_delta","usage":{"output_tokens":42}}"#);
-        let u = start.overlay(delta).normalise();
+        let u = start.overlay(delta).normalise().unwrap();
         assert_eq!((u.prompt_tokens, u.completion_tokens), (15, 42));
     }
 
@@ -198,16 +203,38 @@ mod tests {
     fn web_searches_come_from_server_tool_use() {
         let delta = counts(br#"{"type":"message_delta","usage":{"output_tokens":9,"server_tool_use":{"web_search_requests":3,"web_fetch_requests":1}}}"#);
         let start = counts(br#"{"type":"message_start","message":{"model":"m","usage":{"input_tokens":10,"output_tokens":1}}}"#);
-        assert_eq!(start.overlay(delta).normalise().web_search_requests, 3);
+        assert_eq!(
+            start
+                .overlay(delta)
+                .normalise()
+                .unwrap()
+                .web_search_requests,
+            3
+        );
     }
 
     #[test]
     fn compaction_iterations_are_summed() {
         let delta = br#"{"type":"message_delta","usage":{"input_tokens":181,"cache_read_input_tokens":0,"output_tokens":8,"iterations":[{"input_tokens":100,"output_tokens":83,"cache_read_input_tokens":55096,"cache_creation_input_tokens":0,"type":"compaction"},{"input_tokens":181,"output_tokens":8,"cache_read_input_tokens":0,"cache_creation_input_tokens":0,"type":"message"}]}}"#;
-        let u = counts(delta).normalise();
+        let u = counts(delta).normalise().unwrap();
         assert_eq!(
             (u.prompt_tokens, u.cached_tokens, u.completion_tokens),
             (55377, 55096, 91)
+        );
+    }
+
+    #[test]
+    fn sums_that_overflow_are_reported_as_such() {
+        let max = u64::MAX;
+        let body =
+            alloc::format!(r#"{{"usage":{{"input_tokens":{max},"cache_read_input_tokens":5}}}}"#);
+        assert_eq!(counts(body.as_bytes()).normalise(), None);
+        let iterations = alloc::format!(
+            r#"{{"usage":{{"iterations":[{{"output_tokens":{max}}},{{"output_tokens":1}}]}}}}"#
+        );
+        assert_eq!(
+            parse(iterations.as_bytes()).unwrap().usage,
+            Some(Report::Overflow)
         );
     }
 

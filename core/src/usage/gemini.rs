@@ -49,15 +49,23 @@ struct Metadata {
 /// Parses a Gemini body or stream event.
 pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
     let doc: Doc<'_> = serde_json::from_slice(bytes)?;
+    // Sums that do not fit in 64 bits are absurd counts: an error, never a wrapped number.
     let usage = doc.usage_metadata.map(|m| {
         let thoughts = m.thoughts_token_count.unwrap_or(0);
-        Usage {
-            prompt_tokens: m.prompt_token_count.unwrap_or(0)
-                + m.tool_use_prompt_token_count.unwrap_or(0),
-            completion_tokens: m.candidates_token_count.unwrap_or(0) + thoughts,
-            cached_tokens: m.cached_content_token_count.unwrap_or(0),
-            reasoning_tokens: thoughts,
-            ..Usage::default()
+        let prompt = m
+            .prompt_token_count
+            .unwrap_or(0)
+            .checked_add(m.tool_use_prompt_token_count.unwrap_or(0));
+        let completion = m.candidates_token_count.unwrap_or(0).checked_add(thoughts);
+        match (prompt, completion) {
+            (Some(prompt_tokens), Some(completion_tokens)) => Report::Complete(Usage {
+                prompt_tokens,
+                completion_tokens,
+                cached_tokens: m.cached_content_token_count.unwrap_or(0),
+                reasoning_tokens: thoughts,
+                ..Usage::default()
+            }),
+            _ => Report::Overflow,
         }
     });
     let end = doc
@@ -67,7 +75,7 @@ pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
         .any(|c| c.finish_reason.is_some());
     Ok(Facts {
         model: doc.model_version,
-        usage: usage.map(Report::Complete),
+        usage,
         usage_only: false,
         error: doc.error.map(|e| e.reason()),
         end,
@@ -97,6 +105,21 @@ mod tests {
             panic!("usage")
         };
         assert_eq!((u.prompt_tokens, u.cached_tokens), (4000, 3512));
+    }
+
+    #[test]
+    fn sums_that_overflow_are_reported_as_such() {
+        let max = u64::MAX;
+        for metadata in [
+            alloc::format!(r#"{{"promptTokenCount":{max},"toolUsePromptTokenCount":1}}"#),
+            alloc::format!(r#"{{"candidatesTokenCount":{max},"thoughtsTokenCount":1}}"#),
+        ] {
+            let body = alloc::format!(r#"{{"usageMetadata":{metadata}}}"#);
+            assert_eq!(
+                parse(body.as_bytes()).unwrap().usage,
+                Some(Report::Overflow)
+            );
+        }
     }
 
     #[test]

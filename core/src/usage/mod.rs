@@ -60,6 +60,9 @@ pub enum Report {
     /// Anthropic's usage, whose stream events each carry some fields (cumulative values):
     /// a later event's fields replace the earlier ones, absent fields are kept.
     Anthropic(anthropic::Counts),
+    /// Counts whose sum does not fit in 64 bits (e.g. Anthropic input + cache reads, Gemini
+    /// candidates + thoughts): absurd upstream numbers, recorded as `cost_overflow`.
+    Overflow,
 }
 
 /// What one document (a whole body or one stream event) tells us.
