@@ -21,14 +21,20 @@ fn flag(raw: Option<&&RawValue>, key: &str) -> bool {
 
 fuzz_target!(|data: &[u8]| {
     for provider in [Provider::OpenRouter, Provider::OpenAi] {
-        let Ok(result) = rewrite(data, provider, Endpoint::ChatCompletions) else { continue };
+        let Ok(result) = rewrite(data, provider, Endpoint::ChatCompletions) else {
+            continue;
+        };
         let Some(body) = result.body else { continue };
         let new = top(&body);
         let old = top(data);
         if provider == Provider::OpenRouter {
             assert!(flag(new.get("usage"), "include"));
         } else {
-            assert_eq!(new.contains_key("usage"), old.contains_key("usage"), "usage never added for OpenAI");
+            assert_eq!(
+                new.contains_key("usage"),
+                old.contains_key("usage"),
+                "usage never added for OpenAI"
+            );
         }
         if result.facts.stream {
             assert!(flag(new.get("stream_options"), "include_usage"));

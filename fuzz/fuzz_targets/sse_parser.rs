@@ -18,7 +18,9 @@ fn events(chunks: &[&[u8]]) -> (Vec<(Vec<u8>, u64, u64)>, u64) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&cut, body)) = data.split_first() else { return };
+    let Some((&cut, body)) = data.split_first() else {
+        return;
+    };
     let cut = (cut as usize).min(body.len());
     let whole = events(&[body]);
     let split = events(&[&body[..cut], &body[cut..]]);

@@ -15,7 +15,12 @@ fuzz_target!(|data: &[u8]| {
         input_cache_read: Usd::parse("0.0000003").unwrap(),
         ..Prices::default()
     };
-    for format in [Format::Chat, Format::Responses, Format::Anthropic, Format::Gemini] {
+    for format in [
+        Format::Chat,
+        Format::Responses,
+        Format::Anthropic,
+        Format::Gemini,
+    ] {
         let _ = format.worth_parsing(data);
         if let Ok(facts) = format.parse(data) {
             let usage = match facts.usage {
