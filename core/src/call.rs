@@ -8,6 +8,7 @@ use alloc::{borrow::ToOwned, boxed::Box, rc::Rc, string::String, vec::Vec};
 
 use crate::config::{Adjustment, MeterConfig};
 use crate::cost::{price, Breakdown};
+use crate::error_code::ErrorCode;
 use crate::identity::key_id;
 use crate::model_names;
 use crate::money::{MoneyError, Usd};
@@ -135,9 +136,9 @@ pub struct Call {
     /// Estimated prompt tokens (builds with the `estimate` feature).
     estimated_prompt: Option<u64>,
     /// Why the request was not rewritten, if it was not.
-    request_note: Option<&'static str>,
+    request_note: Option<ErrorCode>,
     /// Why the response could not be metered, if it could not.
-    response_fault: Option<&'static str>,
+    response_fault: Option<ErrorCode>,
     status_code: Option<u16>,
     response: ResponseState,
     finished: bool,
@@ -175,12 +176,12 @@ impl Call {
             .content_type
             .is_some_and(|t| !t.to_ascii_lowercase().contains("json"))
         {
-            call.request_note = Some("request_not_json");
+            call.request_note = Some(ErrorCode::RequestNotJson);
         } else if head
             .content_length
             .is_some_and(|n| n > config.max_request_body_bytes as u64)
         {
-            call.request_note = Some("request_too_large");
+            call.request_note = Some(ErrorCode::RequestTooLarge);
         }
         call
     }
@@ -198,12 +199,7 @@ impl Call {
 
     /// The host answered the call itself with `status` (e.g. `429` for a spent budget) and the
     /// upstream never saw it; `reason` becomes the record's `error`.
-    pub fn finish_refused(
-        &mut self,
-        status: u16,
-        reason: &'static str,
-        now_unix_ms: u64,
-    ) -> Outcome {
+    pub fn finish_refused(&mut self, status: u16, reason: ErrorCode, now_unix_ms: u64) -> Outcome {
         self.status_code = Some(status);
         self.response = ResponseState::PassThrough;
         if self.finished {
@@ -234,7 +230,7 @@ impl Call {
 
     /// The body outgrew `max_bytes` while buffering: it passes unchanged.
     pub fn request_body_too_large(&mut self) {
-        self.request_note = Some("request_too_large");
+        self.request_note = Some(ErrorCode::RequestTooLarge);
     }
 
     /// Reads the whole request body; returns the body to send instead, if it changes.
@@ -245,7 +241,7 @@ impl Call {
     /// Learns the request's facts; returns the rewritten body when `may_rewrite` allows one.
     fn read_request(&mut self, body: &[u8], may_rewrite: bool) -> Option<Vec<u8>> {
         if body.len() > self.config.max_request_body_bytes {
-            self.request_note = Some("request_too_large");
+            self.request_note = Some(ErrorCode::RequestTooLarge);
             return None;
         }
         #[cfg(feature = "estimate")]
@@ -264,7 +260,7 @@ impl Call {
                 result.body
             }
             Err(_) => {
-                self.request_note = Some("request_not_json");
+                self.request_note = Some(ErrorCode::RequestNotJson);
                 None
             }
         }
@@ -276,17 +272,17 @@ impl Call {
         let content_type = head.content_type.unwrap_or("").to_ascii_lowercase();
         let stream = content_type.starts_with("text/event-stream");
         let fault = if self.format.is_none() {
-            Some("unmetered_endpoint")
+            Some(ErrorCode::UnmeteredEndpoint)
         } else if head.status >= 400 {
-            Some("upstream_status")
+            Some(ErrorCode::UpstreamStatus)
         } else if head
             .content_encoding
             .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
         {
-            Some("compressed_response")
+            Some(ErrorCode::CompressedResponse)
         } else if self.endpoint == Endpoint::StreamGenerateContent && !stream {
             // A JSON-array stream (no `alt=sse`): holding it would stop the stream.
-            Some("unsupported_stream_format")
+            Some(ErrorCode::UnsupportedStreamFormat)
         } else {
             None
         };
@@ -296,7 +292,7 @@ impl Call {
             None if content_type.contains("json") => {
                 let max_bytes = self.config.max_response_body_bytes;
                 if head.content_length.is_some_and(|n| n > max_bytes as u64) {
-                    self.response_fault = Some("response_too_large");
+                    self.response_fault = Some(ErrorCode::ResponseTooLarge);
                     ResponsePlan::PassThrough
                 } else if self.config.hold_headers {
                     ResponsePlan::BufferJson { max_bytes }
@@ -305,7 +301,7 @@ impl Call {
                 }
             }
             None => {
-                self.response_fault = Some("unsupported_content_type");
+                self.response_fault = Some(ErrorCode::UnsupportedContentType);
                 ResponsePlan::PassThrough
             }
         };
@@ -331,7 +327,7 @@ impl Call {
 
     /// The JSON body outgrew `max_bytes`: it passes unchanged, unmetered.
     pub fn response_body_too_large(&mut self) {
-        self.response_fault = Some("response_too_large");
+        self.response_fault = Some(ErrorCode::ResponseTooLarge);
         self.response = ResponseState::PassThrough;
     }
 
@@ -350,7 +346,7 @@ impl Call {
         }
         self.finished = true;
         if !matches!(self.response, ResponseState::Json) {
-            let fault = self.response_fault.unwrap_or("not_json_response");
+            let fault = self.response_fault.unwrap_or(ErrorCode::NotJsonResponse);
             return self.outcome(None, None, Some(fault), Vec::new(), now_unix_ms);
         }
         let format = self.format.unwrap_or(Format::Chat);
@@ -362,9 +358,9 @@ impl Call {
                     _ => false,
                 };
                 let fault = if facts.error.is_some() {
-                    Some("upstream_error")
+                    Some(ErrorCode::UpstreamError)
                 } else {
-                    overflow.then_some("cost_overflow")
+                    overflow.then_some(ErrorCode::CostOverflow)
                 };
                 let usage = match facts.usage {
                     Some(Report::Complete(usage)) => Some(Reported::Exact(usage)),
@@ -378,7 +374,13 @@ impl Call {
                 };
                 self.outcome(usage, facts.model, fault, Vec::new(), now_unix_ms)
             }
-            Err(_) => self.outcome(None, None, Some("malformed_json"), Vec::new(), now_unix_ms),
+            Err(_) => self.outcome(
+                None,
+                None,
+                Some(ErrorCode::MalformedJson),
+                Vec::new(),
+                now_unix_ms,
+            ),
         }
     }
 
@@ -403,16 +405,22 @@ impl Call {
     /// The client or the upstream went away before the end.
     pub fn finish_aborted(&mut self, now_unix_ms: u64) -> Outcome {
         if matches!(self.response, ResponseState::Stream(_)) {
-            return self.finish_stream_as(Some("aborted"), now_unix_ms);
+            return self.finish_stream_as(Some(ErrorCode::Aborted), now_unix_ms);
         }
         if self.finished {
             return self.already_finished(now_unix_ms);
         }
         self.finished = true;
-        self.outcome(None, None, Some("aborted"), Vec::new(), now_unix_ms)
+        self.outcome(
+            None,
+            None,
+            Some(ErrorCode::Aborted),
+            Vec::new(),
+            now_unix_ms,
+        )
     }
 
-    fn finish_stream_as(&mut self, abort: Option<&'static str>, now_unix_ms: u64) -> Outcome {
+    fn finish_stream_as(&mut self, abort: Option<ErrorCode>, now_unix_ms: u64) -> Outcome {
         if self.finished {
             return self.already_finished(now_unix_ms);
         }
@@ -429,17 +437,17 @@ impl Call {
             && !facts.saw_end
             && matches!(self.format, Some(Format::Anthropic | Format::Gemini));
         let fault = if facts.error.is_some() {
-            Some("upstream_error")
+            Some(ErrorCode::UpstreamError)
         } else if abort.is_some() {
             abort
         } else if facts.overflow {
-            Some("cost_overflow")
+            Some(ErrorCode::CostOverflow)
         } else if facts.usage.is_none() && facts.malformed_events > 0 {
-            Some("malformed_stream")
+            Some(ErrorCode::MalformedStream)
         } else if facts.usage.is_none() && oversized > 0 {
-            Some("oversize_event")
+            Some(ErrorCode::OversizeEvent)
         } else if (facts.usage.is_none() || partial) && !facts.saw_end {
-            Some("truncated_stream")
+            Some(ErrorCode::TruncatedStream)
         } else {
             None
         };
@@ -465,7 +473,7 @@ impl Call {
         self.outcome(
             None,
             None,
-            Some("already_finished"),
+            Some(ErrorCode::AlreadyFinished),
             Vec::new(),
             now_unix_ms,
         )
@@ -519,7 +527,7 @@ impl Call {
         &self,
         usage: Option<Reported>,
         response_model: Option<String>,
-        fault: Option<&'static str>,
+        fault: Option<ErrorCode>,
         stream_tail: Vec<u8>,
         now_unix_ms: u64,
     ) -> Outcome {
@@ -530,7 +538,7 @@ impl Call {
             .iter()
             .find(|a| a.matches(&self.host, &self.path, self.key_id.as_deref()));
         let mut status = CostStatus::NoUsage;
-        let mut error: Option<&str> = fault;
+        let mut error: Option<ErrorCode> = fault;
         let estimated = matches!(usage, Some(Reported::Estimated(_)));
         let usage = usage.map(|u| match u {
             Reported::Exact(u) | Reported::Estimated(u) => u,
@@ -551,12 +559,12 @@ impl Call {
                     }
                     Err(_) => {
                         status = CostStatus::Error;
-                        error = Some("cost_overflow");
+                        error = Some(ErrorCode::CostOverflow);
                     }
                 },
                 None => {
                     status = CostStatus::Unpriced;
-                    error = error.or(Some("unknown_model"));
+                    error = error.or(Some(ErrorCode::UnknownModel));
                 }
             }
         } else if let Some(note) = error.or(self.request_note) {
@@ -590,7 +598,7 @@ impl Call {
             cost_micros,
             upstream_cost_usd: usage.as_ref().and_then(|u| u.upstream_cost.clone()),
             cost_status: status,
-            error: error.map(str::to_owned),
+            error,
             pricing_version: self.config.pricing_version().to_owned(),
             breakdown,
             key_id: self.key_id.clone(),

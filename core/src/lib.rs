@@ -16,6 +16,7 @@ pub mod call;
 pub mod config;
 pub mod cost;
 pub mod decimal;
+pub mod error_code;
 #[cfg(feature = "estimate")]
 pub mod estimate;
 pub mod identity;
@@ -40,6 +41,7 @@ pub struct CoreApiDoc;
 pub use budget::{Budgets, Ledger, Period, Rejection};
 pub use call::{Call, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan};
 pub use config::{ConfigError, ConfigWarning, HostSupport, MeterConfig};
+pub use error_code::ErrorCode;
 pub use money::Usd;
 pub use pricing::PriceTable;
 pub use provider::{Endpoint, Provider};

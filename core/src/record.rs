@@ -9,6 +9,7 @@ use alloc::{format, string::String, vec::Vec};
 use serde::Serialize;
 
 use crate::cost::Breakdown;
+use crate::error_code::ErrorCode;
 
 /// How far to trust `cost_usd`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -112,7 +113,7 @@ pub struct CostRecord {
     /// `exact`, `estimated`, `unpriced`, `no_usage` or `error`.
     pub cost_status: CostStatus,
     /// Why metering failed or was incomplete (a short reason code); null if nothing went wrong.
-    pub error: Option<String>,
+    pub error: Option<ErrorCode>,
     /// `<snapshot>+<content hash>` of the prices used.
     pub pricing_version: String,
     /// Cost per component; null unless priced.
@@ -163,7 +164,7 @@ impl CostRecord {
         }
         add("cost-status", self.cost_status.as_str().into());
         if let Some(error) = &self.error {
-            add("cost-error", error.clone());
+            add("cost-error", error.as_str().into());
         }
         if let Some(model) = &self.model {
             add("model", model.clone());

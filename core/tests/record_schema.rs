@@ -1,9 +1,10 @@
-//! The cost record's field names are a public API: the README's schema table and the serializer
-//! must list the same fields, in the same order.
+//! The cost record's field names and `error` codes are a public API: the README's schema table
+//! and the serializer must list the same fields, in the same order, and the README's list of
+//! `error` codes must be the codes of [`ErrorCode`].
 
 use std::rc::Rc;
 
-use llm_cost_core::{CostRecord, CostStatus, MeterConfig};
+use llm_cost_core::{CostRecord, CostStatus, ErrorCode, MeterConfig};
 
 mod common;
 
@@ -68,7 +69,7 @@ fn emitted_headers() -> Vec<String> {
         cost_micros: Some(1),
         upstream_cost_usd: Some("0.000001".into()),
         cost_status: CostStatus::Exact,
-        error: Some("x".into()),
+        error: Some(ErrorCode::CostOverflow),
         pricing_version: "v".into(),
         breakdown: None,
         key_id: None,
@@ -176,4 +177,33 @@ fn readme_names_the_pricing_version_suffix_the_code_writes() {
         row.contains(&format!("`+{kind}-<hash>`")),
         "{row} vs {version}"
     );
+}
+
+/// The backticked names of the README paragraph that starts with "`error` codes:".
+fn readme_error_codes() -> Vec<String> {
+    let readme = include_str!("../../README.md");
+    let paragraph = readme
+        .split("\n\n")
+        .find(|p| p.starts_with("`error` codes:"))
+        .expect("README has an `error` codes paragraph");
+    let mut codes: Vec<String> = paragraph
+        .split('`')
+        .skip(3) // "", "error", " codes: "
+        .step_by(2)
+        .filter(|name| name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .map(str::to_owned)
+        .collect();
+    codes.sort();
+    codes.dedup();
+    codes
+}
+
+#[test]
+fn readme_error_codes_are_the_error_code_enum() {
+    let mut codes: Vec<String> = ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect();
+    codes.sort();
+    assert_eq!(readme_error_codes(), codes);
 }

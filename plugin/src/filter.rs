@@ -12,8 +12,8 @@
 use std::rc::Rc;
 
 use llm_cost_core::{
-    Call, Endpoint, Forward, MeterConfig, Outcome, RequestBodyPlan, RequestHead, ResponseHead,
-    ResponsePlan, Usd,
+    Call, Endpoint, ErrorCode, Forward, MeterConfig, Outcome, RequestBodyPlan, RequestHead,
+    ResponseHead, ResponsePlan, Usd,
 };
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
@@ -138,7 +138,7 @@ impl MeterFilter {
             }
             Admission::Refused(rejection) => rejection,
         };
-        let outcome = call.finish_refused(429, "budget_exceeded", now);
+        let outcome = call.finish_refused(429, ErrorCode::BudgetExceeded, now);
         self.finished = true;
         self.emit(&outcome);
         let headers = rejection.headers();

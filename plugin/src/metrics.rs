@@ -34,7 +34,10 @@ pub fn record_increments(record: &CostRecord, metric_model: &str) -> Vec<(String
     let status = record.cost_status.as_str();
     out.push((format!("{PREFIX}.records.cost_status={status}"), 1));
     if let Some(error) = &record.error {
-        out.push((format!("{PREFIX}.errors.reason={}", label(error)), 1));
+        out.push((
+            format!("{PREFIX}.errors.reason={}", label(error.as_str())),
+            1,
+        ));
     }
     out
 }

@@ -5,7 +5,7 @@ use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use llm_cost_core::{
-    Call, Forward, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan,
+    Call, ErrorCode, Forward, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan,
 };
 use web_sys::{ReadableStreamDefaultReader, TransformStream, TransformStreamDefaultController};
 use worker::js_sys::{Object, Reflect, Uint8Array};
@@ -158,7 +158,7 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
                 emit_now(
                     s,
                     ctx,
-                    &c.finish_refused(502, "upstream_unreachable", now_ms()),
+                    &c.finish_refused(502, ErrorCode::UpstreamUnreachable, now_ms()),
                 );
             }
             return Response::error("llm-cost worker: upstream unreachable", 502);
