@@ -657,3 +657,262 @@ fn output_estimate(format: Format, model: Option<&str>, body: &[u8]) -> OutputTo
         OutputTokens::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The decision table: every way a call can end, and the plan, status and error it gets.
+
+    use alloc::{format, vec, vec::Vec};
+
+    use super::*;
+    use crate::replay::{replay, End, Recorded};
+
+    const CHAT: &str = "/api/v1/chat/completions";
+    const USAGE: &[u8] = br#"{"model":"openai/gpt-4o","choices":[{}],"usage":{"prompt_tokens":10,"completion_tokens":5}}"#;
+    const STREAM: &[u8] = b"data: {\"model\":\"openai/gpt-4o\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\
+data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5}}\n\n\
+data: [DONE]\n\n";
+    const NO_USAGE_STREAM: &[u8] =
+        b"data: {\"model\":\"openai/gpt-4o\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n";
+
+    /// The plan's kind, without its size limit.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum Plan {
+        Buffer,
+        Observe,
+        Stream,
+        Pass,
+    }
+
+    impl From<ResponsePlan> for Plan {
+        fn from(plan: ResponsePlan) -> Plan {
+            match plan {
+                ResponsePlan::BufferJson { .. } => Plan::Buffer,
+                ResponsePlan::ObserveJson { .. } => Plan::Observe,
+                ResponsePlan::Stream => Plan::Stream,
+                ResponsePlan::PassThrough => Plan::Pass,
+            }
+        }
+    }
+
+    /// One row: a call and what it must give.
+    struct Row {
+        name: &'static str,
+        config: &'static str,
+        method: &'static str,
+        host: &'static str,
+        path: &'static str,
+        request_type: Option<&'static str>,
+        request_length: Option<u64>,
+        request: Option<&'static [u8]>,
+        status: u16,
+        response_type: Option<&'static str>,
+        response_length: Option<u64>,
+        encoding: Option<&'static str>,
+        body: &'static [u8],
+        end: End,
+        plan: Plan,
+        cost_status: CostStatus,
+        error: Option<ErrorCode>,
+    }
+
+    /// A metered chat call with a JSON request and a 200 JSON response carrying usage.
+    const BASE: Row = Row {
+        name: "",
+        config: r#"{"estimate_missing_usage": false}"#,
+        method: "POST",
+        host: "openrouter.ai",
+        path: CHAT,
+        request_type: Some("application/json"),
+        request_length: None,
+        request: Some(br#"{"model":"openai/gpt-4o","messages":[]}"#),
+        status: 200,
+        response_type: Some("application/json"),
+        response_length: None,
+        encoding: None,
+        body: USAGE,
+        end: End::Complete,
+        plan: Plan::Buffer,
+        cost_status: CostStatus::Exact,
+        error: None,
+    };
+
+    fn rows() -> Vec<Row> {
+        use CostStatus::{Error, Estimated, Exact, NoUsage, Unpriced};
+        use ErrorCode as E;
+        let sse = Some("text/event-stream");
+        vec![
+            Row { name: "json with usage", ..BASE },
+            Row { name: "encoding identity is not compression", encoding: Some(" Identity "), ..BASE },
+            Row { name: "content type in capitals", response_type: Some("Application/JSON; charset=utf-8"), ..BASE },
+            Row { name: "hold_headers off observes", config: r#"{"estimate_missing_usage": false, "hold_headers": false}"#, plan: Plan::Observe, ..BASE },
+            Row { name: "stream with usage", response_type: sse, body: STREAM, plan: Plan::Stream, ..BASE },
+            Row { name: "json without usage", body: br#"{"model":"openai/gpt-4o","choices":[{}]}"#, cost_status: NoUsage, ..BASE },
+            Row { name: "unknown model", body: br#"{"model":"nobody/no-such-model","usage":{"prompt_tokens":1,"completion_tokens":1}}"#, request: Some(br#"{"model":"nobody/no-such-model"}"#), cost_status: Unpriced, error: Some(E::UnknownModel), ..BASE },
+            Row { name: "upstream error object", body: br#"{"error":{"code":502,"message":"x"}}"#, cost_status: Error, error: Some(E::UpstreamError), ..BASE },
+            Row { name: "upstream status 400", status: 400, plan: Plan::Pass, cost_status: Error, error: Some(E::UpstreamStatus), ..BASE },
+            Row { name: "upstream status", status: 503, plan: Plan::Pass, cost_status: Error, error: Some(E::UpstreamStatus), ..BASE },
+            Row { name: "upstream status wins over compression", status: 429, encoding: Some("gzip"), plan: Plan::Pass, cost_status: Error, error: Some(E::UpstreamStatus), ..BASE },
+            Row { name: "compressed response", encoding: Some("gzip"), plan: Plan::Pass, cost_status: Error, error: Some(E::CompressedResponse), ..BASE },
+            Row { name: "compressed stream", encoding: Some("br"), response_type: sse, body: STREAM, plan: Plan::Pass, cost_status: Error, error: Some(E::CompressedResponse), ..BASE },
+            Row { name: "unsupported content type", response_type: Some("text/html"), plan: Plan::Pass, cost_status: Error, error: Some(E::UnsupportedContentType), ..BASE },
+            Row { name: "no content type", response_type: None, plan: Plan::Pass, cost_status: Error, error: Some(E::UnsupportedContentType), ..BASE },
+            Row { name: "gemini stream without alt=sse", host: "generativelanguage.googleapis.com", path: "/v1beta/models/gemini-2.5-flash:streamGenerateContent", request: Some(b"{}"), plan: Plan::Pass, cost_status: Error, error: Some(E::UnsupportedStreamFormat), ..BASE },
+            Row { name: "unmetered endpoint", method: "GET", path: "/api/v1/models", request: None, plan: Plan::Pass, cost_status: Error, error: Some(E::UnmeteredEndpoint), ..BASE },
+            Row { name: "response too large by content-length", config: r#"{"estimate_missing_usage": false, "max_response_body_bytes": 16}"#, response_length: Some(USAGE.len() as u64), plan: Plan::Pass, cost_status: Error, error: Some(E::ResponseTooLarge), ..BASE },
+            Row { name: "response too large while buffering", config: r#"{"estimate_missing_usage": false, "max_response_body_bytes": 16}"#, cost_status: Error, error: Some(E::ResponseTooLarge), ..BASE },
+            Row { name: "malformed json", body: b"{not json", cost_status: Error, error: Some(E::MalformedJson), ..BASE },
+            Row { name: "request content type not json", request_type: Some("text/plain"), body: br#"{"model":"openai/gpt-4o","choices":[{}]}"#, cost_status: Error, error: Some(E::RequestNotJson), ..BASE },
+            Row { name: "request body not json", request: Some(b"not json"), body: br#"{"model":"openai/gpt-4o","choices":[{}]}"#, cost_status: Error, error: Some(E::RequestNotJson), ..BASE },
+            Row { name: "request not json, usage still priced", request: Some(b"not json"), ..BASE },
+            Row { name: "request too large by content-length", config: r#"{"estimate_missing_usage": false, "max_request_body_bytes": 8}"#, request_length: Some(100), body: br#"{"model":"openai/gpt-4o","choices":[{}]}"#, cost_status: Error, error: Some(E::RequestTooLarge), ..BASE },
+            Row { name: "request too large while buffering", config: r#"{"estimate_missing_usage": false, "max_request_body_bytes": 8}"#, body: br#"{"model":"openai/gpt-4o","choices":[{}]}"#, cost_status: Error, error: Some(E::RequestTooLarge), ..BASE },
+            Row { name: "malformed stream", response_type: sse, body: b"data: {broken\n\ndata: [DONE]\n\n", plan: Plan::Stream, cost_status: Error, error: Some(E::MalformedStream), ..BASE },
+            Row { name: "oversize event", config: r#"{"estimate_missing_usage": false, "max_sse_event_bytes": 32}"#, response_type: sse, body: STREAM, plan: Plan::Stream, cost_status: Error, error: Some(E::OversizeEvent), ..BASE },
+            Row { name: "truncated stream", response_type: sse, body: NO_USAGE_STREAM, plan: Plan::Stream, cost_status: Error, error: Some(E::TruncatedStream), ..BASE },
+            Row { name: "stream error event", response_type: sse, body: b"data: {\"error\":{\"code\":500}}\n\n", plan: Plan::Stream, cost_status: Error, error: Some(E::UpstreamError), ..BASE },
+            Row { name: "stream with usage then aborted", response_type: sse, body: STREAM, end: End::Aborted, plan: Plan::Stream, cost_status: Exact, error: Some(E::Aborted), ..BASE },
+            Row { name: "stream aborted before usage", response_type: sse, body: NO_USAGE_STREAM, end: End::Aborted, plan: Plan::Stream, cost_status: Error, error: Some(E::Aborted), ..BASE },
+            Row { name: "json aborted", end: End::Aborted, cost_status: Error, error: Some(E::Aborted), ..BASE },
+            Row {
+                name: "anthropic stream cut before its end: a lower bound",
+                host: "api.anthropic.com",
+                path: "/v1/messages",
+                request: Some(br#"{"model":"claude-sonnet-4-5"}"#),
+                response_type: sse,
+                body: b"data: {\"type\":\"message_start\",\"message\":{\"model\":\"claude-sonnet-4-5\",\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n",
+                plan: Plan::Stream,
+                cost_status: Estimated,
+                error: Some(E::TruncatedStream),
+                ..BASE
+            },
+            Row {
+                name: "absurd counts",
+                body: br#"{"model":"openai/gpt-4o","usage":{"prompt_tokens":18446744073709551615,"completion_tokens":18446744073709551615}}"#,
+                cost_status: Error,
+                error: Some(E::CostOverflow),
+                ..BASE
+            },
+        ]
+    }
+
+    fn run(row: &Row) -> (Plan, Outcome) {
+        let config = Rc::new(MeterConfig::from_json(row.config.as_bytes()).unwrap());
+        let recorded = Recorded {
+            request_head: RequestHead {
+                method: row.method,
+                host: row.host,
+                path: row.path,
+                content_type: row.request_type,
+                content_length: row.request_length,
+                ..RequestHead::default()
+            },
+            request: row.request,
+            response_head: ResponseHead {
+                status: row.status,
+                content_type: row.response_type,
+                content_length: row.response_length,
+                content_encoding: row.encoding,
+            },
+            response: row.body,
+            cuts: &[],
+            start_ms: 0,
+            end_ms: 1,
+            end: row.end,
+        };
+        let replayed = replay(&config, &recorded);
+        (replayed.response_plan.into(), replayed.outcome)
+    }
+
+    #[test]
+    fn every_row_of_the_decision_table() {
+        let mut failures = Vec::new();
+        for row in rows() {
+            let (plan, outcome) = run(&row);
+            let record = outcome.record;
+            let got = (plan, record.cost_status, record.error);
+            let expected = (row.plan, row.cost_status, row.error);
+            if got != expected {
+                failures.push(format!("{}: got {got:?}, expected {expected:?}", row.name));
+            }
+            // A cost only when priced, never a made-up one.
+            let priced = matches!(
+                record.cost_status,
+                CostStatus::Exact | CostStatus::Estimated
+            );
+            assert_eq!(record.cost_usd.is_some(), priced, "{}", row.name);
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    #[test]
+    fn host_bugs_and_host_refusals_give_their_codes() {
+        let config = Rc::new(MeterConfig::from_json(BASE.config.as_bytes()).unwrap());
+        let head = RequestHead {
+            method: "POST",
+            host: "openrouter.ai",
+            path: CHAT,
+            ..RequestHead::default()
+        };
+        // A JSON body finished for a response that passed through.
+        let mut call = Call::new(&config, head, 0);
+        call.on_response_head(ResponseHead {
+            status: 200,
+            content_type: Some("text/html"),
+            ..ResponseHead::default()
+        });
+        let mut stream = Call::new(&config, head, 0);
+        stream.on_response_head(ResponseHead {
+            status: 200,
+            content_type: Some("text/event-stream"),
+            ..ResponseHead::default()
+        });
+        let before_head = Call::new(&config, head, 0).finish_json(USAGE, 1).record;
+        assert_eq!(before_head.error, Some(ErrorCode::NotJsonResponse));
+        assert_eq!(
+            stream.finish_json(USAGE, 1).record.error,
+            Some(ErrorCode::NotJsonResponse)
+        );
+        // A second end, of any kind.
+        let first = call.finish_passthrough(1).record;
+        assert_eq!(first.error, Some(ErrorCode::UnsupportedContentType));
+        for second in [
+            call.finish_json(USAGE, 2),
+            call.finish_passthrough(2),
+            call.finish_aborted(2),
+            call.finish_refused(429, ErrorCode::BudgetExceeded, 2),
+        ] {
+            assert_eq!(
+                (second.record.cost_status, second.record.error),
+                (CostStatus::Error, Some(ErrorCode::AlreadyFinished))
+            );
+        }
+        // The host answered the call itself: nothing metered wrong, so not an error status.
+        for code in [ErrorCode::BudgetExceeded, ErrorCode::UpstreamUnreachable] {
+            let record = Call::new(&config, head, 0)
+                .finish_refused(429, code, 1)
+                .record;
+            assert_eq!(
+                (record.cost_status, record.error),
+                (CostStatus::NoUsage, Some(code))
+            );
+        }
+    }
+
+    #[test]
+    fn the_table_reaches_every_error_code() {
+        let mut seen: Vec<ErrorCode> = rows().iter().filter_map(|r| r.error).collect();
+        // Set by the host-bug and refusal test above.
+        seen.extend([
+            ErrorCode::NotJsonResponse,
+            ErrorCode::AlreadyFinished,
+            ErrorCode::BudgetExceeded,
+            ErrorCode::UpstreamUnreachable,
+        ]);
+        let missing: Vec<_> = ErrorCode::ALL
+            .iter()
+            .filter(|c| !seen.contains(c))
+            .collect();
+        assert!(missing.is_empty(), "no row for {missing:?}");
+    }
+}

@@ -26,6 +26,7 @@ pub mod money;
 pub mod pricing;
 pub mod provider;
 pub mod record;
+pub mod replay;
 pub mod retry;
 pub mod rewrite;
 pub mod sse;
