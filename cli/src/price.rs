@@ -6,9 +6,8 @@ use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
-use llm_cost_core::{
-    Call, Forward, MeterConfig, PriceTable, Provider, RequestHead, ResponseHead, ResponsePlan,
-};
+use llm_cost_core::replay::{replay, Recorded};
+use llm_cost_core::{MeterConfig, PriceTable, Provider, RequestHead, ResponseHead};
 
 /// Arguments of `llm-cost price`.
 #[derive(Args)]
@@ -162,46 +161,32 @@ fn price_bytes(
     response: &[u8],
     now: u64,
 ) -> String {
-    let head = RequestHead {
-        method: "POST",
-        host,
-        path,
-        content_type: Some("application/json"),
-        ..RequestHead::default()
-    };
-    let mut call = Call::new(config, head, now);
-    if let Some(body) = request {
-        let _ = call.rewrite_request(body);
-    }
     let content_type = if is_json(response) {
         "application/json"
     } else {
         "text/event-stream"
     };
-    let plan = call.on_response_head(ResponseHead {
-        status: 200,
-        content_type: Some(content_type),
-        content_length: Some(response.len() as u64),
-        content_encoding: None,
-    });
-    let outcome = match plan {
-        ResponsePlan::BufferJson { max_bytes } | ResponsePlan::ObserveJson { max_bytes }
-            if response.len() > max_bytes =>
-        {
-            call.response_body_too_large();
-            call.finish_passthrough(now)
-        }
-        ResponsePlan::BufferJson { .. } | ResponsePlan::ObserveJson { .. } => {
-            call.finish_json(response, now)
-        }
-        ResponsePlan::Stream => {
-            // The CLI does not forward bytes; the scan is what matters.
-            let _: Forward = call.feed_stream(response);
-            call.finish_stream(now)
-        }
-        ResponsePlan::PassThrough => call.finish_passthrough(now),
+    let recorded = Recorded {
+        request_head: RequestHead {
+            method: "POST",
+            host,
+            path,
+            content_type: Some("application/json"),
+            ..RequestHead::default()
+        },
+        request,
+        response_head: ResponseHead {
+            status: 200,
+            content_type: Some(content_type),
+            content_length: Some(response.len() as u64),
+            content_encoding: None,
+        },
+        response,
+        start_ms: now,
+        end_ms: now,
+        ..Recorded::default()
     };
-    outcome.record_json
+    replay(config, &recorded).outcome.record_json
 }
 
 /// A JSON body starts with `{` or `[`; anything else is taken for an SSE stream.

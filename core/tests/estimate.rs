@@ -6,8 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use llm_cost_core::replay::{replay, Recorded};
 use llm_cost_core::usage::Format;
-use llm_cost_core::{estimate, Call, Endpoint, MeterConfig, Provider, RequestHead, ResponseHead};
+use llm_cost_core::{estimate, Endpoint, MeterConfig, Provider, RequestHead, ResponseHead};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -22,22 +23,25 @@ fn record(entry: &Value, request: &[u8], body: &[u8]) -> Value {
     let host = Provider::from_name(entry["provider"].as_str().unwrap())
         .and_then(Provider::default_host)
         .expect("the recording names a provider with a public host");
-    let head = RequestHead {
-        method: "POST",
-        host,
-        path: &path,
-        content_type: Some("application/json"),
-        ..RequestHead::default()
+    let recorded = Recorded {
+        request_head: RequestHead {
+            method: "POST",
+            host,
+            path: &path,
+            content_type: Some("application/json"),
+            ..RequestHead::default()
+        },
+        request: Some(request),
+        response_head: ResponseHead {
+            status: 200,
+            content_type: Some("text/event-stream"),
+            ..ResponseHead::default()
+        },
+        response: body,
+        end_ms: 1,
+        ..Recorded::default()
     };
-    let mut call = Call::new(&config, head, 0);
-    let _ = call.rewrite_request(request);
-    call.on_response_head(ResponseHead {
-        status: 200,
-        content_type: Some("text/event-stream"),
-        ..ResponseHead::default()
-    });
-    let _ = call.feed_stream(body);
-    serde_json::from_str(&call.finish_stream(1).record_json).unwrap()
+    serde_json::from_str(&replay(&config, &recorded).outcome.record_json).unwrap()
 }
 
 /// The stream cut where a client abort or a dropped connection would leave it: before the first

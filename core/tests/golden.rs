@@ -6,9 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use llm_cost_core::{
-    Call, Forward, MeterConfig, PriceTable, Provider, RequestHead, ResponseHead, ResponsePlan,
-};
+use llm_cost_core::replay::{replay, End, Recorded, Replayed};
+use llm_cost_core::{MeterConfig, PriceTable, Provider, RequestHead, ResponseHead};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -55,21 +54,6 @@ fn host_for(provider: &str) -> &'static str {
         .expect("the recording names a provider with a public host")
 }
 
-/// Feeds `body` to a streaming call in pieces cut at `cuts`; returns what the client receives.
-fn feed_in_pieces(call: &mut Call, body: &[u8], cuts: &[usize]) -> Vec<u8> {
-    let mut client = Vec::new();
-    let mut start = 0;
-    for &cut in cuts.iter().chain(std::iter::once(&body.len())) {
-        let chunk = &body[start..cut];
-        match call.feed_stream(chunk) {
-            Forward::Unchanged => client.extend_from_slice(chunk),
-            Forward::Replace(bytes) => client.extend_from_slice(&bytes),
-        }
-        start = cut;
-    }
-    client
-}
-
 /// One recording, loaded once: its body, request and price configuration.
 struct Case {
     entry: Value,
@@ -109,46 +93,42 @@ fn run(name: &str, entry: &Value, cuts: &[usize]) -> (Value, Vec<u8>) {
 
 fn run_case(case: &Case, cuts: &[usize]) -> (Value, Vec<u8>) {
     let (entry, config, request) = (&case.entry, &case.config, &case.request);
-    let body = case.body.clone();
     let model_requested = entry["model_requested"].as_str().unwrap_or("m");
     let path = entry["path"]
         .as_str()
         .unwrap()
         .replace("{model}", model_requested);
-    let head = RequestHead {
-        method: "POST",
-        host: host_for(entry["provider"].as_str().unwrap()),
-        path: &path,
-        authorization: Some("Bearer sk-test-key"),
-        content_type: Some("application/json"),
-        content_length: Some(request.len() as u64),
-        request_id: Some("req-1"),
-    };
-    let mut call = Call::new(config, head, 1_000);
-    let _ = call.rewrite_request(request);
     let stream = entry["stream"].as_bool().unwrap();
-    let plan = call.on_response_head(ResponseHead {
-        status: 200,
-        content_type: Some(if stream {
-            "text/event-stream"
-        } else {
-            "application/json"
-        }),
-        content_length: (!stream).then_some(body.len() as u64),
-        content_encoding: None,
-    });
-    let (outcome, client) = match plan {
-        ResponsePlan::Stream => {
-            let mut client = feed_in_pieces(&mut call, &body, cuts);
-            let outcome = call.finish_stream(2_000);
-            client.extend_from_slice(&outcome.sse_comment);
-            (outcome, client)
-        }
-        ResponsePlan::BufferJson { .. } | ResponsePlan::ObserveJson { .. } => {
-            (call.finish_json(&body, 2_000), body)
-        }
-        ResponsePlan::PassThrough => (call.finish_passthrough(2_000), body),
+    let recorded = Recorded {
+        request_head: RequestHead {
+            method: "POST",
+            host: host_for(entry["provider"].as_str().unwrap()),
+            path: &path,
+            authorization: Some("Bearer sk-test-key"),
+            content_type: Some("application/json"),
+            content_length: Some(request.len() as u64),
+            request_id: Some("req-1"),
+        },
+        request: Some(request),
+        response_head: ResponseHead {
+            status: 200,
+            content_type: Some(if stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+            content_length: (!stream).then_some(case.body.len() as u64),
+            content_encoding: None,
+        },
+        response: &case.body,
+        cuts,
+        start_ms: 1_000,
+        end_ms: 2_000,
+        end: End::Complete,
     };
+    let Replayed {
+        outcome, client, ..
+    } = replay(config, &recorded);
     let record: Value = serde_json::from_str(&outcome.record_json).unwrap();
     (record, client)
 }
@@ -287,29 +267,34 @@ fn injected_usage_chunk_is_hidden_from_a_client_that_did_not_ask() {
     let golden = golden();
     let body = recording(&golden["openai-run-stream-sync-streams-real-model-0"]);
     let config = Rc::new(MeterConfig::default());
-    let head = RequestHead {
-        method: "POST",
-        host: "api.openai.com",
-        path: "/v1/chat/completions",
-        content_type: Some("application/json"),
-        ..RequestHead::default()
-    };
-    let mut call = Call::new(&config, head, 0);
-    let rewritten = call
-        .rewrite_request(br#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#)
-        .expect("stream_options injected");
+    let cuts: Vec<usize> = (100..body.len()).step_by(100).collect();
+    let replayed = replay(
+        &config,
+        &Recorded {
+            request_head: RequestHead {
+                method: "POST",
+                host: "api.openai.com",
+                path: "/v1/chat/completions",
+                content_type: Some("application/json"),
+                ..RequestHead::default()
+            },
+            request: Some(br#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#),
+            response_head: ResponseHead {
+                status: 200,
+                content_type: Some("text/event-stream"),
+                ..ResponseHead::default()
+            },
+            response: &body,
+            cuts: &cuts,
+            end_ms: 1,
+            ..Recorded::default()
+        },
+    );
+    let rewritten = replayed.rewritten_request.expect("stream_options injected");
     assert!(String::from_utf8(rewritten)
         .unwrap()
         .contains("\"include_usage\":true"));
-    call.on_response_head(ResponseHead {
-        status: 200,
-        content_type: Some("text/event-stream"),
-        ..ResponseHead::default()
-    });
-    let cuts: Vec<usize> = (100..body.len()).step_by(100).collect();
-    let mut client = feed_in_pieces(&mut call, &body, &cuts);
-    let outcome = call.finish_stream(1);
-    client.extend_from_slice(&outcome.sse_comment);
+    let (outcome, client) = (replayed.outcome, replayed.client);
     let original = String::from_utf8(body).unwrap();
     let usage_event_start = original.find("\"choices\":[],\"usage\":{").unwrap();
     let event_start = original[..usage_event_start].rfind("data: ").unwrap();

@@ -4,7 +4,8 @@
 
 use std::rc::Rc;
 
-use llm_cost_core::{Call, Forward, MeterConfig, RequestHead, ResponseHead, ResponsePlan};
+use llm_cost_core::replay::{replay, Recorded};
+use llm_cost_core::{Call, MeterConfig, RequestHead, ResponseHead, ResponsePlan};
 
 /// xorshift64: deterministic, so a failure names its seed and reproduces.
 struct Rng(u64);
@@ -72,33 +73,30 @@ fn meter(
     body: &[u8],
     cuts: &[usize],
 ) -> (String, Vec<u8>) {
-    let head = RequestHead {
-        method: "POST",
-        host: "gw",
-        path,
-        content_type: Some("application/json"),
-        ..RequestHead::default()
-    };
-    let mut call = Call::new(config, head, 0);
-    let _ = call.rewrite_request(request);
-    let plan = call.on_response_head(ResponseHead {
-        status: 200,
-        content_type: Some("text/event-stream"),
-        ..ResponseHead::default()
-    });
-    assert_eq!(plan, ResponsePlan::Stream);
-    let mut client = Vec::new();
-    let mut start = 0;
-    for &cut in cuts.iter().chain(std::iter::once(&body.len())) {
-        match call.feed_stream(&body[start..cut]) {
-            Forward::Unchanged => client.extend_from_slice(&body[start..cut]),
-            Forward::Replace(bytes) => client.extend_from_slice(&bytes),
-        }
-        start = cut;
-    }
-    let outcome = call.finish_stream(1);
-    client.extend_from_slice(&outcome.sse_comment);
-    (outcome.record_json, client)
+    let replayed = replay(
+        config,
+        &Recorded {
+            request_head: RequestHead {
+                method: "POST",
+                host: "gw",
+                path,
+                content_type: Some("application/json"),
+                ..RequestHead::default()
+            },
+            request: Some(request),
+            response_head: ResponseHead {
+                status: 200,
+                content_type: Some("text/event-stream"),
+                ..ResponseHead::default()
+            },
+            response: body,
+            cuts,
+            end_ms: 1,
+            ..Recorded::default()
+        },
+    );
+    assert_eq!(replayed.response_plan, ResponsePlan::Stream);
+    (replayed.outcome.record_json, replayed.client)
 }
 
 #[test]
@@ -173,23 +171,30 @@ fn absurd_token_counts_are_an_error_not_a_wrap() {
 
 /// The whole JSON body `body` answered `path`: the record.
 fn meter_json(config: &Rc<MeterConfig>, path: &str, body: &[u8]) -> serde_json::Value {
-    let head = RequestHead {
-        method: "POST",
-        host: "gw",
-        path,
-        content_type: Some("application/json"),
-        ..RequestHead::default()
-    };
-    let mut call = Call::new(config, head, 0);
-    let _ = call.rewrite_request(b"{}");
-    let plan = call.on_response_head(ResponseHead {
-        status: 200,
-        content_type: Some("application/json"),
-        ..ResponseHead::default()
-    });
+    let replayed = replay(
+        config,
+        &Recorded {
+            request_head: RequestHead {
+                method: "POST",
+                host: "gw",
+                path,
+                content_type: Some("application/json"),
+                ..RequestHead::default()
+            },
+            request: Some(b"{}"),
+            response_head: ResponseHead {
+                status: 200,
+                content_type: Some("application/json"),
+                ..ResponseHead::default()
+            },
+            response: body,
+            end_ms: 1,
+            ..Recorded::default()
+        },
+    );
+    let plan = replayed.response_plan;
     assert!(matches!(plan, ResponsePlan::BufferJson { .. }), "{plan:?}");
-    let outcome = call.finish_json(body, 1);
-    serde_json::from_str(&outcome.record_json).unwrap()
+    serde_json::from_str(&replayed.outcome.record_json).unwrap()
 }
 
 /// Counts whose sum (or price) does not fit in 64 bits, in every wire format, as a whole body

@@ -104,7 +104,8 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llm_cost_core::{Call, MeterConfig, RequestHead, ResponseHead, ResponsePlan};
+    use llm_cost_core::replay::{replay, Recorded};
+    use llm_cost_core::{MeterConfig, RequestHead, ResponseHead, ResponsePlan};
     use std::rc::Rc;
 
     fn fixture(name: &str) -> Vec<u8> {
@@ -118,20 +119,30 @@ mod tests {
     /// A JSON call through the core the way the filter drives it.
     fn json_call(body: &[u8]) -> (CostRecord, String) {
         let config = Rc::new(MeterConfig::default());
-        let head = RequestHead {
-            method: "POST",
-            host: "openrouter.ai",
-            path: "/api/v1/chat/completions",
-            ..RequestHead::default()
-        };
-        let mut call = Call::new(&config, head, 0);
-        let plan = call.on_response_head(ResponseHead {
-            status: 200,
-            content_type: Some("application/json"),
-            ..ResponseHead::default()
-        });
-        assert!(matches!(plan, ResponsePlan::BufferJson { .. }));
-        let outcome = call.finish_json(body, 5);
+        let replayed = replay(
+            &config,
+            &Recorded {
+                request_head: RequestHead {
+                    method: "POST",
+                    host: "openrouter.ai",
+                    path: "/api/v1/chat/completions",
+                    ..RequestHead::default()
+                },
+                response_head: ResponseHead {
+                    status: 200,
+                    content_type: Some("application/json"),
+                    ..ResponseHead::default()
+                },
+                response: body,
+                end_ms: 5,
+                ..Recorded::default()
+            },
+        );
+        assert!(matches!(
+            replayed.response_plan,
+            ResponsePlan::BufferJson { .. }
+        ));
+        let outcome = replayed.outcome;
         (outcome.record, outcome.metric_model)
     }
 
