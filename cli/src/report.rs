@@ -74,15 +74,19 @@ struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, r: &Record, cost: Usd, upstream: Usd) {
-        self.calls += 1;
-        self.prompt_tokens += r.prompt_tokens.unwrap_or(0);
-        self.completion_tokens += r.completion_tokens.unwrap_or(0);
-        self.cost = self.cost.checked_add(cost).unwrap_or(self.cost);
-        self.upstream_cost = self
-            .upstream_cost
-            .checked_add(upstream)
-            .unwrap_or(self.upstream_cost);
+    /// These totals plus one record; `None` when a sum does not fit (absurd counts or costs).
+    fn plus(&self, r: &Record, cost: Usd, upstream: Usd) -> Option<Totals> {
+        Some(Totals {
+            calls: self.calls.checked_add(1)?,
+            prompt_tokens: self
+                .prompt_tokens
+                .checked_add(r.prompt_tokens.unwrap_or(0))?,
+            completion_tokens: self
+                .completion_tokens
+                .checked_add(r.completion_tokens.unwrap_or(0))?,
+            cost: self.cost.checked_add(cost).ok()?,
+            upstream_cost: self.upstream_cost.checked_add(upstream).ok()?,
+        })
     }
 }
 
@@ -107,19 +111,21 @@ impl Report {
             return;
         }
         self.lines += 1;
+        // A line whose numbers would overflow the totals is malformed: never a wrapped sum.
         let parsed = serde_json::from_str::<Record>(line).ok().and_then(|r| {
             let cost = money(r.cost_usd.as_deref())?;
             let upstream = money(r.upstream_cost_usd.as_deref())?;
-            Some((r, cost, upstream))
+            let total = self.total.plus(&r, cost, upstream)?;
+            Some((r, cost, upstream, total))
         });
-        let Some((record, cost, upstream)) = parsed else {
+        let Some((record, cost, upstream, total)) = parsed else {
             self.malformed += 1;
             if self.malformed_lines.len() < MALFORMED_LISTED {
                 self.malformed_lines.push((source.to_owned(), number));
             }
             return;
         };
-        self.total.add(&record, cost, upstream);
+        self.total = total;
         let day = record
             .ts
             .as_deref()
@@ -140,12 +146,16 @@ impl Report {
                 .unwrap_or_else(|| "unknown".into()),
         ];
         for (dimension, key) in DIMENSIONS.into_iter().zip(keys) {
-            self.by
+            let group = self
+                .by
                 .entry(dimension)
                 .or_default()
                 .entry(key)
-                .or_default()
-                .add(&record, cost, upstream);
+                .or_default();
+            // A group's sums never exceed the total's, which fit.
+            if let Some(sum) = group.plus(&record, cost, upstream) {
+                *group = sum;
+            }
         }
     }
 

@@ -86,6 +86,29 @@ fn malformed_lines_are_counted_with_their_numbers_and_skipped() {
     );
 }
 
+/// Sums that do not fit (absurd token counts or costs in a log line) make that line malformed:
+/// never a wrapped total, never a cost silently left out.
+#[test]
+fn a_line_whose_counts_or_cost_overflow_the_totals_is_malformed() {
+    let max = u64::MAX;
+    let huge = "200000000"; // 2e8 USD fits in a Usd, twice that does not
+    let input = format!(
+        "{{\"prompt_tokens\":{max},\"cost_usd\":\"0.5\"}}\n{{\"prompt_tokens\":2,\"cost_usd\":\"0.5\"}}\n\
+         {{\"completion_tokens\":{max}}}\n{{\"completion_tokens\":1}}\n\
+         {{\"cost_usd\":\"{huge}\"}}\n{{\"cost_usd\":\"{huge}\"}}\n"
+    );
+    let (ok, out, _) = llm_cost(&["report", "--json"], input.as_bytes());
+    assert!(ok);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["total"]["prompt_tokens"], max);
+    assert_eq!(report["total"]["completion_tokens"], max);
+    assert_eq!(
+        report["malformed_at"],
+        serde_json::json!(["-:2", "-:4", "-:6"])
+    );
+    assert_eq!(report["total"]["calls"], 3);
+}
+
 #[test]
 fn month_end_projection_follows_the_daily_run_rate() {
     // 1 USD a day on the first ten days of November: 10 so far, 30 by the 30th.

@@ -69,7 +69,9 @@ impl Usd {
         let mut place = ONE;
         for b in frac.bytes() {
             place /= 10;
-            units += u128::from(b - b'0') * place;
+            units = units
+                .checked_add(u128::from(b - b'0') * place)
+                .ok_or(MoneyError::Overflow)?;
         }
         Ok(Usd(units))
     }
@@ -209,6 +211,9 @@ mod tests {
     fn overflow_is_an_error_not_a_wrap() {
         let big = Usd::parse("300000000").unwrap();
         assert_eq!(big.checked_mul(u64::MAX), Err(MoneyError::Overflow));
+        // The largest whole part that fits, with a fraction that takes it past u128::MAX.
+        assert_eq!(Usd::parse("340282366.99"), Err(MoneyError::Overflow));
+        assert!(Usd::parse("340282366.92").is_ok());
     }
 
     #[test]
