@@ -352,20 +352,22 @@ impl Call {
         let format = self.format.unwrap_or(Format::Chat);
         match format.parse(body) {
             Ok(facts) => {
-                let overflow = match &facts.usage {
-                    Some(Report::Overflow) => true,
-                    Some(Report::Anthropic(counts)) => counts.normalise().is_none(),
-                    _ => false,
+                // `None` inside: counts whose sum does not fit (`cost_overflow`).
+                let reported = match facts.usage {
+                    Some(Report::Complete(usage)) => Some(Some(usage)),
+                    Some(Report::Anthropic(counts)) => Some(counts.normalise()),
+                    Some(Report::Overflow) => Some(None),
+                    None => None,
                 };
                 let fault = if facts.error.is_some() {
                     Some(ErrorCode::UpstreamError)
+                } else if reported == Some(None) {
+                    Some(ErrorCode::CostOverflow)
                 } else {
-                    overflow.then_some(ErrorCode::CostOverflow)
+                    None
                 };
-                let usage = match facts.usage {
-                    Some(Report::Complete(usage)) => Some(Reported::Exact(usage)),
-                    Some(Report::Anthropic(counts)) => counts.normalise().map(Reported::Exact),
-                    Some(Report::Overflow) => None,
+                let usage = match reported {
+                    Some(usage) => usage.map(Reported::Exact),
                     None if fault.is_none() => {
                         let model = facts.model.as_deref().or(self.request.model.as_deref());
                         self.estimate(output_estimate(format, model, body))
