@@ -61,7 +61,8 @@ error_codes! {
     UnsupportedStreamFormat = "unsupported_stream_format",
     /// A path the meter does not meter (e.g. `GET /models`).
     UnmeteredEndpoint = "unmetered_endpoint",
-    /// Token counts or their cost do not fit in 64 bits (absurd upstream numbers).
+    /// Absurd upstream numbers: token counts whose sum exceeds 2⁶⁴−1, or a cost too large to
+    /// represent.
     CostOverflow = "cost_overflow",
     /// A JSON body was finished, but the response was not read as JSON (a host bug).
     NotJsonResponse = "not_json_response",
