@@ -361,7 +361,7 @@ impl Call {
                 };
                 let fault = if facts.error.is_some() {
                     Some(ErrorCode::UpstreamError)
-                } else if reported == Some(None) {
+                } else if matches!(reported, Some(None)) {
                     Some(ErrorCode::CostOverflow)
                 } else {
                     None

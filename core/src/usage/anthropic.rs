@@ -130,23 +130,24 @@ impl RawUsage {
         };
         match self.iterations {
             Some(iterations) if !iterations.is_empty() => {
-                let sum = |f: fn(&Counts) -> Option<u64>, all: &[Counts]| {
-                    all.iter()
-                        .map(f)
-                        .try_fold(0u64, |acc, v| acc.checked_add(v.unwrap_or(0)))
+                let add = |sum: Option<u64>, more: Option<u64>| {
+                    sum.unwrap_or(0).checked_add(more.unwrap_or(0))
                 };
-                let all = iterations
-                    .into_iter()
-                    .map(RawUsage::counts)
-                    .collect::<Option<Vec<Counts>>>()?;
-                Some(Counts {
-                    input: Some(sum(|c| c.input, &all)?),
-                    output: Some(sum(|c| c.output, &all)?),
-                    cache_read: Some(sum(|c| c.cache_read, &all)?),
-                    cache_creation: Some(sum(|c| c.cache_creation, &all)?),
-                    thinking: own.thinking,
-                    web_searches: own.web_searches,
-                })
+                let mut sum = Counts {
+                    input: Some(0),
+                    output: Some(0),
+                    cache_read: Some(0),
+                    cache_creation: Some(0),
+                    ..own
+                };
+                for iteration in iterations {
+                    let c = iteration.counts()?;
+                    sum.input = Some(add(sum.input, c.input)?);
+                    sum.output = Some(add(sum.output, c.output)?);
+                    sum.cache_read = Some(add(sum.cache_read, c.cache_read)?);
+                    sum.cache_creation = Some(add(sum.cache_creation, c.cache_creation)?);
+                }
+                Some(sum)
             }
             _ => Some(own),
         }
