@@ -98,7 +98,7 @@ pub struct Outcome {
     /// JSON, trailers for streams.
     pub headers: Vec<(String, String)>,
     /// Bytes to append at the end of a stream: any held-back bytes, then the `: llm-cost {...}`
-    /// comment. Empty unless the response was a stream.
+    /// comment when [`Call::stream_cost_comment`] says so. Empty unless the response was a stream.
     pub sse_comment: Vec<u8>,
     /// The cost record.
     pub record: CostRecord,
@@ -190,6 +190,14 @@ impl Call {
     /// Hosts may skip records of calls that are not metered (health checks, `GET /models`).
     pub fn is_metered(&self) -> bool {
         self.endpoint != Endpoint::Other
+    }
+
+    /// Does this call's stream end with the `: llm-cost {...}` comment? `stream_cost_comment` for
+    /// the call's wire format (see [`crate::config::StreamCostComment`]); [`Call::finish_stream`]
+    /// follows it, so hosts append [`Outcome::sse_comment`] as it comes.
+    pub fn stream_cost_comment(&self) -> bool {
+        self.format
+            .is_some_and(|format| self.config.stream_cost_comment.applies_to(format))
     }
 
     /// The caller's `key_id` (short hash of its API key), if it sent one.
@@ -619,7 +627,7 @@ impl Call {
                 .map(|a| a.percent.trim().to_owned()),
         };
         let mut sse_comment = stream_tail;
-        if matches!(self.response, ResponseState::Stream(_)) {
+        if matches!(self.response, ResponseState::Stream(_)) && self.stream_cost_comment() {
             sse_comment.extend_from_slice(&record.sse_comment());
         }
         Outcome {

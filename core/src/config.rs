@@ -18,6 +18,37 @@ use crate::json_path;
 use crate::money::Usd;
 use crate::pricing::{content_hash, ModelEntry, PriceTable, Prices, PRICE_KEYS};
 use crate::provider::Route;
+use crate::usage::Format;
+
+/// Whether a metered stream ends with the `: llm-cost {...}` SSE comment (`stream_cost_comment`).
+/// The record, metrics, filter state and (Envoy) trailers carry the cost either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamCostComment {
+    /// Per wire format, what every official SDK tolerates (tests/sdk): on for chat completions,
+    /// Responses and Anthropic Messages; off for Gemini, whose Google SDKs (`google-genai`)
+    /// parse every non-`data:` line as JSON and raise.
+    #[default]
+    Auto,
+    /// On every stream, Gemini included (for clients that follow the SSE spec).
+    Always,
+    /// On no stream.
+    Never,
+}
+
+impl StreamCostComment {
+    /// Does a stream in `format` end with the cost comment?
+    pub fn applies_to(self, format: Format) -> bool {
+        match self {
+            StreamCostComment::Always => true,
+            StreamCostComment::Never => false,
+            StreamCostComment::Auto => match format {
+                Format::Chat | Format::Responses | Format::Anthropic => true,
+                Format::Gemini => false,
+            },
+        }
+    }
+}
 
 /// A markup (positive) or discount (negative) on the computed cost, for matching calls.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -99,6 +130,8 @@ pub struct MeterConfig {
     pub hold_headers: bool,
     /// Estimate tokens when a call ends without usage (builds with the `estimate` feature only).
     pub estimate_missing_usage: bool,
+    /// Which streams end with the `: llm-cost {...}` comment.
+    pub stream_cost_comment: StreamCostComment,
     /// Provider routing rules, tried before the built-in host/path rules.
     pub routes: Vec<Route>,
     /// The price table (bundled unless replaced).
@@ -129,6 +162,7 @@ struct ConfigFile {
     inject_usage: bool,
     hold_headers: bool,
     estimate_missing_usage: bool,
+    stream_cost_comment: StreamCostComment,
     routes: Vec<Route>,
     models: BTreeMap<String, BTreeMap<String, String>>,
     adjustments: Vec<Adjustment>,
@@ -148,6 +182,7 @@ impl Default for ConfigFile {
             inject_usage: true,
             hold_headers: true,
             estimate_missing_usage: true,
+            stream_cost_comment: StreamCostComment::Auto,
             routes: Vec::new(),
             models: BTreeMap::new(),
             adjustments: Vec::new(),
@@ -351,6 +386,7 @@ impl MeterConfig {
             inject_usage: file.inject_usage,
             hold_headers: file.hold_headers,
             estimate_missing_usage: file.estimate_missing_usage,
+            stream_cost_comment: file.stream_cost_comment,
             routes: file.routes,
             pricing: PriceTable::bundled(),
             overrides,
@@ -538,6 +574,51 @@ mod tests {
         assert_eq!(
             config.collector_json(),
             Some(r#"{"path": "/in", "clustr": 1}"#)
+        );
+    }
+
+    #[test]
+    fn stream_cost_comment_defaults_per_format() {
+        let auto = MeterConfig::from_json(b"{}").unwrap().stream_cost_comment;
+        assert_eq!(auto, StreamCostComment::Auto);
+        for (format, on) in [
+            (Format::Chat, true),
+            (Format::Responses, true),
+            (Format::Anthropic, true),
+            (Format::Gemini, false),
+        ] {
+            assert_eq!(auto.applies_to(format), on, "{format:?}");
+            assert!(StreamCostComment::Always.applies_to(format));
+            assert!(!StreamCostComment::Never.applies_to(format));
+        }
+        for (json, want) in [
+            (
+                &br#"{"stream_cost_comment":"auto"}"#[..],
+                StreamCostComment::Auto,
+            ),
+            (
+                br#"{"stream_cost_comment":"always"}"#,
+                StreamCostComment::Always,
+            ),
+            (
+                br#"{"stream_cost_comment":"never"}"#,
+                StreamCostComment::Never,
+            ),
+        ] {
+            assert_eq!(
+                MeterConfig::from_json(json).unwrap().stream_cost_comment,
+                want
+            );
+        }
+        let err = MeterConfig::from_json(br#"{"stream_cost_comment":true}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("field `stream_cost_comment`"),
+            "{err}"
+        );
+        let err = MeterConfig::from_json(br#"{"stream_cost_comment":"sometimes"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown variant `sometimes`"),
+            "{err}"
         );
     }
 

@@ -186,16 +186,52 @@ pub fn detect(routes: &[Route], host: &str, path: &str) -> Provider {
     }
     if let Some(provider) = Provider::of_known_host(host) {
         provider
-    } else if path.starts_with("/api/v1/") {
+    } else {
+        of_path(path)
+    }
+}
+
+/// Gemini methods, called as `/{version}/models/{model}:{method}` (Google's SDKs send `v1` paths
+/// when their `api_version` is `v1`, `v1beta` by default).
+const GEMINI_METHODS: [&str; 5] = [
+    "generateContent",
+    "streamGenerateContent",
+    "embedContent",
+    "batchEmbedContents",
+    "countTokens",
+];
+
+/// The provider a path belongs to when the host says nothing (a gateway on `127.0.0.1`, a custom
+/// base URL): the paths the official SDKs send, query ignored. `/api/v1/…` is OpenRouter;
+/// `/v1beta/…` and `/v1alpha/…` are Gemini, and so is `/v1/models/{model}:{Gemini method}`;
+/// `/v1/messages…` is Anthropic; any other `/v1/…` is OpenAI (chat completions, Responses).
+pub fn of_path(path: &str) -> Provider {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    if path.starts_with("/api/v1/") {
         Provider::OpenRouter
-    } else if path.starts_with("/v1beta/") {
+    } else if path.starts_with("/v1beta/") || path.starts_with("/v1alpha/") {
         Provider::Gemini
-    } else if path.starts_with("/v1/messages") {
+    } else if path == "/v1/messages" || path.starts_with("/v1/messages/") {
         Provider::Anthropic
+    } else if is_gemini_v1(path) {
+        Provider::Gemini
     } else if path.starts_with("/v1/") {
         Provider::OpenAi
     } else {
         Provider::Unknown
+    }
+}
+
+/// `/v1/models/{model}:{method}` with a Gemini method (OpenAI's `/v1/models/{id}` has no `:method`).
+fn is_gemini_v1(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/v1/models/") else {
+        return false;
+    };
+    match rest.rsplit_once(':') {
+        Some((model, method)) => {
+            !model.is_empty() && !model.contains('/') && GEMINI_METHODS.contains(&method)
+        }
+        None => false,
     }
 }
 
@@ -253,6 +289,88 @@ mod tests {
             Provider::Gemini
         );
         assert_eq!(detect(&[], "gw", "/healthz"), Provider::Unknown);
+    }
+
+    /// The paths the official SDKs sent against a custom base URL (tests/sdk records them:
+    /// `python3 tests/sdk/paths.py` lists what the last suite run saw).
+    #[test]
+    fn paths_the_sdks_send() {
+        for (path, provider) in [
+            // openai (Python, JS), Vercel `@ai-sdk/openai-compatible`
+            ("/v1/chat/completions", Provider::OpenAi),
+            ("/v1/responses", Provider::OpenAi),
+            // @openrouter/ai-sdk-provider
+            ("/api/v1/chat/completions", Provider::OpenRouter),
+            // anthropic (Python, JS); `?beta=true` from the beta clients
+            ("/v1/messages", Provider::Anthropic),
+            ("/v1/messages?beta=true", Provider::Anthropic),
+            ("/v1/messages/count_tokens", Provider::Anthropic),
+            // google-genai (Python), @google/genai (JS), api_version v1beta (default) and v1
+            (
+                "/v1beta/models/gemini-2.5-flash:generateContent",
+                Provider::Gemini,
+            ),
+            (
+                "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                Provider::Gemini,
+            ),
+            (
+                "/v1/models/gemini-2.5-flash:generateContent",
+                Provider::Gemini,
+            ),
+            (
+                "/v1/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                Provider::Gemini,
+            ),
+            (
+                "/v1/models/gemini-embedding-001:embedContent",
+                Provider::Gemini,
+            ),
+            (
+                "/v1/models/gemini-embedding-001:batchEmbedContents",
+                Provider::Gemini,
+            ),
+            ("/v1/models/gemini-2.5-flash:countTokens", Provider::Gemini),
+            (
+                "/v1alpha/models/gemini-2.5-flash:generateContent",
+                Provider::Gemini,
+            ),
+        ] {
+            assert_eq!(of_path(path), provider, "{path}");
+            assert_eq!(detect(&[], "127.0.0.1:8080", path), provider, "{path}");
+        }
+    }
+
+    #[test]
+    fn openai_paths_that_look_like_others_stay_openai() {
+        for path in [
+            "/v1/models",
+            "/v1/models/gpt-4o",
+            "/v1/models/ft:gpt-4o:acme:custom:abc123",
+            "/v1/models/gpt-4o:unknownMethod",
+            "/v1/models/:generateContent",
+            "/v1/messagesx",
+            "/v1/embeddings",
+        ] {
+            assert_eq!(of_path(path), Provider::OpenAi, "{path}");
+        }
+        assert_eq!(of_path("/models/x:generateContent"), Provider::Unknown);
+    }
+
+    #[test]
+    fn known_hosts_win_over_paths() {
+        assert_eq!(
+            detect(&[], "api.openai.com", "/v1/models/x:generateContent"),
+            Provider::OpenAi
+        );
+        assert_eq!(
+            detect(
+                &[],
+                "generativelanguage.googleapis.com",
+                "/v1/chat/completions"
+            ),
+            Provider::Gemini
+        );
     }
 
     #[test]
@@ -333,5 +451,13 @@ mod tests {
             Endpoint::GenerateContent
         );
         assert_eq!(Endpoint::from_path("/api/v1/models"), Endpoint::Other);
+        assert_eq!(
+            Endpoint::from_path("/v1/models/g:streamGenerateContent?alt=sse"),
+            Endpoint::StreamGenerateContent
+        );
+        assert_eq!(
+            Endpoint::from_path("/v1/models/g:countTokens"),
+            Endpoint::Other
+        );
     }
 }

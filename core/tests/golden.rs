@@ -309,3 +309,54 @@ fn injected_usage_chunk_is_hidden_from_a_client_that_did_not_ask() {
     assert_eq!(outcome.record.prompt_tokens, Some(53));
     assert_eq!(outcome.record.cost_usd.as_deref(), Some("0.00001695"));
 }
+
+/// `stream_cost_comment`: by default every stream but Gemini's ends with the `: llm-cost` comment
+/// (Google's SDKs raise on it); `always` / `never` override the per-format default. The record
+/// is the same either way.
+#[test]
+fn stream_cost_comment_follows_the_wire_format_and_the_setting() {
+    let golden = golden();
+    let mut seen_gemini = false;
+    for (name, entry) in golden
+        .iter()
+        .filter(|(_, e)| e["stream"].as_bool() == Some(true))
+    {
+        let gemini = entry["provider"].as_str() == Some("gemini");
+        seen_gemini |= gemini;
+        let mut records = Vec::new();
+        for (json, comment) in [
+            (&br#"{}"#[..], !gemini),
+            (br#"{"stream_cost_comment":"always"}"#, true),
+            (br#"{"stream_cost_comment":"never"}"#, false),
+        ] {
+            let mut case = Case::load(name, entry);
+            case.config = config_with(entry, json);
+            let (record, client) = run_case(&case, &[]);
+            let text = String::from_utf8_lossy(&client);
+            assert_eq!(
+                text.contains("\n: llm-cost {") || text.starts_with(": llm-cost {"),
+                comment,
+                "{name} with {}",
+                String::from_utf8_lossy(json)
+            );
+            if !comment && !gemini {
+                // Nothing held back or hidden in these recordings: the client gets them verbatim.
+                assert!(!text.contains(": llm-cost"), "{name}");
+            }
+            records.push(record);
+        }
+        let strip = |mut r: Value| {
+            r.as_object_mut().unwrap().remove("duration_ms");
+            r
+        };
+        let first = strip(records[0].clone());
+        for r in &records[1..] {
+            assert_eq!(
+                strip(r.clone()),
+                first,
+                "{name}: the record does not change"
+            );
+        }
+    }
+    assert!(seen_gemini, "a Gemini stream recording is in golden.json");
+}
