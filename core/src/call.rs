@@ -448,7 +448,9 @@ impl Call {
             && matches!(self.format, Some(Format::Anthropic | Format::Gemini));
         let fault = if facts.error.is_some() {
             Some(ErrorCode::UpstreamError)
-        } else if abort.is_some() {
+        } else if abort.is_some() && !facts.saw_end {
+            // After the end marker the answer is whole: a client that hangs up then (openai's
+            // Python SDK closes its connection at `[DONE]`) did not cut anything.
             abort
         } else if facts.overflow {
             Some(ErrorCode::CostOverflow)

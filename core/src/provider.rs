@@ -291,8 +291,9 @@ mod tests {
         assert_eq!(detect(&[], "gw", "/healthz"), Provider::Unknown);
     }
 
-    /// The paths the official SDKs sent against a custom base URL (tests/sdk records them:
-    /// `python3 tests/sdk/paths.py` lists what the last suite run saw).
+    /// The paths the official SDKs sent against a custom base URL: tests/sdk reads this list and
+    /// fails on a path an SDK sent that is not in it (the embed / count-tokens ones are the same
+    /// SDKs' other methods).
     #[test]
     fn paths_the_sdks_send() {
         for (path, provider) in [
@@ -320,6 +321,14 @@ mod tests {
             ),
             (
                 "/v1/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                Provider::Gemini,
+            ),
+            (
+                "/v1beta/models/gemini-3-flash-preview:streamGenerateContent?alt=sse",
+                Provider::Gemini,
+            ),
+            (
+                "/v1/models/gemini-3-flash-preview:streamGenerateContent?alt=sse",
                 Provider::Gemini,
             ),
             (

@@ -92,6 +92,10 @@ fn run(name: &str, entry: &Value, cuts: &[usize]) -> (Value, Vec<u8>) {
 }
 
 fn run_case(case: &Case, cuts: &[usize]) -> (Value, Vec<u8>) {
+    run_case_ending(case, cuts, End::Complete)
+}
+
+fn run_case_ending(case: &Case, cuts: &[usize], end: End) -> (Value, Vec<u8>) {
     let (entry, config, request) = (&case.entry, &case.config, &case.request);
     let model_requested = entry["model_requested"].as_str().unwrap_or("m");
     let path = entry["path"]
@@ -124,7 +128,7 @@ fn run_case(case: &Case, cuts: &[usize]) -> (Value, Vec<u8>) {
         cuts,
         start_ms: 1_000,
         end_ms: 2_000,
-        end: End::Complete,
+        end,
     };
     let Replayed {
         outcome, client, ..
@@ -359,4 +363,27 @@ fn stream_cost_comment_follows_the_wire_format_and_the_setting() {
         }
     }
     assert!(seen_gemini, "a Gemini stream recording is in golden.json");
+}
+
+/// A client that hangs up once the end marker arrived (`[DONE]`, `response.completed`,
+/// `message_stop`, a Gemini `finishReason`) got the whole answer: the record is the one a normal
+/// end gives, not `aborted` (openai's Python SDK closes its connection at `[DONE]`).
+#[test]
+fn abort_after_the_end_marker_is_a_normal_end() {
+    for (name, entry) in golden()
+        .iter()
+        .filter(|(_, e)| e["stream"].as_bool() == Some(true))
+    {
+        let case = Case::load(name, entry);
+        let (normal, _) = run_case(&case, &[]);
+        if normal["error"].is_string() {
+            continue; // recordings that end in an upstream error or cut short
+        }
+        let (aborted, _) = run_case_ending(&case, &[], End::Aborted);
+        let strip = |mut r: Value| {
+            r.as_object_mut().unwrap().remove("duration_ms");
+            r
+        };
+        assert_eq!(strip(aborted), strip(normal), "{name}");
+    }
 }
