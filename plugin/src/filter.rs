@@ -426,7 +426,7 @@ impl MeterFilter {
         if end_of_stream {
             if let Some(outcome) = self.finish(|c, now| c.finish_stream(now)) {
                 // Append (start = current size, replace nothing): held-back bytes, then the
-                // `: llm-cost {...}` comment, which SSE clients ignore.
+                // `: llm-cost {...}` comment when the core adds one (`stream_cost_comment`).
                 if !outcome.sse_comment.is_empty() {
                     host::set_body(BufferType::HttpResponseBody, size, 0, &outcome.sse_comment);
                 }
