@@ -26,8 +26,8 @@ use crate::usage::Format;
 #[serde(rename_all = "lowercase")]
 pub enum StreamCostComment {
     /// Per wire format, what every official SDK tolerates (tests/sdk): on for chat completions,
-    /// Responses and Anthropic Messages; off for Gemini, whose Google SDKs (`google-genai`)
-    /// parse every non-`data:` line as JSON and raise.
+    /// Responses and Anthropic Messages; off for Gemini, whose Python SDK (`google-genai`)
+    /// parses every non-`data:` line of a stream as JSON and raises.
     #[default]
     Auto,
     /// On every stream, Gemini included (for clients that follow the SSE spec).
