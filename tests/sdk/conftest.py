@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "envoy"))
 import harness  # noqa: E402  (tests/envoy/harness.py: Envoy, the upstream and the collector)
 
-NODE = os.path.join(harness.ROOT, "worker", "node_modules", ".bin", "node")
+from sdkcheck import NODE  # noqa: E402
 WORKER_JS = os.path.join(harness.ROOT, "tests", "sdk", "js", "worker.mjs")
 WORKER_BUNDLE = os.path.join(harness.ROOT, "worker", "build", "index.js")
 

@@ -15,6 +15,8 @@ import warnings
 import harness
 
 GATEWAYS = ("envoy", "worker")
+# The Worker's Node 22 (scripts/install-worker-tools): runs wrangler and the JavaScript SDKs.
+NODE = os.path.join(harness.ROOT, "worker", "node_modules", ".bin", "node")
 PROVIDER_RS = os.path.join(harness.ROOT, "core", "src", "provider.rs")
 
 

@@ -3,7 +3,6 @@
 the Worker's Node 22, against the replaying upstream, through Envoy and through the Worker: one
 node process per target for all calls; see sdkcheck.py for what must hold."""
 
-import functools
 import json
 import os
 import subprocess
@@ -11,7 +10,6 @@ import uuid
 
 import pytest
 
-import conftest
 import harness
 import sdkcheck
 from test_python_sdks import model_of
@@ -51,7 +49,7 @@ for version in ("v1beta", "v1"):
          "gemini-native-output-with-function-tools-stream-0", {"api_version": version}),
     ]
 
-NODE = os.environ.get("SDK_NODE", conftest.NODE)
+NODE = sdkcheck.NODE
 
 
 def run_node(calls):
