@@ -10,14 +10,12 @@ Every SDK call runs against three base URLs (`direct`: the replaying upstream it
 import os
 import select
 import subprocess
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "envoy"))
-import harness  # noqa: E402  (tests/envoy/harness.py: Envoy, the upstream and the collector)
+from sdkcheck import NODE
+from support import harness  # Envoy, the replaying upstream and the collector
 
-from sdkcheck import NODE  # noqa: E402
 WORKER_JS = os.path.join(harness.ROOT, "tests", "sdk", "js", "worker.mjs")
 WORKER_BUNDLE = os.path.join(harness.ROOT, "worker", "build", "index.js")
 

@@ -12,7 +12,7 @@ import re
 import uuid
 import warnings
 
-import harness
+from support import harness
 
 GATEWAYS = ("envoy", "worker")
 # The Worker's Node 22 (scripts/install-worker-tools): runs wrangler and the JavaScript SDKs.

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-import harness
+from support import harness
 import sdkcheck
 from test_python_sdks import model_of
 

@@ -10,7 +10,7 @@ import pytest
 from google import genai
 from google.genai import types as genai_types
 
-import harness
+from support import harness
 import sdkcheck
 
 KEY = "sk-test-not-a-real-key"
