@@ -684,6 +684,9 @@ mod tests {
     const STREAM: &[u8] = b"data: {\"model\":\"openai/gpt-4o\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\
 data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5}}\n\n\
 data: [DONE]\n\n";
+    /// `STREAM` without its end marker (`[DONE]`).
+    const UNENDED_STREAM: &[u8] = b"data: {\"model\":\"openai/gpt-4o\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\
+data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5}}\n\n";
     const NO_USAGE_STREAM: &[u8] =
         b"data: {\"model\":\"openai/gpt-4o\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n";
 
@@ -783,7 +786,9 @@ data: [DONE]\n\n";
             Row { name: "oversize event", config: r#"{"estimate_missing_usage": false, "max_sse_event_bytes": 32}"#, response_type: sse, body: STREAM, plan: Plan::Stream, cost_status: Error, error: Some(E::OversizeEvent), ..BASE },
             Row { name: "truncated stream", response_type: sse, body: NO_USAGE_STREAM, plan: Plan::Stream, cost_status: Error, error: Some(E::TruncatedStream), ..BASE },
             Row { name: "stream error event", response_type: sse, body: b"data: {\"error\":{\"code\":500}}\n\n", plan: Plan::Stream, cost_status: Error, error: Some(E::UpstreamError), ..BASE },
-            Row { name: "stream with usage then aborted", response_type: sse, body: STREAM, end: End::Aborted, plan: Plan::Stream, cost_status: Exact, error: Some(E::Aborted), ..BASE },
+            Row { name: "stream with usage then aborted", response_type: sse, body: UNENDED_STREAM, end: End::Aborted, plan: Plan::Stream, cost_status: Exact, error: Some(E::Aborted), ..BASE },
+            // The client hung up after `[DONE]` (openai's Python SDK does): a normal end.
+            Row { name: "stream aborted after its end marker", response_type: sse, body: STREAM, end: End::Aborted, plan: Plan::Stream, cost_status: Exact, error: None, ..BASE },
             Row { name: "stream aborted before usage", response_type: sse, body: NO_USAGE_STREAM, end: End::Aborted, plan: Plan::Stream, cost_status: Error, error: Some(E::Aborted), ..BASE },
             Row { name: "json aborted", end: End::Aborted, cost_status: Error, error: Some(E::Aborted), ..BASE },
             Row {
