@@ -108,6 +108,7 @@ fn run_case(case: &Case, cuts: &[usize]) -> (Value, Vec<u8>) {
             content_type: Some("application/json"),
             content_length: Some(request.len() as u64),
             request_id: Some("req-1"),
+            attribution_headers: &[],
         },
         request: Some(request),
         response_head: ResponseHead {

@@ -11,6 +11,7 @@
 
 use std::rc::Rc;
 
+use llm_cost_core::identity::credential;
 use llm_cost_core::{
     Call, Endpoint, ErrorCode, Forward, MeterConfig, Outcome, RequestBodyPlan, RequestHead,
     ResponseHead, ResponsePlan, Usd,
@@ -167,7 +168,13 @@ impl HttpContext for MeterFilter {
             return Action::Continue;
         }
         let host = req(":authority");
-        let authorization = req("authorization").or_else(|| req("x-api-key"));
+        let authorization = credential(req, path);
+        let attribution_headers: Vec<(String, String)> = config
+            .attribution
+            .header_names()
+            .into_iter()
+            .filter_map(|name| Some((name.to_owned(), req(name)?)))
+            .collect();
         let (content_type, request_id) = (req("content-type"), req("x-request-id"));
         let content_length = req("content-length").and_then(|v| v.trim().parse().ok());
         let head = RequestHead {
@@ -178,10 +185,17 @@ impl HttpContext for MeterFilter {
             content_type: content_type.as_deref(),
             content_length,
             request_id: request_id.as_deref(),
+            attribution_headers: &attribution_headers,
         };
-        // A client must not hand our headers to the upstream as if we had set them.
+        // A client must not hand our headers to the upstream as if we had set them; attribution
+        // sources (e.g. `x-llm-tags`) stay unless `remove_headers` says otherwise.
+        let attribution = &config.attribution;
         host::remove_headers(MapType::HttpRequestHeaders, |name| {
-            config.is_own_header(name)
+            if attribution.is_source_header(name) {
+                attribution.remove_headers
+            } else {
+                config.is_own_header(name)
+            }
         });
         let call = Call::new(config, head, now_unix_ms());
         if let (Some(name), Some(key_id)) = (&config.key_id_header, call.key_id()) {
