@@ -155,6 +155,11 @@ impl CostRecord {
         serde_json::to_string(self).unwrap_or_default()
     }
 
+    /// `attributes` as a JSON object (`{}` when none), e.g. for an access log field.
+    pub fn attributes_json(&self) -> String {
+        serde_json::to_string(&self.attributes).unwrap_or_default()
+    }
+
     /// `X-LLM-Cost`-family headers, names lower-case with `prefix` (e.g. `x-llm-`).
     /// Cost headers appear only when a cost was computed: never a made-up `0`.
     pub fn headers(&self, prefix: &str) -> Vec<(String, String)> {
