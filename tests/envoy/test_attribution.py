@@ -258,3 +258,48 @@ def test_remove_headers_keeps_attribution_headers_from_the_upstream(plain_envoy,
     assert record["attributes"] == {"team": "search", "feature": "f"}
     [seen] = [r for r in upstream.requests() if r["headers"].get("x-request-id") == rid]
     assert "x-team" not in seen["headers"] and "x-llm-tags" not in seen["headers"], seen["headers"]
+
+
+GEMINI = "gemini-google-model-cached-content-2"
+
+
+def send_gemini(envoy, headers, query=""):
+    """The recorded native Gemini call with only the given credential carriers (no Authorization)."""
+    from calls import recorded
+    import rawhttp
+    import uuid
+
+    rec = recorded(GEMINI)
+    rid = str(uuid.uuid4())
+    all_headers = {"host": rec.host, "content-type": "application/json", "x-replay-fixture": GEMINI,
+                   "x-request-id": rid, **headers}
+    return rawhttp.request(envoy.port, "POST", rec.path + query, all_headers, rec.body_bytes()), rid
+
+
+def test_native_gemini_credentials_give_a_key_id_and_its_budget_applies(envoy_bin, upstream, collector):
+    from calls import key_id
+
+    limited, other = "AIza-test-gemini-budget-1", "AIza-test-gemini-budget-2"
+    config = {"collector": {"flush_interval_ms": 100},
+              "budgets": {"limits_usd": {key_id(limited): "0.000001"}, "reserve_usd": "0.000001"}}
+    e = harness.Envoy(envoy_bin, upstream.port, collector.port, plugin_config=config)
+    try:
+        # Both Gemini carriers give the key's key_id (before #14 they gave none).
+        for headers, query in [({"x-goog-api-key": other}, ""), ({}, "?alt=json&key=" + other)]:
+            resp, rid = send_gemini(e, headers, query)
+            assert resp.status == 200, resp.body[:300]
+            [record] = collector.records_for(rid)
+            assert record["key_id"] == key_id(other), record
+            assert record["cost_status"] == "exact" and other not in json.dumps(record)
+        # A limited key: the first call is admitted (nothing spent yet), then it is over budget.
+        resp, rid = send_gemini(e, {"x-goog-api-key": limited})
+        assert resp.status == 200, resp.body[:300]
+        collector.records_for(rid)
+        for headers, query in [({"x-goog-api-key": limited}, ""), ({}, "?key=" + limited)]:
+            resp, rid = send_gemini(e, headers, query)
+            assert resp.status == 429, (headers, query, resp.status)
+            assert limited not in resp.body.decode()
+            [record] = collector.records_for(rid)
+            assert record["error"] == "budget_exceeded" and record["key_id"] == key_id(limited)
+    finally:
+        e.stop()
