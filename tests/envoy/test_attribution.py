@@ -39,12 +39,14 @@ ATTRIBUTION = {
     "max_label_values": 50,
 }
 
-# The stats_tags rule that makes `.team=<value>` a Prometheus label (docs/CONFIGURATION.md).
-TEAM_TAG = '  - {tag_name: team, regex: "(\\\\.team=([^=]+))\\\\.[a-z_]+="}\n'
+# envoy/demo.yaml (the tests' template) carries the stats_tags rule that makes `.team=<value>` a
+# Prometheus label (docs/CONFIGURATION.md), before the model rule.
+TEAM_TAG = '  - {tag_name: team, regex: "(\\\\.team=([^=]+))\\\\.[a-z_]+="}\n  - {tag_name: model,'
 
 
-def team_tag_rule(text):
-    return harness.substitute(text, "  stats_tags:\n", "  stats_tags:\n" + TEAM_TAG)
+def with_team_tag(text):
+    assert TEAM_TAG in text, "envoy/demo.yaml lost the team stats tag"
+    return text
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,7 @@ def jwt_config(key, upstream_port, collector_port, plugin_config):
                 requires: {provider_name: idp}
 """ % (ISSUER, jwks(key))
     text = harness.substitute(text, "          # BEGIN llm-cost filter\n", jwt_filter + "          # BEGIN llm-cost filter\n")
-    return team_tag_rule(text)
+    return with_team_tag(text)
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +208,7 @@ def plain_envoy(envoy_bin, upstream, collector):
 
     def start(attribution, concurrency=1):
         config = {"collector": {"flush_interval_ms": 100}, "attribution": attribution}
-        text = team_tag_rule(harness.render_config(harness.WASM, upstream.port, collector.port, os.devnull, config))
+        text = with_team_tag(harness.render_config(harness.WASM, upstream.port, collector.port, os.devnull, config))
         e = harness.Envoy(envoy_bin, upstream.port, collector.port, config_text=text, concurrency=concurrency)
         envoys.append(e)
         return e
