@@ -71,6 +71,16 @@ pub const RESERVED_NAMES: &[&str] = &[
     "reason",
 ];
 
+/// Request headers that carry secrets: a `header:` source may read them only with `hash: true`
+/// (a record never carries a key, a token or a cookie in clear).
+pub const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "x-goog-api-key",
+    "cookie",
+];
+
 /// Where a dimension's value comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -233,12 +243,23 @@ impl Attribution {
             }
             let mut sources = Vec::new();
             for (i, text) in dimension.from.iter().enumerate() {
-                sources.push(Source::parse(text).ok_or_else(|| {
+                let source = Source::parse(text).ok_or_else(|| {
                     error(
                         &format!("{field}.from[{i}]"),
                         &format!("{text:?} is not `header:NAME`, `tag:KEY` or `body:PATH`"),
                     )
-                })?);
+                })?;
+                if let Source::Header(name) = &source {
+                    if SECRET_HEADERS.contains(&name.as_str()) && !dimension.hash {
+                        return Err(error(
+                            &format!("{field}.from[{i}]"),
+                            &format!(
+                                "`{name}` carries a secret: read it only with `\"hash\": true`"
+                            ),
+                        ));
+                    }
+                }
+                sources.push(source);
             }
             dimensions.push(Dimension {
                 name,
@@ -579,11 +600,16 @@ mod tests {
             ),
             (r#"{"metric_labels":["team"]}"#, "metric_labels[0]"),
             (r#"{"max_label_values":0}"#, "max_label_values"),
+            (
+                r#"{"dimensions":{"t":{"from":["header:Authorization"]}}}"#,
+                "carries a secret",
+            ),
             (r#"{"tags_header":"x tags"}"#, "tags_header"),
         ] {
             let err = parse(json).unwrap_err().to_string();
             assert!(err.contains(needle), "{json}: {err}");
         }
+        assert!(parse(r#"{"dimensions":{"t":{"from":["header:cookie"],"hash":true}}}"#).is_ok());
         let many: Vec<String> = (0..=MAX_DIMENSIONS)
             .map(|i| format!(r#""d{i}":{{"from":["header:x-{i}"]}}"#))
             .collect();
