@@ -149,6 +149,8 @@ fn documented_header_names_exist() {
     }
     let mut known = emitted_headers();
     known.push(key_id_request_header());
+    // The request header the attribution `tag:` sources read by default.
+    known.push(llm_cost_core::attribution::Attribution::default().tags_header);
     let mut unknown = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
