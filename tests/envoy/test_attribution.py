@@ -18,8 +18,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-import harness
-from calls import send
+from support import harness
+from support.calls import send
 
 FIXTURES = [
     "openrouter-cache-all-settings-real-api-0",
@@ -99,7 +99,7 @@ def jwt_envoy(envoy_bin, upstream, collector, signing_key):
 
 
 def body_with(name, **extra):
-    from calls import recorded
+    from support.calls import recorded
 
     body = dict(recorded(name).request_body)
     body.update(extra)
@@ -267,8 +267,8 @@ GEMINI = "gemini-google-model-cached-content-2"
 
 def send_gemini(envoy, headers, query=""):
     """The recorded native Gemini call with only the given credential carriers (no Authorization)."""
-    from calls import recorded
-    import rawhttp
+    from support.calls import recorded
+    from support import rawhttp
     import uuid
 
     rec = recorded(GEMINI)
@@ -279,7 +279,7 @@ def send_gemini(envoy, headers, query=""):
 
 
 def test_native_gemini_credentials_give_a_key_id_and_its_budget_applies(envoy_bin, upstream, collector):
-    from calls import key_id
+    from support.calls import key_id
 
     limited, other = "AIza-test-gemini-budget-1", "AIza-test-gemini-budget-2"
     config = {"collector": {"flush_interval_ms": 100},
