@@ -7,6 +7,7 @@
 //! `llm-cost key-id` hashes an API key read from stdin.
 
 mod collect;
+mod grouping;
 mod key_id;
 mod price;
 mod pricing;

@@ -33,9 +33,20 @@ pub struct PriceArgs {
     /// prices and the record's `ts`. Default: now.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     at: Option<u64>,
+    /// A request header `NAME: VALUE` for the configured `attribution` (repeatable), e.g.
+    /// `--header 'x-team: search'`; the record's `attributes` show what it gives.
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
     /// Response body file (JSON or SSE, detected), or `-` for standard input.
     #[arg(value_name = "RESPONSE")]
     response: String,
+}
+
+fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not `NAME: VALUE`"))?;
+    Ok((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
 }
 
 fn parse_time(text: &str) -> Result<u64, String> {
@@ -144,6 +155,7 @@ pub fn run(args: &PriceArgs) -> Result<(), String> {
         provider.host(),
         &path,
         request.as_deref(),
+        &args.headers,
         &response,
         args.at.unwrap_or_else(now_unix_ms),
     );
@@ -158,9 +170,16 @@ fn price_bytes(
     host: &str,
     path: &str,
     request: Option<&[u8]>,
+    headers: &[(String, String)],
     response: &[u8],
     now: u64,
 ) -> String {
+    let wanted = config.attribution.header_names();
+    let attribution_headers: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(name, _)| wanted.contains(&name.as_str()))
+        .cloned()
+        .collect();
     let content_type = if is_json(response) {
         "application/json"
     } else {
@@ -172,6 +191,7 @@ fn price_bytes(
             host,
             path,
             content_type: Some("application/json"),
+            attribution_headers: &attribution_headers,
             ..RequestHead::default()
         },
         request,

@@ -1,8 +1,9 @@
 //! `llm-cost report`: spend totals and breakdowns over NDJSON cost records.
 //!
 //! Streams its input line by line (memory grows with the number of distinct models, days, keys,
-//! providers and statuses, never with the number of lines), sums money exactly (decimal strings
-//! into `Usd`, no floats), and reports malformed lines by count and line number without stopping.
+//! providers, statuses and `--by` values, never with the number of lines), sums money exactly
+//! (decimal strings into `Usd`, no floats), and reports malformed lines by count and line number
+//! without stopping. What a dimension's value is comes from `grouping`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -10,8 +11,9 @@ use std::io::{BufRead, BufReader, Read};
 
 use clap::{Args, ValueEnum};
 use llm_cost_core::Usd;
-use serde::Deserialize;
 use serde_json::json;
+
+use crate::grouping::{self, Condition, Record};
 
 /// Arguments of `llm-cost report`.
 #[derive(Args)]
@@ -19,9 +21,17 @@ pub struct ReportArgs {
     /// NDJSON files of cost records; `-` or none for standard input.
     #[arg(value_name = "LOGFILE")]
     files: Vec<String>,
-    /// How many keys to list by cost.
+    /// How many keys (and values of each `--by` dimension) to list by cost.
     #[arg(long, default_value_t = 10)]
     top: usize,
+    /// Group by this dimension (repeatable): a built-in one (model, day, month, key_id, provider,
+    /// status, host, endpoint) or an attribute (`team`, `feature`, ...). Default: model, day,
+    /// key_id, provider, status.
+    #[arg(long = "by", value_name = "DIM", value_parser = grouping::parse_dimension)]
+    by: Vec<String>,
+    /// Only records whose DIM is VALUE (repeatable; several values of one DIM: any of them).
+    #[arg(long = "where", value_name = "DIM=VALUE", value_parser = grouping::parse_condition)]
+    conditions: Vec<Condition>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     format: Output,
@@ -38,29 +48,6 @@ enum Output {
     Table,
     Json,
     Csv,
-}
-
-/// The record fields a report reads (everything else is ignored).
-#[derive(Deserialize)]
-struct Record {
-    #[serde(default)]
-    ts: Option<String>,
-    #[serde(default)]
-    provider: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    key_id: Option<String>,
-    #[serde(default)]
-    cost_status: Option<String>,
-    #[serde(default)]
-    prompt_tokens: Option<u64>,
-    #[serde(default)]
-    completion_tokens: Option<u64>,
-    #[serde(default)]
-    cost_usd: Option<String>,
-    #[serde(default)]
-    upstream_cost_usd: Option<String>,
 }
 
 /// Sums for one group.
@@ -90,14 +77,21 @@ impl Totals {
     }
 }
 
-/// The dimensions a report breaks spend down by.
-const DIMENSIONS: [&str; 5] = ["model", "day", "key_id", "provider", "status"];
-
 #[derive(Default)]
 struct Report {
     total: Totals,
-    by: BTreeMap<&'static str, BTreeMap<String, Totals>>,
+    /// Dimension → value → sums: the default dimensions and every `--by` one.
+    by: BTreeMap<String, BTreeMap<String, Totals>>,
+    /// The `--by` dimensions, in order (empty: the default report).
+    chosen: Vec<String>,
+    conditions: Vec<Condition>,
+    /// Cost per day of the whole report (the month-end projection).
+    days: BTreeMap<String, Usd>,
+    /// `--by` dimension → value → cost per day (the projection per group).
+    group_days: BTreeMap<String, BTreeMap<String, BTreeMap<String, Usd>>>,
     lines: u64,
+    /// Well-formed lines left out by `--where`.
+    filtered_out: u64,
     malformed: u64,
     malformed_lines: Vec<(String, u64)>,
     last_day: Option<String>,
@@ -125,27 +119,18 @@ impl Report {
             }
             return;
         };
+        if !grouping::matches(&record, &self.conditions) {
+            self.filtered_out += 1;
+            return;
+        }
         self.total = total;
-        let day = record
-            .ts
-            .as_deref()
-            .and_then(|t| t.get(..10))
-            .unwrap_or("unknown")
-            .to_owned();
+        let day = record.day().to_owned();
         if self.last_day.as_deref().is_none_or(|d| day.as_str() > d) && day != "unknown" {
             self.last_day = Some(day.clone());
         }
-        let keys = [
-            record.model.clone().unwrap_or_else(|| "unknown".into()),
-            day,
-            record.key_id.clone().unwrap_or_else(|| "none".into()),
-            record.provider.clone().unwrap_or_else(|| "unknown".into()),
-            record
-                .cost_status
-                .clone()
-                .unwrap_or_else(|| "unknown".into()),
-        ];
-        for (dimension, key) in DIMENSIONS.into_iter().zip(keys) {
+        add_cost(self.days.entry(day.clone()).or_default(), cost);
+        for dimension in self.dimensions() {
+            let key = record.value(&dimension);
             let group = self
                 .by
                 .entry(dimension)
@@ -157,17 +142,77 @@ impl Report {
                 *group = sum;
             }
         }
+        for dimension in &self.chosen {
+            let days = self
+                .group_days
+                .entry(dimension.clone())
+                .or_default()
+                .entry(record.value(dimension))
+                .or_default();
+            add_cost(days.entry(day.clone()).or_default(), cost);
+        }
+    }
+
+    /// The dimensions summed: the default ones, then each `--by` one not among them.
+    fn dimensions(&self) -> Vec<String> {
+        let mut out: Vec<String> = grouping::DEFAULT.iter().map(|d| (*d).to_owned()).collect();
+        for d in &self.chosen {
+            if !out.contains(d) {
+                out.push(d.clone());
+            }
+        }
+        out
+    }
+
+    /// The dimensions shown in the table and CSV: the `--by` ones, else the default ones.
+    fn shown(&self) -> Vec<String> {
+        if self.chosen.is_empty() {
+            grouping::DEFAULT.iter().map(|d| (*d).to_owned()).collect()
+        } else {
+            let mut out: Vec<String> = Vec::new();
+            for d in &self.chosen {
+                if !out.contains(d) {
+                    out.push(d.clone());
+                }
+            }
+            out
+        }
+    }
+
+    /// The `n` values of `dimension` that cost most, with each one's month-end projection.
+    fn top_of(&self, dimension: &str, n: usize) -> Vec<(&String, &Totals, Option<Usd>)> {
+        let mut values: Vec<_> = self
+            .by
+            .get(dimension)
+            .map(|m| m.iter().collect())
+            .unwrap_or_default();
+        values.sort_by(|a: &(&String, &Totals), b| b.1.cost.cmp(&a.1.cost).then(a.0.cmp(b.0)));
+        values.truncate(n);
+        values
+            .into_iter()
+            .map(|(v, t)| (v, t, self.projected(dimension, v)))
+            .collect()
+    }
+
+    /// The month-end projection of one `--by` group.
+    fn projected(&self, dimension: &str, value: &str) -> Option<Usd> {
+        let days = self.group_days.get(dimension)?.get(value)?;
+        self.projection_of(days).map(|(_, _, projected)| projected)
     }
 
     /// Month-to-date cost of the latest month, plus its average daily cost × the days left.
     fn projection(&self) -> Option<(String, Usd, Usd)> {
+        self.projection_of(&self.days)
+    }
+
+    /// [`Report::projection`] of one group's cost per day (the latest month of the whole report).
+    fn projection_of(&self, days: &BTreeMap<String, Usd>) -> Option<(String, Usd, Usd)> {
         let last = self.last_day.as_deref()?;
         let month = &last[..7];
-        let days = self.by.get("day")?;
         let (mut to_date, mut seen_days) = (Usd::ZERO, 0u64);
-        for (day, totals) in days.range(format!("{month}-01")..=last.to_owned()) {
+        for (day, cost) in days.range(format!("{month}-01")..=last.to_owned()) {
             if day.starts_with(month) {
-                to_date = to_date.checked_add(totals.cost).ok()?;
+                to_date = to_date.checked_add(*cost).ok()?;
                 seen_days += 1;
             }
         }
@@ -183,6 +228,11 @@ impl Report {
             .ok()?;
         Some((month.to_owned(), to_date, projected))
     }
+}
+
+/// Adds `cost` to `sum` (a part of the total, which fits; unchanged on overflow all the same).
+fn add_cost(sum: &mut Usd, cost: Usd) {
+    *sum = sum.checked_add(cost).unwrap_or(*sum);
 }
 
 /// `None` for a present but unusable amount (makes the line malformed); zero when absent.
@@ -208,7 +258,11 @@ fn days_in_month(month: &str) -> Option<u64> {
 
 /// Runs `llm-cost report`; the error is a message for the user.
 pub fn run(args: &ReportArgs) -> Result<(), String> {
-    let mut report = Report::default();
+    let mut report = Report {
+        chosen: args.by.clone(),
+        conditions: args.conditions.clone(),
+        ..Report::default()
+    };
     let files = if args.files.is_empty() {
         vec!["-".to_owned()]
     } else {
@@ -256,14 +310,11 @@ pub fn run(args: &ReportArgs) -> Result<(), String> {
 }
 
 fn top_keys(report: &Report, n: usize) -> Vec<(&String, &Totals)> {
-    let mut keys: Vec<_> = report
-        .by
-        .get("key_id")
-        .map(|m| m.iter().collect())
-        .unwrap_or_default();
-    keys.sort_by(|a, b| b.1.cost.cmp(&a.1.cost).then(a.0.cmp(b.0)));
-    keys.truncate(n);
-    keys
+    report
+        .top_of("key_id", n)
+        .into_iter()
+        .map(|(k, t, _)| (k, t))
+        .collect()
 }
 
 fn table(report: &Report, top: usize) -> String {
@@ -274,33 +325,70 @@ fn table(report: &Report, top: usize) -> String {
         "{} calls, {} prompt + {} completion tokens, cost {} USD (upstream reported {} USD)",
         t.calls, t.prompt_tokens, t.completion_tokens, t.cost, t.upstream_cost
     );
+    if !report.conditions.is_empty() {
+        let conditions: Vec<String> = report
+            .conditions
+            .iter()
+            .map(|c| format!("{}={}", c.dimension, c.value))
+            .collect();
+        let _ = writeln!(
+            out,
+            "where {} ({} other record(s) left out)",
+            conditions.join(" "),
+            report.filtered_out
+        );
+    }
     if let Some((month, to_date, projected)) = report.projection() {
         let _ = writeln!(
             out,
             "{month}: {to_date} USD so far, projected {projected} USD by month end"
         );
     }
-    let row = |out: &mut String, key: &str, t: &Totals| {
-        let _ = writeln!(
+    let chosen = !report.chosen.is_empty();
+    let row = |out: &mut String, key: &str, t: &Totals, projected: Option<Option<Usd>>| {
+        let _ = write!(
             out,
             "  {key:<48} {:>8} {:>12} {:>12} {:>20}",
             t.calls, t.prompt_tokens, t.completion_tokens, t.cost
         );
+        let _ = match projected {
+            Some(Some(p)) => writeln!(out, " {p:>20}"),
+            Some(None) => writeln!(out, " {:>20}", "-"),
+            None => writeln!(out),
+        };
     };
-    for dimension in DIMENSIONS {
+    for dimension in report.shown() {
         let _ = writeln!(out, "\nby {dimension}:");
-        let _ = writeln!(
+        let _ = write!(
             out,
             "  {:<48} {:>8} {:>12} {:>12} {:>20}",
             dimension, "calls", "prompt", "completion", "cost_usd"
         );
-        for (key, totals) in report.by.get(dimension).into_iter().flatten() {
-            row(&mut out, key, totals);
+        let _ = writeln!(
+            out,
+            "{}",
+            if chosen {
+                format!(" {:>20}", "month_end_usd")
+            } else {
+                String::new()
+            }
+        );
+        for (key, totals) in report.by.get(&dimension).into_iter().flatten() {
+            let projected = chosen.then(|| report.projected(&dimension, key));
+            row(&mut out, key, totals, projected);
+        }
+        if chosen {
+            let _ = writeln!(out, "\ntop {top} {dimension} by cost:");
+            for (key, totals, projected) in report.top_of(&dimension, top) {
+                row(&mut out, key, totals, Some(projected));
+            }
         }
     }
-    let _ = writeln!(out, "\ntop {top} keys by cost:");
-    for (key, totals) in top_keys(report, top) {
-        row(&mut out, key, totals);
+    if !chosen {
+        let _ = writeln!(out, "\ntop {top} keys by cost:");
+        for (key, totals) in top_keys(report, top) {
+            row(&mut out, key, totals, None);
+        }
     }
     if report.malformed > 0 {
         let _ = writeln!(out, "\n{} malformed line(s) skipped", report.malformed);
@@ -321,26 +409,60 @@ fn totals_json(t: &Totals) -> serde_json::Value {
 fn json_report(report: &Report, top: usize) -> String {
     let mut by = serde_json::Map::new();
     for (dimension, groups) in &report.by {
+        let chosen = report.chosen.contains(dimension);
         let groups: serde_json::Map<_, _> = groups
             .iter()
-            .map(|(k, t)| (k.clone(), totals_json(t)))
+            .map(|(k, t)| {
+                let mut totals = totals_json(t);
+                if chosen {
+                    totals["projected_usd"] = report
+                        .projected(dimension, k)
+                        .map(|p| p.to_decimal_string())
+                        .into();
+                }
+                (k.clone(), totals)
+            })
             .collect();
-        by.insert((*dimension).to_owned(), groups.into());
+        by.insert(dimension.clone(), groups.into());
     }
-    let top: Vec<_> = top_keys(report, top)
+    let top_keys: Vec<_> = top_keys(report, top)
         .into_iter()
         .map(
             |(k, t)| json!({"key_id": k, "cost_usd": t.cost.to_decimal_string(), "calls": t.calls}),
         )
         .collect();
+    let mut top_by = serde_json::Map::new();
+    for dimension in &report.chosen {
+        let list: Vec<_> = report
+            .top_of(dimension, top)
+            .into_iter()
+            .map(|(v, t, projected)| {
+                json!({
+                    "value": v,
+                    "cost_usd": t.cost.to_decimal_string(),
+                    "calls": t.calls,
+                    "projected_usd": projected.map(|p| p.to_decimal_string()),
+                })
+            })
+            .collect();
+        top_by.insert(dimension.clone(), list.into());
+    }
     let projection = report.projection().map(|(month, to_date, projected)| {
         json!({"month": month, "to_date_usd": to_date.to_decimal_string(), "projected_usd": projected.to_decimal_string()})
     });
+    let conditions: Vec<String> = report
+        .conditions
+        .iter()
+        .map(|c| format!("{}={}", c.dimension, c.value))
+        .collect();
     let doc = json!({
         "total": totals_json(&report.total),
         "by": by,
-        "top_keys": top,
+        "top_keys": top_keys,
+        "top": top_by,
         "projection": projection,
+        "where": conditions,
+        "filtered_out": report.filtered_out,
         "lines": report.lines,
         "malformed_lines": report.malformed,
         "malformed_at": report.malformed_lines.iter().map(|(f, n)| format!("{f}:{n}")).collect::<Vec<_>>(),
@@ -352,25 +474,37 @@ fn json_report(report: &Report, top: usize) -> String {
 }
 
 fn csv(report: &Report) -> String {
+    let chosen = !report.chosen.is_empty();
     let mut out = String::from(
-        "dimension,key,calls,prompt_tokens,completion_tokens,cost_usd,upstream_cost_usd\n",
+        "dimension,key,calls,prompt_tokens,completion_tokens,cost_usd,upstream_cost_usd",
     );
-    let mut line = |dimension: &str, key: &str, t: &Totals| {
+    out.push_str(if chosen { ",month_end_usd\n" } else { "\n" });
+    let mut line = |dimension: &str, key: &str, t: &Totals, projected: Option<Option<Usd>>| {
         let key = if key.contains([',', '"']) {
             format!("\"{}\"", key.replace('"', "\"\""))
         } else {
             key.to_owned()
         };
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{dimension},{key},{},{},{},{},{}",
             t.calls, t.prompt_tokens, t.completion_tokens, t.cost, t.upstream_cost
         );
+        let _ = match projected {
+            Some(p) => writeln!(
+                out,
+                ",{}",
+                p.map(|p| p.to_decimal_string()).unwrap_or_default()
+            ),
+            None => writeln!(out),
+        };
     };
-    line("total", "all", &report.total);
-    for (dimension, groups) in &report.by {
-        for (key, totals) in groups {
-            line(dimension, key, totals);
+    let total_projection = chosen.then(|| report.projection().map(|(_, _, p)| p));
+    line("total", "all", &report.total, total_projection);
+    for dimension in report.shown() {
+        for (key, totals) in report.by.get(&dimension).into_iter().flatten() {
+            let projected = chosen.then(|| report.projected(&dimension, key));
+            line(&dimension, key, totals, projected);
         }
     }
     out

@@ -203,3 +203,47 @@ fn every_recording_is_detected_and_priced_without_flags() {
         assert_ne!(record["cost_status"], "error", "{name}");
     }
 }
+
+#[test]
+fn config_attribution_shows_in_the_record_attributes() {
+    let dir = tempdir();
+    let config = dir.join("attribution.json");
+    std::fs::write(
+        &config,
+        r#"{"attribution":{"dimensions":{
+            "team":{"from":["header:x-team"]},
+            "feature":{"from":["tag:feature","body:metadata.feature"]},
+            "user":{"from":["body:user"],"hash":true}}}}"#,
+    )
+    .unwrap();
+    let request = dir.join("attributed-request.json");
+    std::fs::write(
+        &request,
+        r#"{"model":"openai/gpt-4o","user":"u-1","metadata":{"feature":"chat"}}"#,
+    )
+    .unwrap();
+    let record = record_of(&llm_cost(&[
+        "price",
+        "--config",
+        config.to_str().unwrap(),
+        "--request",
+        request.to_str().unwrap(),
+        "--header",
+        "X-Team: search",
+        &recording("openrouter-cache-all-settings-real-api-0.json"),
+    ]));
+    let attributes = &record["attributes"];
+    assert_eq!(attributes["team"], "search", "{record}");
+    assert_eq!(attributes["feature"], "chat", "{record}");
+    assert_eq!(
+        attributes["user"].as_str().map(str::len),
+        Some(12),
+        "{record}"
+    );
+    // Without configuration: `{}`.
+    let plain = record_of(&llm_cost(&[
+        "price",
+        &recording("openrouter-cache-all-settings-real-api-0.json"),
+    ]));
+    assert_eq!(plain["attributes"], serde_json::json!({}));
+}

@@ -137,3 +137,99 @@ fn unreadable_file_fails_with_a_message() {
     assert!(!ok);
     assert!(err.contains("cannot read /no/such/log.ndjson"));
 }
+
+/// Records of two teams and three features over three days of November 2026.
+fn attributed_records() -> String {
+    let mut out = String::new();
+    for (day, team, feature, cost) in [
+        (1, "search", "summarize", "1.5"),
+        (1, "search", "chat", "0.25"),
+        (2, "ads", "chat", "2"),
+        (3, "ads", "extract", "0.125"),
+        (3, "search", "summarize", "1"),
+    ] {
+        let line = serde_json::json!({
+            "ts": format!("2026-11-{day:02}T10:00:00.000Z"),
+            "model": "m",
+            "cost_usd": cost,
+            "attributes": {"team": team, "feature": feature},
+        });
+        out.push_str(&format!("{line}\n"));
+    }
+    out.push_str("{\"ts\":\"2026-11-03T11:00:00.000Z\",\"model\":\"m\",\"cost_usd\":\"0.5\",\"attributes\":{}}\n");
+    out
+}
+
+#[test]
+fn by_attribute_sums_each_group_exactly_in_every_format() {
+    let input = attributed_records();
+    let (ok, out, err) = llm_cost(
+        &["report", "--by", "team", "--by", "feature", "--json"],
+        input.as_bytes(),
+    );
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let by = &report["by"];
+    assert_eq!(by["team"]["search"]["cost_usd"], "2.75");
+    assert_eq!(by["team"]["ads"]["cost_usd"], "2.125");
+    assert_eq!(by["team"]["none"]["cost_usd"], "0.5");
+    assert_eq!(by["feature"]["summarize"]["cost_usd"], "2.5");
+    assert_eq!(by["feature"]["chat"]["calls"], 2);
+    assert_eq!(by["feature"]["extract"]["cost_usd"], "0.125");
+    // built-in dimensions stay in the JSON
+    assert_eq!(by["model"]["m"]["cost_usd"], "5.375");
+    // top-N and month-end projection per group: search spent 2.75 in 3 of 30 days → 27.5.
+    assert_eq!(report["top"]["team"][0]["value"], "search");
+    assert_eq!(report["top"]["team"][0]["projected_usd"], "27.5");
+    assert_eq!(by["team"]["search"]["projected_usd"], "27.5");
+    assert_eq!(report["projection"]["projected_usd"], "53.75");
+
+    let (_, csv, _) = llm_cost(&["report", "--by", "team", "--csv"], input.as_bytes());
+    assert!(csv.starts_with("dimension,key,calls,prompt_tokens,completion_tokens,cost_usd,upstream_cost_usd,month_end_usd\n"), "{csv}");
+    assert!(csv.contains("\nteam,search,3,0,0,2.75,0,27.5\n"), "{csv}");
+    assert!(!csv.contains("\nmodel,"), "only the --by dimensions: {csv}");
+
+    let (_, table, _) = llm_cost(&["report", "--by", "team", "--top", "1"], input.as_bytes());
+    assert!(table.contains("by team:"), "{table}");
+    assert!(table.contains("top 1 team by cost:"), "{table}");
+    assert!(!table.contains("by model:"), "{table}");
+}
+
+#[test]
+fn where_keeps_only_matching_records() {
+    let input = attributed_records();
+    let (ok, out, _) = llm_cost(
+        &[
+            "report",
+            "--where",
+            "team=search",
+            "--by",
+            "feature",
+            "--json",
+        ],
+        input.as_bytes(),
+    );
+    assert!(ok);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["total"]["cost_usd"], "2.75");
+    assert_eq!(report["filtered_out"], 3);
+    assert_eq!(report["by"]["feature"]["summarize"]["cost_usd"], "2.5");
+    assert!(report["by"]["feature"].get("extract").is_none());
+    let (_, out, _) = llm_cost(
+        &[
+            "report",
+            "--where",
+            "team=ads",
+            "--where",
+            "feature=chat",
+            "--json",
+        ],
+        input.as_bytes(),
+    );
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["total"]["cost_usd"], "2");
+    // No input: the argument is refused before stdin is read (a write would hit a closed pipe).
+    let (ok, _, err) = llm_cost(&["report", "--by", "cost_usd"], b"");
+    assert!(!ok);
+    assert!(err.contains("not a dimension"), "{err}");
+}

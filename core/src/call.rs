@@ -6,6 +6,7 @@
 
 use alloc::{borrow::ToOwned, boxed::Box, rc::Rc, string::String, vec::Vec};
 
+use crate::attribution::BodyValues;
 use crate::config::{Adjustment, MeterConfig};
 use crate::cost::{price, Breakdown};
 use crate::error_code::ErrorCode;
@@ -29,7 +30,8 @@ pub struct RequestHead<'a> {
     pub host: &'a str,
     /// `:path`, query included.
     pub path: &'a str,
-    /// `Authorization` (or `x-api-key`) value: only hashed into `key_id`.
+    /// The request's credential, as [`crate::identity::credential`] finds it: only hashed into
+    /// `key_id`.
     pub authorization: Option<&'a str>,
     /// `Content-Type`.
     pub content_type: Option<&'a str>,
@@ -37,6 +39,9 @@ pub struct RequestHead<'a> {
     pub content_length: Option<u64>,
     /// `x-request-id`, if any.
     pub request_id: Option<&'a str>,
+    /// The request headers named by `config.attribution.header_names()` that are present, as
+    /// `(name, value)`; empty when attribution is not configured.
+    pub attribution_headers: &'a [(String, String)],
 }
 
 /// Response facts a host hands over when the response headers arrive.
@@ -109,6 +114,8 @@ pub struct Outcome {
     /// Model label for metrics: the price-table id that priced the call, else `other`
     /// (bounded cardinality).
     pub metric_model: String,
+    /// Attribute values dropped for breaking the bounds (hosts count them).
+    pub attributes_dropped: u32,
 }
 
 #[derive(Debug)]
@@ -130,6 +137,10 @@ pub struct Call {
     path: String,
     request_id: Option<String>,
     key_id: Option<String>,
+    /// Attribution headers seen with the request headers.
+    attribution_headers: Vec<(String, String)>,
+    /// Attribution values read from the request body.
+    body_values: BodyValues,
     start_ms: u64,
     request: RequestFacts,
     usage_chunk_injected: bool,
@@ -160,6 +171,8 @@ impl Call {
             path: head.path.to_owned(),
             request_id: head.request_id.map(str::to_owned),
             key_id: head.authorization.and_then(key_id),
+            attribution_headers: head.attribution_headers.to_vec(),
+            body_values: BodyValues::default(),
             start_ms: now_unix_ms,
             request: RequestFacts::default(),
             usage_chunk_injected: false,
@@ -252,6 +265,7 @@ impl Call {
             self.request_note = Some(ErrorCode::RequestTooLarge);
             return None;
         }
+        self.body_values = self.config.attribution.body_values(body);
         #[cfg(feature = "estimate")]
         if let (true, Some(format)) = (self.config.estimates(), self.format) {
             self.estimated_prompt = crate::estimate::prompt_tokens(format, body);
@@ -586,6 +600,10 @@ impl Call {
             }
             error = Some(note);
         }
+        let attributes = self
+            .config
+            .attribution
+            .resolve(&self.attribution_headers, &self.body_values);
         let cost_usd = cost.map(Usd::to_decimal_string);
         let cost_micros = cost.map(Usd::to_micros);
         let stream = matches!(self.response, ResponseState::Stream(_)) || self.request.stream;
@@ -627,6 +645,7 @@ impl Call {
             adjustment_percent: adjustment
                 .filter(|_| cost_micros.is_some())
                 .map(|a| a.percent.trim().to_owned()),
+            attributes: attributes.values,
         };
         let mut sse_comment = stream_tail;
         if matches!(self.response, ResponseState::Stream(_)) && self.stream_cost_comment() {
@@ -639,6 +658,7 @@ impl Call {
             record,
             cost,
             metric_model: priced_as.unwrap_or_else(|| "other".to_owned()),
+            attributes_dropped: attributes.dropped,
         }
     }
 }

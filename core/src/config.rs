@@ -13,6 +13,7 @@ use core::fmt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::attribution::{Attribution, AttributionFile};
 use crate::budget::{Budgets, BudgetsFile};
 use crate::json_path;
 use crate::money::Usd;
@@ -146,6 +147,8 @@ pub struct MeterConfig {
     /// caller's `key_id` upstream (for Envoy's rate limit filter and upstream logs; forged copies
     /// are always removed first). Named once here, not per request.
     pub key_id_header: Option<String>,
+    /// Who spent it: dimensions read from headers, tags and the body into `attributes`.
+    pub attribution: Attribution,
     pricing_version: String,
     /// The `collector` section as written, for the host that reads it (the Envoy filter).
     collector: Option<String>,
@@ -169,6 +172,7 @@ struct ConfigFile {
     collector: Option<Box<RawValue>>,
     budgets: BudgetsFile,
     key_id_header: bool,
+    attribution: AttributionFile,
 }
 
 impl Default for ConfigFile {
@@ -189,6 +193,7 @@ impl Default for ConfigFile {
             collector: None,
             budgets: BudgetsFile::default(),
             key_id_header: false,
+            attribution: AttributionFile::default(),
         }
     }
 }
@@ -393,6 +398,7 @@ impl MeterConfig {
             adjustments,
             budgets: Budgets::from_file(file.budgets)?,
             key_id_header,
+            attribution: Attribution::from_file(file.attribution)?,
             pricing_version: String::new(),
             collector: file.collector.map(|raw| raw.get().to_owned()),
         };

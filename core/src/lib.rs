@@ -11,6 +11,7 @@
 
 extern crate alloc;
 
+pub mod attribution;
 pub mod budget;
 pub mod call;
 pub mod config;

@@ -4,7 +4,7 @@
 //! `core/tests/record_schema.rs` checks that the table and this serializer agree (and the header
 //! table and [`CostRecord::headers`]). No prompt or completion text, no API key.
 
-use alloc::{format, string::String, vec::Vec};
+use alloc::{collections::BTreeMap, format, string::String, vec::Vec};
 
 use serde::Serialize;
 
@@ -132,6 +132,8 @@ pub struct CostRecord {
     pub oversize_events: u64,
     /// The markup (+) or discount (−) applied to the list cost, in percent; null if none.
     pub adjustment_percent: Option<String>,
+    /// Who spent it: configured attribution dimension → value (`{}` when none).
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// The subset of the record carried by the stream-end comment.
@@ -151,6 +153,11 @@ impl CostRecord {
     /// The record as one JSON line (no newline).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// `attributes` as a JSON object (`{}` when none), e.g. for an access log field.
+    pub fn attributes_json(&self) -> String {
+        serde_json::to_string(&self.attributes).unwrap_or_default()
     }
 
     /// `X-LLM-Cost`-family headers, names lower-case with `prefix` (e.g. `x-llm-`).

@@ -112,6 +112,7 @@ fn run_case_ending(case: &Case, cuts: &[usize], end: End) -> (Value, Vec<u8>) {
             content_type: Some("application/json"),
             content_length: Some(request.len() as u64),
             request_id: Some("req-1"),
+            attribution_headers: &[],
         },
         request: Some(request),
         response_head: ResponseHead {

@@ -79,6 +79,7 @@ fn emitted_headers() -> Vec<String> {
         duration_ms: 0,
         oversize_events: 0,
         adjustment_percent: None,
+        attributes: Default::default(),
     };
     record
         .headers("x-llm-")
@@ -148,6 +149,8 @@ fn documented_header_names_exist() {
     }
     let mut known = emitted_headers();
     known.push(key_id_request_header());
+    // The request header the attribution `tag:` sources read by default.
+    known.push(llm_cost_core::attribution::Attribution::default().tags_header);
     let mut unknown = Vec::new();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
@@ -206,4 +209,15 @@ fn readme_error_codes_are_the_error_code_enum() {
         .collect();
     codes.sort();
     assert_eq!(readme_error_codes(), codes);
+}
+
+#[test]
+fn every_record_field_is_a_reserved_attribution_name() {
+    // A dimension named like a record field would shadow it in reports: the config refuses it.
+    for field in serialized_fields() {
+        assert!(
+            llm_cost_core::attribution::RESERVED_NAMES.contains(&field.as_str()),
+            "record field `{field}` missing from attribution::RESERVED_NAMES"
+        );
+    }
 }

@@ -87,16 +87,31 @@ fn update(
     key: &str,
     mut change: impl FnMut(Ledger) -> Option<Ledger>,
 ) -> bool {
+    update_bytes(store, key, |bytes| {
+        change(Ledger::decode(bytes)).map(|next| next.encode().to_vec())
+    })
+}
+
+/// [`update`] for any value kept in shared data (e.g. a metric label's admitted values, see
+/// `labels`): `change` gets the stored bytes (empty when missing).
+pub fn update_shared(key: &str, change: impl FnMut(&[u8]) -> Option<Vec<u8>>) -> bool {
+    update_bytes(&mut HostSharedData, key, change)
+}
+
+fn update_bytes(
+    store: &mut impl SharedData,
+    key: &str,
+    mut change: impl FnMut(&[u8]) -> Option<Vec<u8>>,
+) -> bool {
     for _ in 0..CAS_ATTEMPTS {
         let (bytes, cas) = match store.get(key) {
             Ok(found) => found,
             Err(status) => {
-                log::warn!("llm-cost: budget ledger {key} unreadable: {status:?}");
+                log::warn!("llm-cost: shared data {key} unreadable: {status:?}");
                 return false;
             }
         };
-        let ledger = Ledger::decode(bytes.as_deref().unwrap_or_default());
-        let Some(next) = change(ledger) else {
+        let Some(next) = change(bytes.as_deref().unwrap_or_default()) else {
             return true;
         };
         let cas = match cas {
@@ -106,16 +121,16 @@ fn update(
                 None => return false,
             },
         };
-        match store.set(key, &next.encode(), cas) {
+        match store.set(key, &next, cas) {
             Ok(()) => return true,
             Err(Status::CasMismatch) => continue,
             Err(status) => {
-                log::warn!("llm-cost: budget ledger {key} not stored: {status:?}");
+                log::warn!("llm-cost: shared data {key} not stored: {status:?}");
                 return false;
             }
         }
     }
-    log::warn!("llm-cost: budget ledger {key} still contended after {CAS_ATTEMPTS} attempts");
+    log::warn!("llm-cost: shared data {key} still contended after {CAS_ATTEMPTS} attempts");
     false
 }
 

@@ -11,6 +11,7 @@
 
 use std::rc::Rc;
 
+use llm_cost_core::identity::credential;
 use llm_cost_core::{
     Call, Endpoint, ErrorCode, Forward, MeterConfig, Outcome, RequestBodyPlan, RequestHead,
     ResponseHead, ResponsePlan, Usd,
@@ -29,6 +30,14 @@ pub const FILTER_STATE_KEY: &str = "llm_cost";
 /// Filter state key holding the call's cost in whole micro-USD (`0` when unpriced):
 /// `%FILTER_STATE(wasm.llm_cost_micros:PLAIN)%`, e.g. as a rate limit `hits_addend`.
 pub const FILTER_STATE_MICROS_KEY: &str = "llm_cost_micros";
+
+/// Filter state key holding the record's `attributes` object (JSON):
+/// `%FILTER_STATE(wasm.llm_cost_attributes:PLAIN)%`.
+pub const FILTER_STATE_ATTRIBUTES_KEY: &str = "llm_cost_attributes";
+
+/// Prefix of the filter state key of each attribute's value:
+/// `%FILTER_STATE(wasm.llm_cost_attr_team:PLAIN)%` (absent when the call has no value).
+pub const FILTER_STATE_ATTRIBUTE_PREFIX: &str = "llm_cost_attr_";
 
 /// What the response body callbacks do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,10 +117,29 @@ impl MeterFilter {
         host::set_filter_state(FILTER_STATE_KEY, outcome.record_json.as_bytes());
         let micros = outcome.record.cost_micros.unwrap_or(0).to_string();
         host::set_filter_state(FILTER_STATE_MICROS_KEY, micros.as_bytes());
-        self.shared
-            .metrics
-            .borrow_mut()
-            .add_record(&outcome.record, &outcome.metric_model);
+        let attributes = &outcome.record.attributes;
+        let attributes_json = outcome.record.attributes_json();
+        host::set_filter_state(FILTER_STATE_ATTRIBUTES_KEY, attributes_json.as_bytes());
+        for (name, value) in attributes {
+            let key = format!("{FILTER_STATE_ATTRIBUTE_PREFIX}{name}");
+            host::set_filter_state(&key, value.as_bytes());
+        }
+        let mut labels = Vec::new();
+        if let Some(attribution) = self.config.as_ref().map(|c| &c.attribution) {
+            let mut admitted = self.shared.labels.borrow_mut();
+            for name in &attribution.metric_labels {
+                let value = attributes.get(name).map(String::as_str);
+                let value = admitted.admit(name, value, attribution.max_label_values);
+                labels.push((name.clone(), value));
+            }
+        }
+        let mut metrics = self.shared.metrics.borrow_mut();
+        metrics.add_record(&outcome.record, &outcome.metric_model, &labels);
+        metrics.add(
+            &format!("{}.attributes_dropped", crate::metrics::PREFIX),
+            u64::from(outcome.attributes_dropped),
+        );
+        drop(metrics);
         if self.shared.send_records.get() {
             self.shared
                 .queue
@@ -167,7 +195,13 @@ impl HttpContext for MeterFilter {
             return Action::Continue;
         }
         let host = req(":authority");
-        let authorization = req("authorization").or_else(|| req("x-api-key"));
+        let authorization = credential(req, path);
+        let attribution_headers: Vec<(String, String)> = config
+            .attribution
+            .header_names()
+            .into_iter()
+            .filter_map(|name| Some((name.to_owned(), req(name)?)))
+            .collect();
         let (content_type, request_id) = (req("content-type"), req("x-request-id"));
         let content_length = req("content-length").and_then(|v| v.trim().parse().ok());
         let head = RequestHead {
@@ -178,10 +212,17 @@ impl HttpContext for MeterFilter {
             content_type: content_type.as_deref(),
             content_length,
             request_id: request_id.as_deref(),
+            attribution_headers: &attribution_headers,
         };
-        // A client must not hand our headers to the upstream as if we had set them.
+        // A client must not hand our headers to the upstream as if we had set them; attribution
+        // sources (e.g. `x-llm-tags`) stay unless `remove_headers` says otherwise.
+        let attribution = &config.attribution;
         host::remove_headers(MapType::HttpRequestHeaders, |name| {
-            config.is_own_header(name)
+            if attribution.is_source_header(name) {
+                attribution.remove_headers
+            } else {
+                config.is_own_header(name)
+            }
         });
         let call = Call::new(config, head, now_unix_ms());
         if let (Some(name), Some(key_id)) = (&config.key_id_header, call.key_id()) {

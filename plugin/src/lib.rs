@@ -11,6 +11,7 @@ pub mod budget;
 pub mod collector;
 pub mod filter;
 pub mod host;
+pub mod labels;
 pub mod metrics;
 pub mod queue;
 pub mod root;

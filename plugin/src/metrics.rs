@@ -5,6 +5,11 @@
 //! them under `wasmcustom.` in `/stats` (stripped in `/stats/prometheus`). Label values are
 //! bounded: the model is the core's `metric_model` (price-table id or `other`) and the error is
 //! one of the core's fixed codes (anything else becomes `other`).
+//!
+//! Attribution labels (`metric_labels`) come before the model on the per-model counters:
+//! `llmcost.cost_micros.team=search.model=<id>`, made a label by
+//! `(\.team=([^=]+))\.[a-z_]+=`. Their values are bounded by `labels` (at most
+//! `max_label_values`, then `other`) and by the core's value charset (no `=`).
 
 use std::collections::HashMap;
 
@@ -15,11 +20,21 @@ use proxy_wasm::types::MetricType;
 /// Prefix of every counter we define.
 pub const PREFIX: &str = "llmcost";
 
-/// Counter names and increments for one finished call.
-pub fn record_increments(record: &CostRecord, metric_model: &str) -> Vec<(String, u64)> {
+/// Counter names and increments for one finished call; `labels` are the attribution labels
+/// `(name, admitted value)` of the per-model counters.
+pub fn record_increments(
+    record: &CostRecord,
+    metric_model: &str,
+    labels: &[(String, String)],
+) -> Vec<(String, u64)> {
     let model = label(metric_model);
-    let per_model =
-        |what: &str, n: Option<u64>| n.map(|n| (format!("{PREFIX}.{what}.model={model}"), n));
+    let attribution: String = labels
+        .iter()
+        .map(|(name, value)| format!(".{name}={}", label(value)))
+        .collect();
+    let per_model = |what: &str, n: Option<u64>| {
+        n.map(|n| (format!("{PREFIX}.{what}{attribution}.model={model}"), n))
+    };
     let mut out: Vec<(String, u64)> = [
         per_model("requests", Some(1)),
         per_model("prompt_tokens", record.prompt_tokens),
@@ -77,8 +92,13 @@ impl Metrics {
     }
 
     /// Adds every counter of a finished call.
-    pub fn add_record(&mut self, record: &CostRecord, metric_model: &str) {
-        for (name, n) in record_increments(record, metric_model) {
+    pub fn add_record(
+        &mut self,
+        record: &CostRecord,
+        metric_model: &str,
+        labels: &[(String, String)],
+    ) {
+        for (name, n) in record_increments(record, metric_model, labels) {
             self.add(&name, n);
         }
     }
@@ -149,7 +169,7 @@ mod tests {
     #[test]
     fn a_priced_call_counts_tokens_and_cost_under_its_price_table_model() {
         let (record, model) = json_call(&fixture("openrouter-cache-all-settings-real-api-0.json"));
-        let got = record_increments(&record, &model);
+        let got = record_increments(&record, &model, &[]);
         let m = "model=anthropic/claude-sonnet-4.6";
         for (name, n) in [
             (format!("llmcost.requests.{m}"), 1),
@@ -171,11 +191,25 @@ mod tests {
     #[test]
     fn a_failed_call_counts_its_error_reason_under_model_other() {
         let (record, model) = json_call(b"{not json");
-        let got = record_increments(&record, &model);
+        let got = record_increments(&record, &model, &[]);
         assert!(got.contains(&("llmcost.requests.model=other".to_owned(), 1)));
         assert!(got.contains(&("llmcost.records.cost_status=error".to_owned(), 1)));
         assert!(got.contains(&("llmcost.errors.reason=malformed_json".to_owned(), 1)));
         assert!(!got.iter().any(|(name, _)| name.contains("cost_micros")));
+    }
+
+    #[test]
+    fn attribution_labels_come_before_the_model_on_the_per_model_counters() {
+        let (record, model) = json_call(&fixture("openrouter-cache-all-settings-real-api-0.json"));
+        let labels = [
+            ("team".to_owned(), "search".to_owned()),
+            ("feature".to_owned(), "has space".to_owned()),
+        ];
+        let got = record_increments(&record, &model, &labels);
+        let name =
+            "llmcost.cost_micros.team=search.feature=other.model=anthropic/claude-sonnet-4.6";
+        assert!(got.contains(&(name.to_owned(), 10588)), "{got:?}");
+        assert!(got.contains(&("llmcost.records.cost_status=exact".to_owned(), 1)));
     }
 
     #[test]

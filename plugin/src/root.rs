@@ -17,6 +17,7 @@ use proxy_wasm::types::{ContextType, MapType};
 use crate::collector::CollectorConfig;
 use crate::filter::MeterFilter;
 use crate::host;
+use crate::labels::LabelValues;
 use crate::metrics::{Metrics, PREFIX};
 use crate::queue::{ndjson, RecordQueue};
 
@@ -33,6 +34,8 @@ pub struct Shared {
     pub metrics: RefCell<Metrics>,
     /// Records go to the collector (`collector.enabled`).
     pub send_records: Cell<bool>,
+    /// Attribution metric label values admitted so far.
+    pub labels: RefCell<LabelValues>,
 }
 
 /// The root context.
@@ -58,6 +61,7 @@ impl Default for MeterRoot {
                 queue: RefCell::new(RecordQueue::new(1)),
                 metrics: RefCell::new(Metrics::default()),
                 send_records: Cell::new(false),
+                labels: RefCell::new(LabelValues::default()),
             }),
             in_flight: Vec::new(),
             backoff: Backoff::default(),

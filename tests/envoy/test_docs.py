@@ -24,7 +24,18 @@ def test_every_plugin_config_field_is_in_the_reference_table():
     # `collector` is the Envoy filter's own section (the core passes it through).
     with open(os.path.join(harness.ROOT, "plugin", "src", "collector.rs")) as f:
         collector_source = f.read()
-    fields = [f for f in struct_fields(source, "ConfigFile") if f not in ("collector", "budgets")]
+    with open(os.path.join(harness.ROOT, "core", "src", "attribution.rs")) as f:
+        attribution_source = f.read()
+    fields = [
+        f
+        for f in struct_fields(source, "ConfigFile")
+        if f not in ("collector", "budgets", "attribution")
+    ]
+    fields += ["attribution." + f for f in struct_fields(attribution_source, "AttributionFile")]
+    fields += [
+        "attribution.dimensions.<name>." + f
+        for f in struct_fields(attribution_source, "DimensionFile")
+    ]
     fields += ["collector." + f for f in struct_fields(collector_source, "CollectorConfig")]
     fields += ["budgets." + f for f in struct_fields(budget_source, "BudgetsFile")]
     assert len(fields) > 10

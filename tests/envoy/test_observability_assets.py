@@ -31,6 +31,19 @@ def test_dashboard_is_valid_grafana_json():
             assert target["expr"].count("(") == target["expr"].count(")"), target["expr"]
 
 
+def test_dashboard_has_a_team_variable_that_filters_the_spend_panels():
+    with open(os.path.join(ASSETS, "grafana-dashboard.json")) as f:
+        dashboard = json.load(f)
+    [team] = [v for v in dashboard["templating"]["list"] if v["name"] == "team"]
+    assert team["query"]["query"] == "label_values(llmcost_cost_micros, team)"
+    # "All" is `.*`, which also matches series without a team label (attribution not configured).
+    assert team["includeAll"] and team["allValue"] == ".*"
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    per_call = [e for e in exprs if re.search(r"llmcost_(cost_micros|requests|[a-z]+_tokens)\b", e)]
+    assert per_call and all('{team=~"$team"}' in e for e in per_call), per_call
+    assert any(e.startswith("sum by (team)") for e in exprs)
+
+
 def test_alert_rules_have_the_prometheus_shape():
     with open(os.path.join(ASSETS, "prometheus-alerts.yml")) as f:
         text = f.read()

@@ -81,6 +81,26 @@ def test_json_call_gives_one_log_record_with_what_the_client_saw(otel_envoy, col
     assert log["resource"].get("log_name") == "llm_cost"
 
 
+def test_attribution_reaches_the_log_record_attributes(otel_envoy, collector):
+    envoy, receiver = otel_envoy
+    extra = {"x-team": "search", "x-llm-tags": "feature=summarize"}
+    resp, rid = send_as(envoy, JSON, "sk-otel-attr-1", extra=extra)
+    assert resp.status == 200
+    [log] = records_for(receiver, rid)
+    attrs = log["attributes"]
+    assert (attrs["llm.team"], attrs["llm.feature"]) == ("search", "summarize")
+    assert json.loads(attrs["llm.attributes"]) == {"team": "search", "feature": "summarize"}
+    [ndjson] = collector.records_for(rid)
+    assert ndjson["attributes"] == json.loads(log["body"])["attributes"] == json.loads(attrs["llm.attributes"])
+    # A call without attribution: `{}`, and Envoy's "no value" for the dimensions.
+    resp, rid = send_as(envoy, JSON, "sk-otel-attr-2")
+    [log] = records_for(receiver, rid)
+    assert log["attributes"]["llm.attributes"] == "{}" and log["attributes"]["llm.team"] == "-"
+    # The counters carry the team label too (stats_tags rule of the shipped config).
+    labelled = lambda: (lambda t: 'team="search"' in t and 'team="none"' in t)(envoy.prometheus())
+    harness.wait_until(labelled, 5, what="llmcost counters with a team label")
+
+
 def test_stream_gives_one_log_record_matching_the_stream_comment(otel_envoy, cli):
     envoy, receiver = otel_envoy
     api_key = "sk-otel-stream-1"

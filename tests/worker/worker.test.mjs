@@ -17,6 +17,15 @@ const SSE_SLOW_FIXTURE = "openrouter-cache-streaming-e2e"; // 7 events
 const UNKNOWN_MODEL_FIXTURE = "openrouter-tool-calling"; // mistralai/mistral-small: not in the table
 const API_KEY = "sk-or-test-key-never-logged-0123456789";
 
+// Issue #14's attribution, the same JSON as the Envoy filter's.
+const ATTRIBUTION = {
+  dimensions: {
+    team: { from: ["header:x-team"] },
+    feature: { from: ["tag:feature", "body:metadata.feature"] },
+    user: { from: ["body:user"], hash: true },
+  },
+};
+
 // Prices for a model the bundled table lacks, given to one Worker through MODEL_OVERRIDES.
 const OVERRIDES = { "mistralai/mistral-small": { prompt: "0.000001", completion: "0.000003" } };
 
@@ -34,6 +43,7 @@ before(async () => {
       UPSTREAM_BASE_URL: upstream.url,
       LOG_SINK_URL: collector.url + "/ingest",
       HEADER_PREFIX: "x-llm-",
+      METER_CONFIG: JSON.stringify({ attribution: ATTRIBUTION }),
     }),
     startWorker({
       UPSTREAM_BASE_URL: upstream.url,
@@ -370,4 +380,34 @@ test("chunked JSON (no content-length) is buffered within the bound and metered"
   assert.equal(res.status, 200);
   assert.deepEqual(await readAll(res), fixtureBytes(JSON_FIXTURE + ".json"));
   assert.equal(res.headers.get("x-llm-cost"), cliPrice(JSON_FIXTURE, JSON_FIXTURE + ".json").cost_usd);
+});
+
+test("attribution: headers, x-llm-tags and the body land in the record's attributes", async () => {
+  await resetCollector(collector.url);
+  await fetch(upstream.url + "/_reset", { method: "POST" });
+  const body = { ...requestBody(JSON_FIXTURE), user: "end-user-77" };
+  const res = await post(worker.url, JSON_FIXTURE, {
+    body,
+    headers: { "x-team": "search", "x-llm-tags": "env=prod, feature=summarize" },
+  });
+  assert.equal(res.status, 200);
+  await readAll(res);
+  const [record] = await collectorRecords(collector.url, 1);
+  assert.equal(record.attributes.team, "search");
+  assert.equal(record.attributes.feature, "summarize");
+  assert.match(record.attributes.user, /^[0-9a-f]{12}$/);
+  assert.ok(!JSON.stringify(record).includes("end-user-77"), "the end-user id is hashed");
+  // The attribution headers go on to the upstream (remove_headers is off), x-llm-tags included.
+  const seen = await (await fetch(upstream.url + "/_requests")).json();
+  const sent = seen.find((r) => r.path === CHAT);
+  assert.equal(sent.headers["x-llm-tags"], "env=prod, feature=summarize");
+  assert.equal(sent.headers["x-team"], "search");
+});
+
+test("attribution: a record without values has attributes {}", async () => {
+  await resetCollector(collector.url);
+  const res = await post(worker.url, JSON_FIXTURE);
+  await readAll(res);
+  const [record] = await collectorRecords(collector.url, 1);
+  assert.deepEqual(record.attributes, {});
 });

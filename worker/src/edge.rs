@@ -4,6 +4,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
+use llm_cost_core::identity::credential;
 use llm_cost_core::{
     Call, ErrorCode, Forward, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan,
 };
@@ -68,13 +69,31 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
     };
     let method = req.method();
     let header = |name: &str| req.headers().get(name).ok().flatten();
-    let authorization = header("authorization");
+    let authorization = credential(header, &path_and_query);
+    let attribution_headers: Vec<(String, String)> = match &s.meter {
+        Ok(config) => config
+            .attribution
+            .header_names()
+            .into_iter()
+            .filter_map(|name| Some((name.to_owned(), header(name)?)))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
     let content_type = header("content-type");
     let request_id = header("x-request-id").or_else(|| header("cf-ray"));
     let content_length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
 
     // A client must not hand our headers to the upstream as if we had set them.
-    let is_own = |name: &str| s.meter.as_ref().is_ok_and(|c| c.is_own_header(name));
+    // Attribution sources (e.g. `x-llm-tags`) stay unless `remove_headers` says otherwise.
+    let is_own = |name: &str| {
+        s.meter.as_ref().is_ok_and(|c| {
+            if c.attribution.is_source_header(name) {
+                c.attribution.remove_headers
+            } else {
+                c.is_own_header(name)
+            }
+        })
+    };
     let upstream_headers = Headers::new();
     for (name, value) in req.headers().entries() {
         if is_forwardable_request_header(&name) && !is_own(&name) {
@@ -93,6 +112,7 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
                 content_type: content_type.as_deref(),
                 content_length,
                 request_id: request_id.as_deref(),
+                attribution_headers: &attribution_headers,
             },
             now_ms(),
         )
