@@ -1,0 +1,243 @@
+"""observability/ against the real thing: `promtool` checks the alert rules and runs their unit tests
+(observability/tests/), lints the filter's exposition, and a real Prometheus (Debian's 2.42) scrapes the
+real Envoy's /stats/prometheus every second while metered calls run; every Grafana panel query and every
+alert expression is then evaluated through Prometheus' HTTP API.
+
+promtool or prometheus missing is a failure, never a skip: `.ci/run` installs Debian's `prometheus`
+(as root); elsewhere `apt-get install prometheus`, or set $PROMTOOL / $PROMETHEUS.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+import pytest
+
+from support import harness
+from support.calls import send
+
+ASSETS = os.path.join(harness.ROOT, "observability")
+RULES = os.path.join(ASSETS, "prometheus-alerts.yml")
+RULE_TESTS = os.path.join(ASSETS, "tests")
+DASHBOARD = os.path.join(ASSETS, "grafana-dashboard.json")
+CALLS = ["openrouter-cache-all-settings-real-api-0", "openrouter-stream-with-reasoning",
+         "openrouter-cache-all-settings-real-api-1"]
+
+
+def tool(name):
+    path = os.environ.get(name.upper()) or shutil.which(name)
+    if not path:
+        pytest.fail("%s not found: apt-get install prometheus (Debian), or set $%s" % (name, name.upper()))
+    return path
+
+
+def run(args, **kw):
+    return subprocess.run(args, capture_output=True, text=True, timeout=120, **kw)
+
+
+def alert_names():
+    with open(RULES) as f:
+        return re.findall(r"^\s*- alert: (\w+)\s*$", f.read(), re.M)
+
+
+def test_alert_rules_pass_promtool_check():
+    out = run([tool("promtool"), "check", "rules", RULES])
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SUCCESS: %d rules found" % len(alert_names()) in out.stdout
+
+
+def test_every_alert_has_promtool_unit_tests_and_they_pass():
+    tests = sorted(os.path.join(RULE_TESTS, n) for n in os.listdir(RULE_TESTS) if n.endswith(".test.yml"))
+    text = "".join(open(t).read() for t in tests)
+    for name in alert_names():
+        # Fires past its threshold (an expected alert), and silent (no alert) in at least two cases:
+        # below the threshold and a flat counter.
+        fires = re.findall(r"alertname: %s\n\s+exp_alerts:\n\s+- exp_labels" % name, text)
+        silent = re.findall(r"alertname: %s, exp_alerts: \[\]" % name, text)
+        assert fires and len(silent) >= 2, "%s: promtool tests must show it firing, below threshold and flat" % name
+    out = run([tool("promtool"), "test", "rules", *tests], cwd=RULE_TESTS)
+    assert out.returncode == 0 and "SUCCESS" in out.stdout, out.stdout + out.stderr
+
+
+def exposition(envoy):
+    text = harness.wait_until(
+        lambda: (lambda t: t if "llmcost_cost_micros{" in t else None)(envoy.prometheus()), 10,
+        what="llmcost counters in /stats/prometheus")
+    return "".join(block for block in re.split(r"(?m)^(?=# TYPE )", text) if "llmcost_" in block.split("\n", 1)[0])
+
+
+def test_filter_exposition_passes_promtool_check_metrics(envoy):
+    send(envoy, CALLS[0])
+    ours = exposition(envoy)
+    out = run([tool("promtool"), "check", "metrics"], input=ours)
+    # Recorded, not yet fixed (issue #24): Envoy prints counters without the `_total` suffix, so
+    # promtool asks for it on every llmcost_ counter. Anything else it asks for is a new problem.
+    problems = [l for l in (out.stdout + out.stderr).splitlines() if l.strip()]
+    unexpected = [l for l in problems if "counter metrics should have \"_total\" suffix" not in l]
+    assert not unexpected, "\n".join(problems)
+
+
+# -- a real Prometheus scraping the session Envoy --------------------------------------------------
+
+
+class Prometheus:
+    def __init__(self, target):
+        self.dir = tempfile.mkdtemp(prefix="llm-cost-prometheus-")
+        self.port = harness.free_port()
+        config = os.path.join(self.dir, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write("global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+                    "rule_files: [%s]\n"
+                    "scrape_configs:\n"
+                    "  - job_name: envoy\n"
+                    "    metrics_path: /stats/prometheus\n"
+                    "    static_configs: [{targets: ['%s']}]\n" % (json.dumps(RULES), target))
+        self.log = open(os.path.join(self.dir, "prometheus.log"), "wb")
+        self.proc = subprocess.Popen(
+            [tool("prometheus"), "--config.file=" + config, "--storage.tsdb.path=" + os.path.join(self.dir, "data"),
+             "--web.listen-address=127.0.0.1:%d" % self.port],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            harness.wait_until(self.ready, 30, interval=0.2, what="prometheus /-/ready")
+        except BaseException:
+            self.stop()
+            raise
+
+    def ready(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("prometheus exited %s" % self.proc.returncode)
+        try:
+            return harness.http_text("http://127.0.0.1:%d/-/ready" % self.port, timeout=1)
+        except OSError:
+            return None
+
+    def api(self, path, **params):
+        url = "http://127.0.0.1:%d/api/v1/%s?%s" % (self.port, path, urllib.parse.urlencode(params))
+        body = harness.http_json(url)
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr, at=None):
+        data = self.api("query", query=expr, **({"time": "%.3f" % at} if at else {}))
+        assert data["resultType"] == "vector", (expr, data)
+        return {json.dumps(s["metric"], sort_keys=True): float(s["value"][1]) for s in data["result"]}
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def prometheus(envoy):
+    p = Prometheus(envoy.admin)
+    yield p
+    p.stop()
+
+
+def grafana_substitute(expr, dashboard):
+    """`expr` with the dashboard's template variables replaced as Grafana does: a multi-value
+    variable set to All becomes its allValue (or a regex of every value), others their current value;
+    Grafana's own interval variables take what a 1 s scrape interval gives."""
+    for var in dashboard.get("templating", {}).get("list", []):
+        if var.get("type") == "datasource":
+            continue
+        current = (var.get("current") or {}).get("value")
+        if var.get("includeAll") and (current in (None, "$__all", ["$__all"])):
+            value = var.get("allValue") or ".*"
+        elif isinstance(current, list):
+            value = "(" + "|".join(re.escape(v) for v in current) + ")"
+        else:
+            value = current if current is not None else ".*"
+        expr = re.sub(r"\$\{%s(:[a-z]+)?\}|\$%s\b" % (var["name"], var["name"]), lambda _: value, expr)
+    for name, value in [("__rate_interval", "4s"), ("__interval", "1s"), ("__range", "1h")]:
+        expr = expr.replace("${%s}" % name, value).replace("$" + name, value)
+    assert "$" not in expr, "unsubstituted variable in %r" % expr
+    return expr
+
+
+def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(envoy, collector, prometheus):
+    def scraped_up():
+        return prometheus.query('up{job="envoy"}') and prometheus.query('up{job="envoy"}') != {}
+    harness.wait_until(lambda: list(prometheus.query('up{job="envoy"}').values()) == [1.0], 15,
+                       interval=0.2, what="prometheus scraping envoy")
+    # A first call per fixture makes every series exist before the measured calls (a counter Prometheus
+    # first sees already at its value has no increase to show); then a quiet second for a baseline.
+    for name in CALLS:
+        send(envoy, name)
+    time.sleep(2.5)
+    before = prometheus.query("sum by (model) (llmcost_cost_micros)")
+    records = []
+    for name in CALLS * 2:
+        _, rid = send(envoy, name)
+        records += collector.records_for(rid)
+    expected = {}
+    for r in records:
+        assert r["cost_status"] == "exact", r
+        expected[r["priced_as"]] = expected.get(r["priced_as"], 0) + int(r["cost_micros"])
+
+    def delta():
+        now = prometheus.query("sum by (model) (llmcost_cost_micros)")
+        return {json.loads(k)["model"]: v - before.get(k, 0) for k, v in now.items() if v != before.get(k, 0)}
+    # The scraped counters carry exactly the records' cost, per model (integers well below 2^53).
+    harness.wait_until(lambda: delta() == {m: float(c) for m, c in expected.items()}, 15, interval=0.2,
+                       what="scraped spend %s equal to the records' %s" % (delta(), expected))
+    time.sleep(2.5)  # a flat tail: the window of every rate() ends after the last increase
+    at = time.time()
+
+    with open(DASHBOARD) as f:
+        dashboard = json.load(f)
+    answers = {}
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = grafana_substitute(target["expr"], dashboard)
+            answers[(panel["title"], expr)] = result = prometheus.query(expr, at)
+            assert result, "panel %r: %s returned no series" % (panel["title"], expr)
+            for v in result.values():
+                assert v == v and v >= 0, (panel["title"], expr, result)  # no NaN, no negative
+
+    # Spend panels: one series per model, each the records' cost give or take Prometheus' documented
+    # extrapolation of rate()/increase() to the window's edges (at most one scrape interval each side).
+    for (title, expr), result in answers.items():
+        if "llmcost_cost_micros" not in expr:
+            continue
+        if "by (model)" in expr:
+            got = {json.loads(k)["model"]: v for k, v in result.items() if json.loads(k)["model"] in expected}
+            assert set(got) == set(expected), (title, got, expected)
+        else:
+            got = {"all": sum(result.values())}
+        for model, value in got.items():
+            usd = sum(expected.values()) if model == "all" else expected[model]
+            if "rate(" in expr:
+                value = value / 3600 * 300 * 1e6  # USD/hour back to micro-USD over the 5m window
+            else:
+                value = value * 1e6
+            # Over the session Envoy's earlier traffic too: at least what these calls cost.
+            assert value >= usd * 0.999, (title, model, value, usd)
+
+    # Every alert expression evaluates cleanly; after metered, delivered calls the spend and delivery
+    # alerts are quiet (their thresholds are far above a few test calls).
+    quiet = {"LlmSpendRateHigh", "LlmSpendRateHighByModel", "LlmCostCollectorFailing", "LlmCostRecordsDropped"}
+    rules = harness.wait_until(
+        lambda: [r for g in prometheus.api("rules")["groups"] for r in g["rules"] if r.get("lastEvaluation", "").startswith("2") and r["health"] != "unknown"],
+        10, interval=0.2, what="rule evaluations")
+    assert sorted(r["name"] for r in rules) == sorted(alert_names())
+    for rule in rules:
+        assert rule["health"] == "ok" and not rule.get("lastError"), rule
+        result = prometheus.query(rule["query"], at)
+        if rule["name"] in quiet:
+            assert result == {}, (rule["name"], result)
+        # The expression without its comparison answers too (the value the alert compares).
+        lhs = re.split(r"\s>\s", rule["query"])[0]
+        assert prometheus.query(lhs, at), (rule["name"], lhs)
