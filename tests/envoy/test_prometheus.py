@@ -26,7 +26,7 @@ RULES = os.path.join(ASSETS, "prometheus-alerts.yml")
 RULE_TESTS = os.path.join(ASSETS, "tests")
 DASHBOARD = os.path.join(ASSETS, "grafana-dashboard.json")
 CALLS = ["openrouter-cache-all-settings-real-api-0", "openrouter-stream-with-reasoning",
-         "openrouter-cache-all-settings-real-api-1"]
+         "openrouter-cache-all-settings-real-api-1", "openrouter-thinking-true-emits-effort-medium"]
 
 
 def tool(name):
@@ -75,10 +75,12 @@ def test_filter_exposition_passes_promtool_check_metrics(envoy):
     send(envoy, CALLS[0])
     ours = exposition(envoy)
     out = run([tool("promtool"), "check", "metrics"], input=ours)
-    # Recorded, not yet fixed (issue #24): Envoy prints counters without the `_total` suffix, so
-    # promtool asks for it on every llmcost_ counter. Anything else it asks for is a new problem.
+    # Two findings recorded, not fixed here (issue #24, reported to the lead): promtool asks for the
+    # `_total` suffix on every llmcost_ counter (a rename of the filter's counters), and for help text,
+    # which Envoy's /stats/prometheus never prints (no HELP lines for any stat). Anything else is new.
+    known = ('counter metrics should have "_total" suffix', "no help text")
     problems = [l for l in (out.stdout + out.stderr).splitlines() if l.strip()]
-    unexpected = [l for l in problems if "counter metrics should have \"_total\" suffix" not in l]
+    unexpected = [l for l in problems if not l.endswith(known)]
     assert not unexpected, "\n".join(problems)
 
 
@@ -86,7 +88,7 @@ def test_filter_exposition_passes_promtool_check_metrics(envoy):
 
 
 class Prometheus:
-    def __init__(self, target):
+    def __init__(self, *targets):
         self.dir = tempfile.mkdtemp(prefix="llm-cost-prometheus-")
         self.port = harness.free_port()
         config = os.path.join(self.dir, "prometheus.yml")
@@ -96,7 +98,7 @@ class Prometheus:
                     "scrape_configs:\n"
                     "  - job_name: envoy\n"
                     "    metrics_path: /stats/prometheus\n"
-                    "    static_configs: [{targets: ['%s']}]\n" % (json.dumps(RULES), target))
+                    "    static_configs: [{targets: %s}]\n" % (json.dumps(RULES), json.dumps(list(targets))))
         self.log = open(os.path.join(self.dir, "prometheus.log"), "wb")
         self.proc = subprocess.Popen(
             [tool("prometheus"), "--config.file=" + config, "--storage.tsdb.path=" + os.path.join(self.dir, "data"),
@@ -140,8 +142,18 @@ class Prometheus:
 
 
 @pytest.fixture(scope="module")
-def prometheus(envoy):
-    p = Prometheus(envoy.admin)
+def undelivered(envoy_bin, upstream):
+    """A second Envoy whose collector is a closed port and whose queue holds one record: its
+    delivery failures and dropped records feed the collector panels and alerts."""
+    e = harness.Envoy(envoy_bin, upstream.port, 1,
+                      plugin_config={"collector": {"flush_interval_ms": 100, "max_queue_records": 1}})
+    yield e
+    e.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus(envoy, undelivered):
+    p = Prometheus(envoy.admin, undelivered.admin)
     yield p
     p.stop()
 
@@ -167,17 +179,21 @@ def grafana_substitute(expr, dashboard):
     return expr
 
 
-def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(envoy, collector, prometheus):
-    def scraped_up():
-        return prometheus.query('up{job="envoy"}') and prometheus.query('up{job="envoy"}') != {}
-    harness.wait_until(lambda: list(prometheus.query('up{job="envoy"}').values()) == [1.0], 15,
-                       interval=0.2, what="prometheus scraping envoy")
+def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(envoy, undelivered, collector,
+                                                                          prometheus):
+    harness.wait_until(lambda: list(prometheus.query('up{job="envoy"}').values()) == [1.0, 1.0], 15,
+                       interval=0.2, what="prometheus scraping both envoys")
     # A first call per fixture makes every series exist before the measured calls (a counter Prometheus
     # first sees already at its value has no increase to show); then a quiet second for a baseline.
     for name in CALLS:
         send(envoy, name)
+        send(undelivered, name)
     time.sleep(2.5)
-    before = prometheus.query("sum by (model) (llmcost_cost_micros)")
+    # Metering errors (a malformed body) and, on the second Envoy, failed deliveries and dropped records.
+    send(envoy, CALLS[0], fault="malformed")
+    for name in CALLS:
+        send(undelivered, name)
+    before = prometheus.query('sum by (model) (llmcost_cost_micros{instance="%s"})' % envoy.admin)
     records = []
     for name in CALLS * 2:
         _, rid = send(envoy, name)
@@ -188,7 +204,7 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(envoy
         expected[r["priced_as"]] = expected.get(r["priced_as"], 0) + int(r["cost_micros"])
 
     def delta():
-        now = prometheus.query("sum by (model) (llmcost_cost_micros)")
+        now = prometheus.query('sum by (model) (llmcost_cost_micros{instance="%s"})' % envoy.admin)
         return {json.loads(k)["model"]: v - before.get(k, 0) for k, v in now.items() if v != before.get(k, 0)}
     # The scraped counters carry exactly the records' cost, per model (integers well below 2^53).
     harness.wait_until(lambda: delta() == {m: float(c) for m, c in expected.items()}, 15, interval=0.2,
@@ -226,18 +242,23 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(envoy
             # Over the session Envoy's earlier traffic too: at least what these calls cost.
             assert value >= usd * 0.999, (title, model, value, usd)
 
-    # Every alert expression evaluates cleanly; after metered, delivered calls the spend and delivery
-    # alerts are quiet (their thresholds are far above a few test calls).
-    quiet = {"LlmSpendRateHigh", "LlmSpendRateHighByModel", "LlmCostCollectorFailing", "LlmCostRecordsDropped"}
-    rules = harness.wait_until(
-        lambda: [r for g in prometheus.api("rules")["groups"] for r in g["rules"] if r.get("lastEvaluation", "").startswith("2") and r["health"] != "unknown"],
-        10, interval=0.2, what="rule evaluations")
+    # Every alert expression evaluates cleanly. A few test calls are far below the spend thresholds;
+    # the second Envoy's failed deliveries make the collector alerts' expressions true: the dropped-records
+    # alert (no `for:`) fires at once, the failing-collector one waits out its `for: 10m`, pending.
+    quiet = {"LlmSpendRateHigh", "LlmSpendRateHighByModel"}
+    true_now = {"LlmCostCollectorFailing": "pending", "LlmCostRecordsDropped": "firing"}
+    harness.wait_until(lambda: {a["labels"]["alertname"]: a["state"] for a in prometheus.api("alerts")["alerts"]
+                                if a["labels"]["alertname"] in true_now} == true_now, 10, interval=0.2,
+                       what="collector alerts %s (alerts: %s)" % (true_now, prometheus.api("alerts")))
+    rules = [r for g in prometheus.api("rules")["groups"] for r in g["rules"]]
     assert sorted(r["name"] for r in rules) == sorted(alert_names())
     for rule in rules:
         assert rule["health"] == "ok" and not rule.get("lastError"), rule
         result = prometheus.query(rule["query"], at)
         if rule["name"] in quiet:
-            assert result == {}, (rule["name"], result)
+            assert result == {} and rule["state"] == "inactive", (rule["name"], result)
+        if rule["name"] in true_now:
+            assert result, (rule["name"], rule["query"])
         # The expression without its comparison answers too (the value the alert compares).
         lhs = re.split(r"\s>\s", rule["query"])[0]
         assert prometheus.query(lhs, at), (rule["name"], lhs)
