@@ -188,6 +188,7 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(envoy
     for name in CALLS:
         send(envoy, name)
         send(undelivered, name)
+    send(envoy, CALLS[0], fault="malformed")
     time.sleep(2.5)
     # Metering errors (a malformed body) and, on the second Envoy, failed deliveries and dropped records.
     send(envoy, CALLS[0], fault="malformed")
@@ -223,24 +224,46 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(envoy
             for v in result.values():
                 assert v == v and v >= 0, (panel["title"], expr, result)  # no NaN, no negative
 
-    # Spend panels: one series per model, each the records' cost give or take Prometheus' documented
-    # extrapolation of rate()/increase() to the window's edges (at most one scrape interval each side).
+    # What Prometheus holds per model over the panels' windows (every sample is younger than 5m): the
+    # raw increase of each series and how far rate()/increase() may extrapolate it to the window's edges
+    # (Prometheus' documented rule: by up to 1.1 scrape intervals each side, here 1 s).
+    raw = {}
+    for series in prometheus.api("query", query="llmcost_cost_micros[5m]", time="%.3f" % at)["result"]:
+        ts = [float(t) for t, _ in series["values"]]
+        vs = [float(v) for _, v in series["values"]]
+        assert vs == sorted(vs), "a counter never goes down: %s" % series["metric"]
+        low, high = raw.get(series["metric"]["model"], (0.0, 0.0))
+        factor = 1 + 2 * 1.1 * ((ts[-1] - ts[0]) / (len(ts) - 1)) / (ts[-1] - ts[0]) if len(ts) > 1 else 1
+        raw[series["metric"]["model"]] = (low + vs[-1] - vs[0], high + (vs[-1] - vs[0]) * factor)
+
     for (title, expr), result in answers.items():
-        if "llmcost_cost_micros" not in expr:
-            continue
-        if "by (model)" in expr:
-            got = {json.loads(k)["model"]: v for k, v in result.items() if json.loads(k)["model"] in expected}
-            assert set(got) == set(expected), (title, got, expected)
-        else:
-            got = {"all": sum(result.values())}
-        for model, value in got.items():
-            usd = sum(expected.values()) if model == "all" else expected[model]
-            if "rate(" in expr:
-                value = value / 3600 * 300 * 1e6  # USD/hour back to micro-USD over the 5m window
-            else:
-                value = value * 1e6
-            # Over the session Envoy's earlier traffic too: at least what these calls cost.
-            assert value >= usd * 0.999, (title, model, value, usd)
+        by = re.search(r"\bby \(([a-z_, ]+)\)", expr)
+        keys = {tuple(sorted(json.loads(k))) for k in result}
+        assert keys == {tuple(sorted(by.group(1).replace(" ", "").split(",")))} if by else keys == {()}, (title, expr, keys)
+        labels = {json.loads(k)[by.group(1)] if by else None: v for k, v in result.items()}
+        if "llmcost_cost_micros" in expr:
+            # Spend: the panel's units (USD, USD/hour) over what Prometheus holds, and at least the
+            # records' cost of the measured calls (the session Envoy's earlier calls add to it).
+            scale = 1e6 / 3600 * 300 if "rate(" in expr else 1e6
+            per_model = {m: v * scale for m, v in labels.items()} if by else {None: sum(labels.values()) * scale}
+            want = raw if by else {None: tuple(map(sum, zip(*raw.values())))}
+            assert set(per_model) == set(want), (title, per_model, want)
+            for model, micros in per_model.items():
+                low, high = want[model]
+                assert low * 0.999999 <= micros <= high * 1.000001, (title, model, micros, want[model])
+            for model, micros in expected.items():
+                assert per_model.get(model if by else None, 0) >= micros * 0.999999, (title, model)
+        if by and by.group(1) == "model":
+            assert set(expected) <= set(labels), (title, labels, expected)
+        if by and by.group(1) == "cost_status":
+            assert labels.get("exact", 0) > 0 and labels.get("error", 0) > 0, (title, labels)
+        if by and by.group(1) == "reason":
+            assert labels.get("malformed_json", 0) > 0, (title, labels)
+        if "llmcost_collector_" in expr or re.match(r"sum\(rate\(llmcost_\w+\[5m\]\)\)$", expr):
+            # A counter panel of one series: the second Envoy failed and dropped, the first delivered.
+            assert labels[None] > 0, (title, expr, labels)
+        if "/ sum(" in expr and "llmcost_cached_tokens" in expr:
+            assert 0 < labels[None] <= 1, (title, labels)  # a share
 
     # Every alert expression evaluates cleanly. A few test calls are far below the spend thresholds;
     # the second Envoy's failed deliveries make the collector alerts' expressions true: the dropped-records
