@@ -64,24 +64,35 @@ def test_every_alert_has_promtool_unit_tests_and_they_pass():
     assert out.returncode == 0 and "SUCCESS" in out.stdout, out.stdout + out.stderr
 
 
-def exposition(envoy):
+def exposition(envoy, wait_for):
+    """The llmcost_ families of `envoy`'s /stats/prometheus, once `wait_for` shows."""
     text = harness.wait_until(
-        lambda: (lambda t: t if "llmcost_cost_micros{" in t else None)(envoy.prometheus()), 10,
-        what="llmcost counters in /stats/prometheus")
+        lambda: (lambda t: t if wait_for in t else None)(envoy.prometheus()), 10, what=wait_for)
     return "".join(block for block in re.split(r"(?m)^(?=# TYPE )", text) if "llmcost_" in block.split("\n", 1)[0])
 
 
-def test_filter_exposition_passes_promtool_check_metrics(envoy):
-    send(envoy, CALLS[0])
-    ours = exposition(envoy)
-    out = run([tool("promtool"), "check", "metrics"], input=ours)
+def test_filter_exposition_passes_promtool_check_metrics(envoy, undelivered):
+    # Every counter shows: priced, cached and reasoning calls, a metering error, delivered records
+    # (session Envoy), failed deliveries and dropped records (the second Envoy).
+    for name in CALLS:
+        send(envoy, name)
+        send(undelivered, name)
+    send(envoy, CALLS[0], fault="malformed")
+    texts = [exposition(envoy, 'llmcost_errors{reason="malformed_json"}'),
+             exposition(undelivered, "llmcost_collector_dropped_records")]
+    with open(DASHBOARD) as f, open(RULES) as g:
+        queried = set(re.findall(r"\bllmcost_[a-z_]+", f.read() + g.read()))
+    linted = set(re.findall(r"(?m)^# TYPE (llmcost_[a-z_]+) ", "".join(texts)))
+    assert queried <= linted, "not linted: %s" % sorted(queried - linted)
     # Two findings recorded, not fixed here (issue #24, reported to the lead): promtool asks for the
     # `_total` suffix on every llmcost_ counter (a rename of the filter's counters), and for help text,
     # which Envoy's /stats/prometheus never prints (no HELP lines for any stat). Anything else is new.
     known = ('counter metrics should have "_total" suffix', "no help text")
-    problems = [l for l in (out.stdout + out.stderr).splitlines() if l.strip()]
-    unexpected = [l for l in problems if not l.endswith(known)]
-    assert not unexpected, "\n".join(problems)
+    for text in texts:
+        out = run([tool("promtool"), "check", "metrics"], input=text)
+        problems = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+        unexpected = [line for line in problems if not line.endswith(known)]
+        assert not unexpected, "\n".join(problems)
 
 
 # -- a real Prometheus scraping the session Envoy --------------------------------------------------
@@ -159,9 +170,9 @@ def prometheus(envoy, undelivered):
 
 
 def grafana_substitute(expr, dashboard):
-    """`expr` with the dashboard's template variables replaced as Grafana does: a multi-value
-    variable set to All becomes its allValue (or a regex of every value), others their current value;
-    Grafana's own interval variables take what a 1 s scrape interval gives."""
+    """`expr` with the dashboard's template variables replaced as Grafana does: a variable set to All
+    becomes its allValue (`.*` when it has none: a regex matching every value), others their current
+    value; Grafana's own interval variables take what a 1 s scrape interval gives."""
     for var in dashboard.get("templating", {}).get("list", []):
         if var.get("type") == "datasource":
             continue
@@ -239,7 +250,8 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(envoy
     for (title, expr), result in answers.items():
         by = re.search(r"\bby \(([a-z_, ]+)\)", expr)
         keys = {tuple(sorted(json.loads(k))) for k in result}
-        assert keys == {tuple(sorted(by.group(1).replace(" ", "").split(",")))} if by else keys == {()}, (title, expr, keys)
+        want_keys = {tuple(sorted(by.group(1).replace(" ", "").split(",")))} if by else {()}
+        assert keys == want_keys, (title, expr, keys)
         labels = {json.loads(k)[by.group(1)] if by else None: v for k, v in result.items()}
         if "llmcost_cost_micros" in expr:
             # Spend: the panel's units (USD, USD/hour) over what Prometheus holds, and at least the
