@@ -53,7 +53,10 @@ def test_alert_rules_pass_promtool_check():
 
 def test_every_alert_has_promtool_unit_tests_and_they_pass():
     tests = sorted(os.path.join(RULE_TESTS, n) for n in os.listdir(RULE_TESTS) if n.endswith(".test.yml"))
-    text = "".join(open(t).read() for t in tests)
+    text = ""
+    for path in tests:
+        with open(path) as f:
+            text += f.read()
     for name in alert_names():
         # Fires past its threshold (an expected alert), and silent (no alert) in at least two cases:
         # below the threshold and a flat counter.
@@ -71,14 +74,14 @@ def exposition(envoy, wait_for):
     return "".join(block for block in re.split(r"(?m)^(?=# TYPE )", text) if "llmcost_" in block.split("\n", 1)[0])
 
 
-def test_filter_exposition_passes_promtool_check_metrics(envoy, undelivered):
+def test_filter_exposition_passes_promtool_check_metrics(metered, undelivered):
     # Every counter shows: priced, cached and reasoning calls, a metering error, delivered records
     # (session Envoy), failed deliveries and dropped records (the second Envoy).
     for name in CALLS:
-        send(envoy, name)
+        send(metered, name, extra_headers={"x-team": TEAMS[0]})
         send(undelivered, name)
-    send(envoy, CALLS[0], fault="malformed")
-    texts = [exposition(envoy, 'llmcost_errors{reason="malformed_json"}'),
+    send(metered, CALLS[0], fault="malformed")
+    texts = [exposition(metered, 'llmcost_errors{reason="malformed_json"}'),
              exposition(undelivered, "llmcost_collector_dropped_records")]
     with open(DASHBOARD) as f, open(RULES) as g:
         queried = set(re.findall(r"\bllmcost_[a-z_]+", f.read() + g.read()))
@@ -95,7 +98,7 @@ def test_filter_exposition_passes_promtool_check_metrics(envoy, undelivered):
         assert not unexpected, "\n".join(problems)
 
 
-# -- a real Prometheus scraping the session Envoy --------------------------------------------------
+# -- a real Prometheus scraping real Envoys --------------------------------------------------
 
 
 class Prometheus:
@@ -152,35 +155,51 @@ class Prometheus:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# The attribution docs/CONFIGURATION.md shows: a `team` label on the spend, call and token counters
+# (envoy/demo.yaml, the tests' template, carries its stats tag). Calls without x-team count as `none`.
+ATTRIBUTION = {"dimensions": {"team": {"from": ["header:x-team"]}}, "metric_labels": ["team"]}
+TEAMS = ["search", "ads"]
+
+
 @pytest.fixture(scope="module")
-def undelivered(envoy_bin, upstream):
-    """A second Envoy whose collector is a closed port and whose queue holds one record: its
-    delivery failures and dropped records feed the collector panels and alerts."""
-    e = harness.Envoy(envoy_bin, upstream.port, 1,
-                      plugin_config={"collector": {"flush_interval_ms": 100, "max_queue_records": 1}})
+def metered(envoy_bin, upstream, collector):
+    """An Envoy delivering to the session collector, with the `team` label the dashboard filters on."""
+    e = harness.Envoy(envoy_bin, upstream.port, collector.port,
+                      plugin_config={"collector": {"flush_interval_ms": 100}, "attribution": ATTRIBUTION})
     yield e
     e.stop()
 
 
 @pytest.fixture(scope="module")
-def prometheus(envoy, undelivered):
-    p = Prometheus(envoy.admin, undelivered.admin)
+def undelivered(envoy_bin, upstream):
+    """A second Envoy whose collector is a closed port and whose queue holds one record: its
+    delivery failures and dropped records feed the collector panels and alerts."""
+    e = harness.Envoy(envoy_bin, upstream.port, 1, plugin_config={
+        "collector": {"flush_interval_ms": 100, "max_queue_records": 1}, "attribution": ATTRIBUTION})
+    yield e
+    e.stop()
+
+
+@pytest.fixture(scope="module")
+def prometheus(metered, undelivered):
+    p = Prometheus(metered.admin, undelivered.admin)
     yield p
     p.stop()
 
 
-def grafana_substitute(expr, dashboard):
-    """`expr` with the dashboard's template variables replaced as Grafana does: a variable set to All
-    becomes its allValue (`.*` when it has none: a regex matching every value), others their current
-    value; Grafana's own interval variables take what a 1 s scrape interval gives."""
+def grafana_substitute(expr, dashboard, chosen=None):
+    """`expr` with the dashboard's template variables replaced as Grafana does: a variable in
+    `chosen` takes those values (one as is, several as a regex alternation), one set to All its
+    allValue (`.*` when it has none: a regex matching every value), others their current value;
+    Grafana's own interval variables take what a 1 s scrape interval gives."""
     for var in dashboard.get("templating", {}).get("list", []):
         if var.get("type") == "datasource":
             continue
-        current = (var.get("current") or {}).get("value")
+        current = (chosen or {}).get(var["name"], (var.get("current") or {}).get("value"))
         if var.get("includeAll") and (current in (None, "$__all", ["$__all"])):
             value = var.get("allValue") or ".*"
         elif isinstance(current, list):
-            value = "(" + "|".join(re.escape(v) for v in current) + ")"
+            value = current[0] if len(current) == 1 else "(" + "|".join(re.escape(v) for v in current) + ")"
         else:
             value = current if current is not None else ".*"
         expr = re.sub(r"\$\{%s(:[a-z]+)?\}|\$%s\b" % (var["name"], var["name"]), lambda _: value, expr)
@@ -190,92 +209,118 @@ def grafana_substitute(expr, dashboard):
     return expr
 
 
-def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(envoy, undelivered, collector,
+def held(prometheus, at, selector, by):
+    """What Prometheus holds of llmcost_cost_micros{selector} over the panels' windows (every sample is
+    younger than 5m), per value of label `by` (None: all): (raw increase, the most rate()/increase()
+    may extrapolate it to — Prometheus' documented rule: up to 1.1 scrape intervals past each edge)."""
+    out = {}
+    query = "llmcost_cost_micros{%s}[5m]" % selector
+    for series in prometheus.api("query", query=query, time="%.3f" % at)["result"]:
+        ts = [float(t) for t, _ in series["values"]]
+        vs = [float(v) for _, v in series["values"]]
+        assert vs == sorted(vs), "a counter never goes down: %s" % series["metric"]
+        key = series["metric"][by] if by else None
+        low, high = out.get(key, (0.0, 0.0))
+        factor = 1 + 2 * 1.1 / (len(ts) - 1) if len(ts) > 1 else 1
+        out[key] = (low + vs[-1] - vs[0], high + (vs[-1] - vs[0]) * factor)
+    return out
+
+
+def check_panels(prometheus, dashboard, at, expected, chosen, selector):
+    """Evaluates every panel query with the template variables `chosen`; `expected` holds the
+    measured calls' cost per label value; `selector` is the series the choice keeps."""
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = grafana_substitute(target["expr"], dashboard, chosen)
+            title = "%s [%s]" % (panel["title"], chosen or "defaults")
+            result = prometheus.query(expr, at)
+            assert result, "panel %r: %s returned no series" % (title, expr)
+            for v in result.values():
+                assert v == v and v >= 0, (title, expr, result)  # no NaN, no negative
+            by = re.search(r"\bby \(([a-z_, ]+)\)", expr)
+            label = by.group(1) if by else None
+            assert label is None or "," not in label, "one grouping label per panel: %s" % expr
+            keys = {tuple(sorted(json.loads(k))) for k in result}
+            assert keys == ({(label,)} if label else {()}), (title, expr, keys)
+            values = {json.loads(k)[label] if label else None: v for k, v in result.items()}
+            if "llmcost_cost_micros" in expr:
+                # Spend: the panel's units (USD, USD/hour) over what Prometheus holds, and at least the
+                # measured calls' cost from their records.
+                scale = 1e6 / 3600 * 300 if "rate(" in expr else 1e6
+                micros = {k: v * scale for k, v in values.items()}
+                bounds = held(prometheus, at, selector, label)
+                assert set(micros) == set(bounds), (title, micros, bounds)
+                for key, value in micros.items():
+                    low, high = bounds[key]
+                    assert low * 0.999999 <= value <= high * 1.000001, (title, key, value, bounds[key])
+                mine = expected.get(label, {}) if label else {None: sum(expected["model"].values())}
+                for key, cost in mine.items():
+                    assert micros.get(key, 0) >= cost * 0.999999, (title, key, micros, cost)
+            if label in ("model", "team"):
+                assert set(expected[label]) <= set(values), (title, values, expected[label])
+            if label == "cost_status":
+                assert values.get("exact", 0) > 0 and values.get("error", 0) > 0, (title, values)
+            if label == "reason":
+                assert values.get("malformed_json", 0) > 0, (title, values)
+            if "llmcost_collector_" in expr or re.match(r"sum\(rate\(llmcost_\w+(\{[^}]*\})?\[5m\]\)\)$", expr):
+                # A counter panel of one series: the second Envoy failed and dropped, the first delivered.
+                assert values[None] > 0, (title, expr, values)
+            if "/ sum(" in expr and "llmcost_cached_tokens" in expr:
+                assert 0 < values[None] <= 1, (title, values)  # a share
+
+
+def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(metered, undelivered, collector,
                                                                           prometheus):
     harness.wait_until(lambda: list(prometheus.query('up{job="envoy"}').values()) == [1.0, 1.0], 15,
                        interval=0.2, what="prometheus scraping both envoys")
-    # A first call per fixture makes every series exist before the measured calls (a counter Prometheus
-    # first sees already at its value has no increase to show); then a quiet second for a baseline.
+    # A first call per fixture and team makes every series exist before the measured calls (a counter
+    # Prometheus first sees already at its value has no increase to show); then a quiet baseline.
     for name in CALLS:
-        send(envoy, name)
+        for team in TEAMS:
+            send(metered, name, extra_headers={"x-team": team})
         send(undelivered, name)
-    send(envoy, CALLS[0], fault="malformed")
+    send(metered, CALLS[0], fault="malformed")
     time.sleep(2.5)
     # Metering errors (a malformed body) and, on the second Envoy, failed deliveries and dropped records.
-    send(envoy, CALLS[0], fault="malformed")
+    send(metered, CALLS[0], fault="malformed")
     for name in CALLS:
         send(undelivered, name)
-    before = prometheus.query('sum by (model) (llmcost_cost_micros{instance="%s"})' % envoy.admin)
+    scraped = 'sum by (model, team) (llmcost_cost_micros{instance="%s"})' % metered.admin
+    before = prometheus.query(scraped)
     records = []
-    for name in CALLS * 2:
-        _, rid = send(envoy, name)
-        records += collector.records_for(rid)
-    expected = {}
+    for name in CALLS:
+        for team in TEAMS:
+            _, rid = send(metered, name, extra_headers={"x-team": team})
+            records += collector.records_for(rid)
+    expected = {"model": {}, "team": {}, "model, team": {}}
     for r in records:
-        assert r["cost_status"] == "exact", r
-        expected[r["priced_as"]] = expected.get(r["priced_as"], 0) + int(r["cost_micros"])
+        assert r["cost_status"] == "exact" and r["attributes"]["team"] in TEAMS, r
+        for label, key in (("model", r["priced_as"]), ("team", r["attributes"]["team"]),
+                           ("model, team", (r["priced_as"], r["attributes"]["team"]))):
+            expected[label][key] = expected[label].get(key, 0) + int(r["cost_micros"])
 
     def delta():
-        now = prometheus.query('sum by (model) (llmcost_cost_micros{instance="%s"})' % envoy.admin)
-        return {json.loads(k)["model"]: v - before.get(k, 0) for k, v in now.items() if v != before.get(k, 0)}
-    # The scraped counters carry exactly the records' cost, per model (integers well below 2^53).
-    harness.wait_until(lambda: delta() == {m: float(c) for m, c in expected.items()}, 15, interval=0.2,
-                       what="scraped spend %s equal to the records' %s" % (delta(), expected))
+        now = prometheus.query(scraped)
+        return {(json.loads(k)["model"], json.loads(k)["team"]): v - before.get(k, 0)
+                for k, v in now.items() if v != before.get(k, 0)}
+    # The scraped counters carry exactly the records' cost, per model and team (integers below 2^53).
+    want = {k: float(c) for k, c in expected["model, team"].items()}
+    harness.wait_until(lambda: delta() == want, 15, interval=0.2,
+                       what="scraped spend %s equal to the records' %s" % (delta(), want))
     time.sleep(2.5)  # a flat tail: the window of every rate() ends after the last increase
     at = time.time()
 
     with open(DASHBOARD) as f:
         dashboard = json.load(f)
-    answers = {}
-    for panel in dashboard["panels"]:
-        for target in panel["targets"]:
-            expr = grafana_substitute(target["expr"], dashboard)
-            answers[(panel["title"], expr)] = result = prometheus.query(expr, at)
-            assert result, "panel %r: %s returned no series" % (panel["title"], expr)
-            for v in result.values():
-                assert v == v and v >= 0, (panel["title"], expr, result)  # no NaN, no negative
-
-    # What Prometheus holds per model over the panels' windows (every sample is younger than 5m): the
-    # raw increase of each series and how far rate()/increase() may extrapolate it to the window's edges
-    # (Prometheus' documented rule: by up to 1.1 scrape intervals each side, here 1 s).
-    raw = {}
-    for series in prometheus.api("query", query="llmcost_cost_micros[5m]", time="%.3f" % at)["result"]:
-        ts = [float(t) for t, _ in series["values"]]
-        vs = [float(v) for _, v in series["values"]]
-        assert vs == sorted(vs), "a counter never goes down: %s" % series["metric"]
-        low, high = raw.get(series["metric"]["model"], (0.0, 0.0))
-        factor = 1 + 2 * 1.1 * ((ts[-1] - ts[0]) / (len(ts) - 1)) / (ts[-1] - ts[0]) if len(ts) > 1 else 1
-        raw[series["metric"]["model"]] = (low + vs[-1] - vs[0], high + (vs[-1] - vs[0]) * factor)
-
-    for (title, expr), result in answers.items():
-        by = re.search(r"\bby \(([a-z_, ]+)\)", expr)
-        keys = {tuple(sorted(json.loads(k))) for k in result}
-        want_keys = {tuple(sorted(by.group(1).replace(" ", "").split(",")))} if by else {()}
-        assert keys == want_keys, (title, expr, keys)
-        labels = {json.loads(k)[by.group(1)] if by else None: v for k, v in result.items()}
-        if "llmcost_cost_micros" in expr:
-            # Spend: the panel's units (USD, USD/hour) over what Prometheus holds, and at least the
-            # records' cost of the measured calls (the session Envoy's earlier calls add to it).
-            scale = 1e6 / 3600 * 300 if "rate(" in expr else 1e6
-            per_model = {m: v * scale for m, v in labels.items()} if by else {None: sum(labels.values()) * scale}
-            want = raw if by else {None: tuple(map(sum, zip(*raw.values())))}
-            assert set(per_model) == set(want), (title, per_model, want)
-            for model, micros in per_model.items():
-                low, high = want[model]
-                assert low * 0.999999 <= micros <= high * 1.000001, (title, model, micros, want[model])
-            for model, micros in expected.items():
-                assert per_model.get(model if by else None, 0) >= micros * 0.999999, (title, model)
-        if by and by.group(1) == "model":
-            assert set(expected) <= set(labels), (title, labels, expected)
-        if by and by.group(1) == "cost_status":
-            assert labels.get("exact", 0) > 0 and labels.get("error", 0) > 0, (title, labels)
-        if by and by.group(1) == "reason":
-            assert labels.get("malformed_json", 0) > 0, (title, labels)
-        if "llmcost_collector_" in expr or re.match(r"sum\(rate\(llmcost_\w+\[5m\]\)\)$", expr):
-            # A counter panel of one series: the second Envoy failed and dropped, the first delivered.
-            assert labels[None] > 0, (title, expr, labels)
-        if "/ sum(" in expr and "llmcost_cached_tokens" in expr:
-            assert 0 < labels[None] <= 1, (title, labels)  # a share
+    variables = [v["name"] for v in dashboard.get("templating", {}).get("list", []) if v.get("type") != "datasource"]
+    # The defaults (team: All), then one team chosen, as a user picks it in the drop-down.
+    check_panels(prometheus, dashboard, at, expected, None, "")
+    if "team" in variables:
+        team = TEAMS[0]
+        mine = {label: {k: c for k, c in expected["model, team"].items() if k[1] == team} for label in ("model",)}
+        mine["model"] = {m: c for (m, _), c in mine["model"].items()}
+        mine["team"] = {team: expected["team"][team]}
+        check_panels(prometheus, dashboard, at, mine, {"team": [team]}, 'team=~"%s"' % team)
 
     # Every alert expression evaluates cleanly. A few test calls are far below the spend thresholds;
     # the second Envoy's failed deliveries make the collector alerts' expressions true: the dropped-records
