@@ -37,6 +37,10 @@ pub struct PriceArgs {
     /// `--header 'x-team: search'`; the record's `attributes` show what it gives.
     #[arg(long = "header", value_name = "NAME: VALUE", value_parser = parse_header)]
     headers: Vec<(String, String)>,
+    /// Also say, on standard error, which table entry and which prices priced the call (from
+    /// the table or the configuration's `models`, list prices, tier or time window).
+    #[arg(long)]
+    explain: bool,
     /// Response body file (JSON or SSE, detected), or `-` for standard input.
     #[arg(value_name = "RESPONSE")]
     response: String,
@@ -49,13 +53,14 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
     Ok((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
 }
 
-fn parse_time(text: &str) -> Result<u64, String> {
+/// Parses `--at`.
+pub fn parse_time(text: &str) -> Result<u64, String> {
     llm_cost_core::time::parse_rfc3339_millis(text)
         .ok_or_else(|| format!("{text:?} is not an RFC 3339 UTC time like 2026-11-25T02:00:00Z"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ProviderArg {
+pub enum ProviderArg {
     Openrouter,
     Openai,
     Anthropic,
@@ -63,15 +68,19 @@ enum ProviderArg {
 }
 
 impl ProviderArg {
-    /// The provider's public API host, from the core's one table ([`Provider::KNOWN_HOSTS`]).
-    fn host(self) -> &'static str {
-        let provider = match self {
+    /// The core's provider.
+    pub fn provider(self) -> Provider {
+        match self {
             ProviderArg::Openrouter => Provider::OpenRouter,
             ProviderArg::Openai => Provider::OpenAi,
             ProviderArg::Anthropic => Provider::Anthropic,
             ProviderArg::Gemini => Provider::Gemini,
-        };
-        provider.default_host().unwrap_or_default()
+        }
+    }
+
+    /// The provider's public API host, from the core's one table ([`Provider::KNOWN_HOSTS`]).
+    fn host(self) -> &'static str {
+        self.provider().default_host().unwrap_or_default()
     }
 }
 
@@ -134,15 +143,7 @@ fn path_for(format: BodyFormat, provider: ProviderArg, stream: bool) -> String {
 /// Runs `llm-cost price`; the error is a message for the user.
 pub fn run(args: &PriceArgs) -> Result<(), String> {
     let response = read_input(&args.response)?;
-    let mut config = match &args.config {
-        Some(path) => MeterConfig::from_json(&read_file(path)?).map_err(|e| e.to_string())?,
-        None => MeterConfig::default(),
-    };
-    if let Some(path) = &args.pricing {
-        let table = PriceTable::from_json(&read_file(path)?)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        config = config.with_pricing(table);
-    }
+    let config = load_config(args.config.as_deref(), args.pricing.as_deref())?;
     let request = args.request.as_deref().map(read_file).transpose()?;
     let (format, detected) = detect(&response);
     let provider = args.provider.unwrap_or(detected);
@@ -150,17 +151,44 @@ pub fn run(args: &PriceArgs) -> Result<(), String> {
         Some(path) => path.clone(),
         None => path_for(format, provider, !is_json(&response)),
     };
+    let at = args.at.unwrap_or_else(now_unix_ms);
+    let config = Rc::new(config);
     let outcome = price_bytes(
-        &Rc::new(config),
+        &config,
         provider.host(),
         &path,
         request.as_deref(),
         &args.headers,
         &response,
-        args.at.unwrap_or_else(now_unix_ms),
+        at,
     );
     println!("{outcome}");
+    if args.explain {
+        eprint!(
+            "{}",
+            crate::explain::explain(&config, provider.provider(), &outcome, at)
+        );
+    }
     Ok(())
+}
+
+/// The meter configuration of `--config FILE` (default: all defaults) with the price table of
+/// `--pricing FILE` (default: the bundled one).
+pub fn load_config(
+    config: Option<&std::path::Path>,
+    pricing: Option<&std::path::Path>,
+) -> Result<MeterConfig, String> {
+    let mut loaded = match config {
+        Some(path) => MeterConfig::from_json(&read_file(path)?)
+            .map_err(|e| format!("{}: {e}", path.display()))?,
+        None => MeterConfig::default(),
+    };
+    if let Some(path) = pricing {
+        let table = PriceTable::from_json(&read_file(path)?)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        loaded = loaded.with_pricing(table).map_err(|e| e.to_string())?;
+    }
+    Ok(loaded)
 }
 
 /// Runs one recorded call made at `now` (Unix ms) through the core, as a host would, and returns

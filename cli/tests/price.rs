@@ -112,6 +112,68 @@ fn unknown_model_is_unpriced_and_still_exit_zero() {
 }
 
 #[test]
+fn a_partial_override_keyed_by_the_table_id_merges_and_applies_to_the_dated_slug() {
+    // OpenRouter answers as `anthropic/claude-4.6-sonnet-20260217`; the override names the
+    // table id and only `prompt`: completion keeps the table's 0.000015.
+    let dir = tempdir();
+    let config = dir.join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"models":{"anthropic/claude-sonnet-4.6":{"prompt":"0.001"}}}"#,
+    )
+    .unwrap();
+    let file = recording("openrouter-cache-messages-e2e.json");
+    let record = record_of(&llm_cost(&[
+        "price",
+        "--config",
+        config.to_str().unwrap(),
+        &file,
+    ]));
+    assert_eq!(record["priced_as"], "anthropic/claude-sonnet-4.6");
+    assert_eq!(record["cost_usd"], "0.017075"); // 17 × 0.001 + 5 × 0.000015
+    assert!(record["pricing_version"]
+        .as_str()
+        .unwrap()
+        .contains("+cfg-"));
+    // The table's own price, written as an override, changes nothing: no `+cfg-`.
+    std::fs::write(
+        &config,
+        r#"{"models":{"anthropic/claude-sonnet-4.6":{"prompt":"0.000003"}}}"#,
+    )
+    .unwrap();
+    let same = record_of(&llm_cost(&[
+        "price",
+        "--config",
+        config.to_str().unwrap(),
+        &file,
+    ]));
+    let plain = record_of(&llm_cost(&["price", &file]));
+    assert_eq!(same["pricing_version"], plain["pricing_version"]);
+    assert_eq!(same["cost_usd"], plain["cost_usd"]);
+}
+
+#[test]
+fn an_override_for_a_model_the_table_lacks_needs_prompt_and_completion() {
+    let dir = tempdir();
+    let config = dir.join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"models":{"acme/private-1":{"prompt":"0.001"}}}"#,
+    )
+    .unwrap();
+    let output = llm_cost(&[
+        "price",
+        "--config",
+        config.to_str().unwrap(),
+        &recording("openrouter-cache-messages-e2e.json"),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("field `models.acme/private-1`"), "{stderr}");
+    assert!(stderr.contains("missing: completion"), "{stderr}");
+}
+
+#[test]
 fn config_overrides_change_the_price_and_version() {
     let dir = tempdir();
     let config = dir.join("config.json");

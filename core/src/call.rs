@@ -11,7 +11,6 @@ use crate::config::{Adjustment, MeterConfig};
 use crate::cost::{price, Breakdown};
 use crate::error_code::ErrorCode;
 use crate::identity::key_id;
-use crate::model_names;
 use crate::money::{MoneyError, Usd};
 use crate::pricing::{Priced, Prices};
 use crate::provider::{self, Endpoint, Provider};
@@ -521,16 +520,9 @@ impl Call {
     }
 
     fn resolve(&self, model: &str) -> Option<Priced> {
-        let candidates = model_names::candidates(model, self.provider);
-        candidates
-            .iter()
-            .find_map(|name| {
-                self.config.overrides.get(name).map(|prices| Priced {
-                    id: name.clone(),
-                    prices: prices.clone(),
-                })
-            })
-            .or_else(|| model_names::resolve(&self.config.pricing, model, self.provider))
+        self.config
+            .resolve_model(model, self.provider)
+            .map(|resolved| resolved.priced)
     }
 
     /// `usage` at `prices` as they stood when the call started, then the route's or tenant's

@@ -16,9 +16,9 @@ use serde_json::value::RawValue;
 use crate::attribution::{Attribution, AttributionFile};
 use crate::budget::{Budgets, BudgetsFile};
 use crate::json_path;
-use crate::money::Usd;
-use crate::pricing::{content_hash, ModelEntry, PriceTable, Prices, PRICE_KEYS};
-use crate::provider::Route;
+use crate::overrides::{AppliedOverrides, ModelOverride, Resolved};
+use crate::pricing::{content_hash, ModelEntry, PriceTable, Prices};
+use crate::provider::{Provider, Route};
 use crate::usage::Format;
 
 /// Whether a metered stream ends with the `: llm-cost {...}` SSE comment (`stream_cost_comment`).
@@ -137,8 +137,9 @@ pub struct MeterConfig {
     pub routes: Vec<Route>,
     /// The price table (bundled unless replaced).
     pub pricing: PriceTable,
-    /// Per-model prices that win over the table (`models` in JSON).
-    pub overrides: BTreeMap<String, Prices>,
+    /// Per-model prices that win over the table (`models` in JSON), as written; applied to
+    /// the table by [`MeterConfig::resolve_model`] (see `overrides`).
+    pub overrides: BTreeMap<String, ModelOverride>,
     /// Markups / discounts by route or tenant; the first match applies.
     pub adjustments: Vec<Adjustment>,
     /// Per-`key_id` spend limits (enforced by hosts with shared storage: the Envoy filter).
@@ -150,6 +151,8 @@ pub struct MeterConfig {
     /// Who spent it: dimensions read from headers, tags and the body into `attributes`.
     pub attribution: Attribution,
     pricing_version: String,
+    /// `overrides` applied to `pricing`.
+    applied: AppliedOverrides,
     /// The `collector` section as written, for the host that reads it (the Envoy filter).
     collector: Option<String>,
 }
@@ -356,21 +359,8 @@ impl MeterConfig {
             }
         }
         let mut overrides = BTreeMap::new();
-        for (model, prices) in file.models {
-            let mut parsed = Prices::default();
-            for (key, value) in prices {
-                if !PRICE_KEYS.contains(&key.as_str()) {
-                    return Err(ConfigError(format!(
-                        "field `models.{model}.{key}`: unknown price key (expected one of {})",
-                        PRICE_KEYS.join(", ")
-                    )));
-                }
-                let usd = Usd::parse(&value).map_err(|e| {
-                    ConfigError(format!("field `models.{model}.{key}`: {value:?} is {e}"))
-                })?;
-                parsed.set(&key, usd);
-            }
-            overrides.insert(model, parsed);
+        for (model, prices) in &file.models {
+            overrides.insert(model.clone(), ModelOverride::parse(model, prices)?);
         }
         let mut adjustments = file.adjustments;
         for (i, adjustment) in adjustments.iter_mut().enumerate() {
@@ -400,9 +390,10 @@ impl MeterConfig {
             key_id_header,
             attribution: Attribution::from_file(file.attribution)?,
             pricing_version: String::new(),
+            applied: AppliedOverrides::default(),
             collector: file.collector.map(|raw| raw.get().to_owned()),
         };
-        config.refresh_pricing_version();
+        config.refresh_pricing()?;
         Ok(config)
     }
 
@@ -412,11 +403,19 @@ impl MeterConfig {
         self.collector.as_deref()
     }
 
-    /// Replaces the price table (e.g. the CLI's `--pricing FILE`).
-    pub fn with_pricing(mut self, table: PriceTable) -> Self {
+    /// Replaces the price table (e.g. the CLI's `--pricing FILE`); fails when a `models` entry
+    /// for a model this table lacks does not price the billed components.
+    pub fn with_pricing(mut self, table: PriceTable) -> Result<Self, ConfigError> {
         self.pricing = table;
-        self.refresh_pricing_version();
-        self
+        self.refresh_pricing()?;
+        Ok(self)
+    }
+
+    /// The prices of `model` answered by `provider`: the table's entry by the name rules
+    /// (`model_names`), merged with its `models` override if any, or a `models` entry for a
+    /// model the table lacks.
+    pub fn resolve_model(&self, model: &str, provider: Provider) -> Option<Resolved> {
+        self.applied.resolve(&self.pricing, model, provider)
     }
 
     /// True when this build can estimate tokens and the configuration allows it.
@@ -432,23 +431,18 @@ impl MeterConfig {
                 .eq_ignore_ascii_case(self.header_prefix.as_bytes())
     }
 
-    /// The table's version, plus `+cfg-<hash>` when model overrides or adjustments apply.
+    /// The table's version, plus `+cfg-<hash>` when model overrides change a price or
+    /// adjustments apply.
     pub fn pricing_version(&self) -> &str {
         &self.pricing_version
     }
 
-    fn refresh_pricing_version(&mut self) {
+    fn refresh_pricing(&mut self) -> Result<(), ConfigError> {
+        self.applied = AppliedOverrides::new(&self.pricing, &self.overrides)?;
         let mut version = self.pricing.version().to_owned();
-        if !self.overrides.is_empty() || !self.adjustments.is_empty() {
-            let mut entries: Vec<ModelEntry> = self
-                .overrides
-                .iter()
-                .map(|(id, prices)| ModelEntry {
-                    id: id.clone(),
-                    canonical_slug: String::new(),
-                    prices: prices.clone(),
-                })
-                .collect();
+        // The effective prices of the entries overrides change (none: the table's version).
+        let mut entries: Vec<ModelEntry> = self.applied.changed();
+        if !entries.is_empty() || !self.adjustments.is_empty() {
             // Adjustments hash as pseudo-entries: their match and percentage in the id.
             entries.extend(self.adjustments.iter().map(|a| ModelEntry {
                 id: format!(
@@ -461,6 +455,7 @@ impl MeterConfig {
             version = format!("{version}+cfg-{}", content_hash(&entries));
         }
         self.pricing_version = version;
+        Ok(())
     }
 }
 
@@ -668,8 +663,12 @@ mod tests {
 
     #[test]
     fn overrides_change_the_pricing_version() {
-        let a = MeterConfig::from_json(br#"{"models":{"m":{"prompt":"0.000001"}}}"#).unwrap();
-        let b = MeterConfig::from_json(br#"{"models":{"m":{"prompt":"0.000002"}}}"#).unwrap();
+        let a =
+            MeterConfig::from_json(br#"{"models":{"m":{"prompt":"0.000001","completion":"0"}}}"#)
+                .unwrap();
+        let b =
+            MeterConfig::from_json(br#"{"models":{"m":{"prompt":"0.000002","completion":"0"}}}"#)
+                .unwrap();
         assert_ne!(a.pricing_version(), b.pricing_version());
         assert!(a
             .pricing_version()

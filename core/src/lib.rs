@@ -24,6 +24,7 @@ pub mod identity;
 pub mod json_path;
 pub mod model_names;
 pub mod money;
+pub mod overrides;
 pub mod pricing;
 pub mod provider;
 pub mod record;

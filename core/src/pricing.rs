@@ -65,6 +65,41 @@ impl TimeWindow {
     }
 }
 
+/// Which of an entry's prices apply to a call ([`Prices::condition_in_effect`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PriceCondition {
+    /// The base (list) prices.
+    List,
+    /// The long-context tier for calls with at least `min` prompt tokens.
+    Tier {
+        /// The tier's threshold.
+        min: u64,
+    },
+    /// The time-of-day window from `start` to `end` (minutes after midnight UTC).
+    Window {
+        /// First minute of the window.
+        start: u16,
+        /// First minute after it.
+        end: u16,
+    },
+}
+
+impl fmt::Display for PriceCondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let clock = |m: u16| (m / 60, m % 60);
+        match *self {
+            PriceCondition::List => write!(f, "list prices"),
+            PriceCondition::Tier { min } => {
+                write!(f, "long-context tier from {min} prompt tokens")
+            }
+            PriceCondition::Window { start, end } => {
+                let ((sh, sm), (eh, em)) = (clock(start), clock(end));
+                write!(f, "time window {sh:02}:{sm:02}-{eh:02}:{em:02} UTC")
+            }
+        }
+    }
+}
+
 /// `HHMM` (OpenRouter's `utc_start`/`utc_end`) → minutes after midnight; `None` unless a time of
 /// day (`2400` is the end of the day).
 pub fn minutes_of_hhmm(hhmm: u64) -> Option<u16> {
@@ -95,18 +130,40 @@ impl Prices {
     /// The prices for a call with `prompt_tokens` input tokens made at `minute_of_day` (UTC; `None`
     /// when unknown: list prices): its time window if one holds it, else its long-context tier.
     pub fn in_effect(&self, prompt_tokens: u64, minute_of_day: Option<u16>) -> &Prices {
-        minute_of_day
-            .and_then(|minute| self.time_of_day.iter().find(|w| w.contains(minute)))
-            .map_or_else(|| self.for_prompt_tokens(prompt_tokens), |w| &w.prices)
+        self.condition_in_effect(prompt_tokens, minute_of_day).1
+    }
+
+    /// [`Prices::in_effect`], with which of the entry's prices they are (for explanations).
+    pub fn condition_in_effect(
+        &self,
+        prompt_tokens: u64,
+        minute_of_day: Option<u16>,
+    ) -> (PriceCondition, &Prices) {
+        if let Some(window) =
+            minute_of_day.and_then(|minute| self.time_of_day.iter().find(|w| w.contains(minute)))
+        {
+            return (
+                PriceCondition::Window {
+                    start: window.start,
+                    end: window.end,
+                },
+                &window.prices,
+            );
+        }
+        match self
+            .long_context
+            .iter()
+            .rev()
+            .find(|(min, _)| prompt_tokens >= *min)
+        {
+            Some((min, tier)) => (PriceCondition::Tier { min: *min }, tier),
+            None => (PriceCondition::List, self),
+        }
     }
 
     /// The prices that apply to a call with `prompt_tokens` input tokens (its tier, if any).
     pub fn for_prompt_tokens(&self, prompt_tokens: u64) -> &Prices {
-        self.long_context
-            .iter()
-            .rev()
-            .find(|(min, _)| prompt_tokens >= *min)
-            .map_or(self, |(_, tier)| tier)
+        self.condition_in_effect(prompt_tokens, None).1
     }
 
     /// These prices with `overrides` (OpenRouter's list of `{"min_prompt_tokens": N, key:
@@ -170,7 +227,8 @@ impl Prices {
         Ok(self)
     }
 
-    fn get(&self, key: &str) -> Usd {
+    /// The price named `key` (an OpenRouter pricing key); zero for unknown keys.
+    pub fn get(&self, key: &str) -> Usd {
         match key {
             "prompt" => self.prompt,
             "completion" => self.completion,

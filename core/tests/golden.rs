@@ -41,7 +41,9 @@ fn config_with(entry: &Value, json: &[u8]) -> Rc<MeterConfig> {
         file => {
             let bytes =
                 fs::read(root().join("pricing-data/snapshots").join(file)).expect("snapshot");
-            config.with_pricing(PriceTable::from_json(&bytes).expect("snapshot loads"))
+            config
+                .with_pricing(PriceTable::from_json(&bytes).expect("snapshot loads"))
+                .expect("no override")
         }
     };
     Rc::new(config)

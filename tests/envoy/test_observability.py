@@ -91,6 +91,24 @@ def test_good_plugin_configuration_validates(envoy_bin):
     assert code == 0, output[-2000:]
 
 
+def test_a_partial_override_by_table_id_merges_and_prices_the_dated_slug(envoy_bin, upstream, collector, cli):
+    # The recording answers as anthropic/claude-4.6-sonnet-20260217 (2572 prompt tokens, 2569 of
+    # them written to the cache, 63 completion). The override names the table id and `prompt`
+    # only: cache writes and completion keep the table's prices (0.00000375, 0.000015).
+    config = {"collector": {"flush_interval_ms": 100},
+              "models": {"anthropic/claude-sonnet-4.6": {"prompt": "0.001"}}}
+    e = harness.Envoy(envoy_bin, upstream.port, collector.port, plugin_config=config)
+    try:
+        resp, rid = send(e, JSON)
+        assert resp.header("x-llm-cost-status") == "exact"
+        assert resp.header("x-llm-cost") == "0.01357875"  # 3 × 0.001 + 2569 × 0.00000375 + 63 × 0.000015
+        [record] = collector.records_for(rid)
+        assert record["priced_as"] == "anthropic/claude-sonnet-4.6"
+        assert "+cfg-" in record["pricing_version"]
+    finally:
+        e.stop()
+
+
 def test_header_prefix_and_model_prices_from_the_plugin_configuration(envoy_bin, upstream, collector, cli):
     config = {"header_prefix": "x-cost-", "collector": {"flush_interval_ms": 100},
               "models": {"anthropic/claude-sonnet-4.6": {"prompt": "0.001", "completion": "0.002",

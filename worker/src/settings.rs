@@ -235,12 +235,13 @@ mod tests {
             (
                 "METER_CONFIG",
                 r#"{"header_prefix": "x-base-", "inject_usage": false,
-                    "models": {"a/1": {"prompt": "1"}, "b/2": {"prompt": "2"}}}"#,
+                    "models": {"a/1": {"prompt": "1", "completion": "1"},
+                               "b/2": {"prompt": "2", "completion": "2"}}}"#,
             ),
             ("HEADER_PREFIX", "x-top-"),
             (
                 "MODEL_OVERRIDES",
-                r#"{"b/2": {"prompt": "3"}, "c/3": {"prompt": "4"}}"#,
+                r#"{"b/2": {"prompt": "3", "completion": "3"}, "c/3": {"prompt": "4", "completion": "4"}}"#,
             ),
         ]))
         .expect("valid settings");
