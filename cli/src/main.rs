@@ -2,11 +2,13 @@
 //!
 //! `llm-cost price [--pricing FILE] [--request FILE] RESPONSE` prints the cost record of a recorded
 //! response body (JSON or SSE, detected) as one JSON line: the same record the Envoy filter and the
-//! Worker produce for the same bytes. `llm-cost pricing import|diff` keeps price tables current.
+//! Worker produce for the same bytes. `llm-cost pricing import|diff` keeps price tables current; `llm-cost pricing show MODEL`
+//! prints the prices a call of MODEL would be charged.
 //! `llm-cost report` sums stored records; `llm-cost collect` receives and stores them;
 //! `llm-cost key-id` hashes an API key read from stdin.
 
 mod collect;
+mod explain;
 mod grouping;
 mod key_id;
 mod price;

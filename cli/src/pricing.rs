@@ -1,8 +1,9 @@
-//! `llm-cost pricing import|diff`: keep the price table current.
+//! `llm-cost pricing import|diff|show`: keep the price table current, see what applies.
 //!
 //! `import` turns an OpenRouter `/api/v1/models` dump or LiteLLM's price file into the bundled
 //! snapshot format (OpenRouter shape, models sorted by id, priced keys only, canonical decimals,
-//! with date and source), so refreshes diff cleanly. `diff` lists what changed between two tables.
+//! with date and source), so refreshes diff cleanly. `diff` lists what changed between two tables;
+//! `show` prints the prices one model would be charged (`explain`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,6 +21,32 @@ pub enum PricingCommand {
     Import(ImportArgs),
     /// List models added, removed and re-priced between two price files.
     Diff(DiffArgs),
+    /// Print the prices a call of MODEL would be charged (after `models` overrides, tiers and
+    /// time windows), the table entry and where each price comes from.
+    Show(ShowArgs),
+}
+
+/// Arguments of `llm-cost pricing show`.
+#[derive(Args)]
+pub struct ShowArgs {
+    /// The model as a client or upstream names it (any id, slug or alias the table accepts).
+    #[arg(value_name = "MODEL")]
+    model: String,
+    /// Meter configuration whose `models` apply (the Envoy `plugin_config` JSON).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Price table replacing the bundled one.
+    #[arg(long, value_name = "FILE")]
+    pricing: Option<PathBuf>,
+    /// The time of the call (RFC 3339 UTC): picks a time-of-day window. Default: list prices.
+    #[arg(long, value_name = "TIME", value_parser = crate::price::parse_time)]
+    at: Option<u64>,
+    /// Prompt tokens of the call: picks a long-context tier.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    prompt_tokens: u64,
+    /// The provider answering (completes bare names); default: OpenAI, Anthropic, Gemini in turn.
+    #[arg(long, value_enum)]
+    provider: Option<crate::price::ProviderArg>,
 }
 
 /// Arguments of `llm-cost pricing import`.
@@ -58,6 +85,15 @@ pub fn run(command: &PricingCommand) -> Result<(), String> {
             let old = load(&args.old)?;
             let new = load(&args.new)?;
             print!("{}", diff(&old.entries(), &new.entries()));
+            Ok(())
+        }
+        PricingCommand::Show(args) => {
+            let config =
+                crate::price::load_config(args.config.as_deref(), args.pricing.as_deref())?;
+            let provider = args.provider.map(crate::price::ProviderArg::provider);
+            let text =
+                crate::explain::show(&config, &args.model, provider, args.at, args.prompt_tokens)?;
+            print!("{text}");
             Ok(())
         }
     }

@@ -1,4 +1,4 @@
-//! `llm-cost pricing import|diff` as a user runs them.
+//! `llm-cost pricing import|diff|show` and `price --explain` as a user runs them.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -224,4 +224,109 @@ fn price_at_a_time_uses_that_time_of_day_window() {
         path.to_str().unwrap(),
     ]);
     assert!(!ok && err.contains("RFC 3339 UTC"), "{err}");
+}
+
+fn config_file(name: &str, json: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("llm-cost-pricing-show-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, json).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn pricing_show_prints_the_merged_prices_of_an_alias_and_where_each_comes_from() {
+    let config = config_file(
+        "show.json",
+        r#"{"models":{"anthropic/claude-sonnet-4.6":{"prompt":"0.001"}}}"#,
+    );
+    let (ok, out, err) = llm_cost(&[
+        "pricing",
+        "show",
+        "anthropic/claude-4.6-sonnet-20260217",
+        "--config",
+        &config,
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("priced as        anthropic/claude-sonnet-4.6 (table entry with `models.anthropic/claude-sonnet-4.6` for prompt)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  prompt              0.001         from `models`\n"),
+        "{out}"
+    );
+    assert!(out.contains("  completion          0.000015\n"), "{out}"); // the table's
+    assert!(out.contains("+cfg-"), "{out}");
+    let (ok, _, err) = llm_cost(&["pricing", "show", "acme/unknown-1"]);
+    assert!(!ok);
+    assert!(err.contains("no price for model `acme/unknown-1`"), "{err}");
+}
+
+#[test]
+fn pricing_show_picks_the_tier_and_the_time_window_in_effect() {
+    let (ok, out, err) = llm_cost(&[
+        "pricing",
+        "show",
+        "claude-sonnet-4-5",
+        "--prompt-tokens",
+        "300000",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("priced as        anthropic/claude-sonnet-4.5 (table entry)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("in effect        long-context tier from 200000 prompt tokens"),
+        "{out}"
+    );
+    assert!(out.contains("  prompt              0.000006\n"), "{out}");
+    let (ok, out, err) = llm_cost(&[
+        "pricing",
+        "show",
+        "deepseek/deepseek-v4-pro-0813",
+        "--at",
+        "2026-11-25T02:00:00Z",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("in effect        time window 01:00-04:00 UTC"),
+        "{out}"
+    );
+    assert!(out.contains("  prompt              0.00000132\n"), "{out}");
+}
+
+#[test]
+fn price_explain_names_the_entry_and_the_price_of_each_component() {
+    let config = config_file(
+        "explain.json",
+        r#"{"models":{"anthropic/claude-sonnet-4.6":{"prompt":"0.001"}}}"#,
+    );
+    let recording =
+        root().join("fixtures/recordings/openrouter-cache-all-settings-real-api-0.json");
+    let (ok, out, err) = llm_cost(&[
+        "price",
+        "--explain",
+        "--config",
+        &config,
+        recording.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.lines().count(),
+        1,
+        "standard output stays one record: {out}"
+    );
+    let record: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(record["cost_usd"], "0.01357875");
+    for line in [
+        "explain: model `anthropic/claude-4.6-sonnet-20260217` priced as `anthropic/claude-sonnet-4.6` (table entry with `models.anthropic/claude-sonnet-4.6` for prompt), list prices, ",
+        "explain:   prompt      0.003         at 0.001 per token (`prompt`, from `models`)",
+        "explain:   cache_write 0.00963375    at 0.00000375 per token (`input_cache_write`)",
+        "explain:   completion  0.000945      at 0.000015 per token (`completion`)",
+        "explain:   total       0.01357875",
+    ] {
+        assert!(err.contains(line), "{line}\n{err}");
+    }
 }
