@@ -248,15 +248,20 @@ def substitute(text, old, new):
     return text.replace(old, new)
 
 
-def openrouter_cert(tmp):
-    """A self-signed certificate for `openrouter.ai` (so SNI and verification are exercised)."""
+def server_cert(tmp, name):
+    """A self-signed certificate for DNS name `name` (so SNI and verification are exercised)."""
     cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-         "-days", "1", "-subj", "/CN=openrouter.ai", "-addext", "subjectAltName=DNS:openrouter.ai"],
+         "-days", "1", "-subj", "/CN=%s" % name, "-addext", "subjectAltName=DNS:%s" % name],
         check=True, capture_output=True, timeout=60,
     )
     return cert, key
+
+
+def openrouter_cert(tmp):
+    """A self-signed certificate for `openrouter.ai`."""
+    return server_cert(tmp, "openrouter.ai")
 
 
 def shipped_config(name):
