@@ -25,8 +25,11 @@ use crate::usage::{Format, OutputTokens, Report, Usage};
 pub struct RequestHead<'a> {
     /// `:method`.
     pub method: &'a str,
-    /// `:authority` / Host.
+    /// `:authority` / Host: the host the client called (the record's `host`; adjustments match it).
     pub host: &'a str,
+    /// The upstream's authority when the host sends the call to a configured upstream of its own
+    /// (the Worker's `UPSTREAM_BASE_URL`): the provider is detected from it. `None`: from `host`.
+    pub upstream_host: Option<&'a str>,
     /// `:path`, query included.
     pub path: &'a str,
     /// The request's credential, as [`crate::identity::credential`] finds it: only hashed into
@@ -159,7 +162,8 @@ pub struct Call {
 impl Call {
     /// Starts a call when its request headers arrive; `now_unix_ms` is the host's clock.
     pub fn new(config: &Rc<MeterConfig>, head: RequestHead<'_>, now_unix_ms: u64) -> Call {
-        let provider = provider::detect(&config.routes, head.host, head.path);
+        let routed_by = head.upstream_host.unwrap_or(head.host);
+        let provider = provider::detect(&config.routes, routed_by, head.path);
         let endpoint = Endpoint::of_request(head.method, head.path);
         let mut call = Call {
             config: Rc::clone(config),

@@ -109,6 +109,7 @@ fn run_case_ending(case: &Case, cuts: &[usize], end: End) -> (Value, Vec<u8>) {
         request_head: RequestHead {
             method: "POST",
             host: host_for(entry["provider"].as_str().unwrap()),
+            upstream_host: None,
             path: &path,
             authorization: Some("Bearer sk-test-key"),
             content_type: Some("application/json"),

@@ -221,3 +221,31 @@ fn every_record_field_is_a_reserved_attribution_name() {
         );
     }
 }
+
+#[test]
+fn host_is_what_the_client_called_and_the_upstream_host_picks_the_provider() {
+    // The Worker: the client called the Worker's host; the upstream is OpenRouter.
+    let config = Rc::new(MeterConfig::default());
+    let head = llm_cost_core::RequestHead {
+        method: "POST",
+        host: "llm-cost.acme.workers.dev",
+        upstream_host: Some("openrouter.ai"),
+        path: "/api/v1/chat/completions",
+        request_id: Some("8f1c2a3b4d5e6f70-LHR"),
+        ..llm_cost_core::RequestHead::default()
+    };
+    let mut call = llm_cost_core::Call::new(&config, head, 1_000);
+    call.on_response_head(llm_cost_core::ResponseHead {
+        status: 200,
+        content_type: Some("application/json"),
+        ..llm_cost_core::ResponseHead::default()
+    });
+    let outcome = call.finish_json(
+        br#"{"model":"openai/gpt-4o","usage":{"prompt_tokens":1,"completion_tokens":1}}"#,
+        2_000,
+    );
+    let record: serde_json::Value = serde_json::from_str(&outcome.record_json).unwrap();
+    assert_eq!(record["host"], "llm-cost.acme.workers.dev");
+    assert_eq!(record["provider"], "openrouter");
+    assert_eq!(record["request_id"], "8f1c2a3b4d5e6f70-LHR");
+}

@@ -207,6 +207,7 @@ impl HttpContext for MeterFilter {
         let head = RequestHead {
             method,
             host: host.as_deref().unwrap_or(""),
+            upstream_host: None,
             path,
             authorization: authorization.as_deref(),
             content_type: content_type.as_deref(),

@@ -80,7 +80,17 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
         Err(_) => Vec::new(),
     };
     let content_type = header("content-type");
-    let request_id = header("x-request-id").or_else(|| header("cf-ray"));
+    // The same id everywhere: the client's `x-request-id`, else Cloudflare's `cf-ray`, else new.
+    let request_id = header("x-request-id")
+        .or_else(|| header("cf-ray"))
+        .or_else(generated_request_id);
+    // The host the client called (the record's `host`, as in Envoy); the provider is detected
+    // from the upstream's.
+    let client_host = match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => String::new(),
+    };
     let content_length = header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
 
     // A client must not hand our headers to the upstream as if we had set them.
@@ -106,7 +116,8 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
             config,
             RequestHead {
                 method: method.as_ref(),
-                host: &s.upstream_authority,
+                host: &client_host,
+                upstream_host: Some(&s.upstream_authority),
                 path: &path_and_query,
                 authorization: authorization.as_deref(),
                 content_type: content_type.as_deref(),
@@ -482,4 +493,15 @@ fn metered_body(
         }
     });
     Ok(ResponseBody::Stream(pipe.readable()))
+}
+
+/// A fresh request id (`crypto.randomUUID()`) for a call that came with none.
+fn generated_request_id() -> Option<String> {
+    let crypto = Reflect::get(&worker::js_sys::global(), &JsValue::from_str("crypto")).ok()?;
+    let random_uuid: worker::js_sys::Function =
+        Reflect::get(&crypto, &JsValue::from_str("randomUUID"))
+            .ok()?
+            .dyn_into()
+            .ok()?;
+    random_uuid.call0(&crypto).ok()?.as_string()
 }
