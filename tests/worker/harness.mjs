@@ -27,7 +27,7 @@ export function freePort() {
   });
 }
 
-function startProcess(name, cmd, args, opts = {}) {
+export function startProcess(name, cmd, args, opts = {}) {
   const child = spawn(cmd, args, {
     cwd: opts.cwd ?? ROOT,
     env: { ...process.env, ...(opts.env ?? {}) },
@@ -42,7 +42,7 @@ function startProcess(name, cmd, args, opts = {}) {
   return proc;
 }
 
-async function waitFor(what, check, timeoutMs) {
+export async function waitFor(what, check, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const v = await check();
