@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use crate::attribution::{Attribution, AttributionFile};
 use crate::budget::{Budgets, BudgetsFile};
 use crate::json_path;
+use crate::price_doc::LivePricing;
 use crate::overrides::{AppliedOverrides, ModelOverride, Resolved};
 use crate::pricing::{content_hash, ModelEntry, PriceTable, Prices};
 use crate::provider::{Provider, Route};
@@ -150,6 +151,8 @@ pub struct MeterConfig {
     pub key_id_header: Option<String>,
     /// Who spent it: dimensions read from headers, tags and the body into `attributes`.
     pub attribution: Attribution,
+    /// The `pricing` section: where live prices are fetched from (a host with HTTP calls does it).
+    pub live_pricing: Option<LivePricing>,
     pricing_version: String,
     /// `overrides` applied to `pricing`.
     applied: AppliedOverrides,
@@ -173,6 +176,7 @@ struct ConfigFile {
     models: BTreeMap<String, BTreeMap<String, String>>,
     adjustments: Vec<Adjustment>,
     collector: Option<Box<RawValue>>,
+    pricing: Option<Box<RawValue>>,
     budgets: BudgetsFile,
     key_id_header: bool,
     attribution: AttributionFile,
@@ -194,6 +198,7 @@ impl Default for ConfigFile {
             models: BTreeMap::new(),
             adjustments: Vec::new(),
             collector: None,
+            pricing: None,
             budgets: BudgetsFile::default(),
             key_id_header: false,
             attribution: AttributionFile::default(),
@@ -238,7 +243,7 @@ pub struct HostSupport {
     pub hold_headers_setting: bool,
     /// Counters shared by every request of the host, so spend limits (`budgets`) hold.
     pub shared_counters: bool,
-    /// The host sends records to an Envoy cluster (`collector`).
+    /// The host calls Envoy clusters: sends records (`collector`), fetches prices (`pricing`).
     pub collector: bool,
 }
 
@@ -260,6 +265,11 @@ impl HostSupport {
                 self.collector,
                 "collector",
                 "an Envoy cluster; this host sends records its own way",
+            ),
+            (
+                self.collector,
+                "pricing",
+                "live prices are fetched from an Envoy cluster; this host uses the bundled table",
             ),
         ]
         .into_iter()
@@ -372,6 +382,10 @@ impl MeterConfig {
             })?;
         }
         let key_id_header = file.key_id_header.then(|| format!("{prefix}key-id"));
+        let live_pricing = file
+            .pricing
+            .map(|raw| LivePricing::from_json(raw.get()).map_err(ConfigError))
+            .transpose()?;
         let mut config = MeterConfig {
             header_prefix: prefix,
             max_request_body_bytes: file.max_request_body_bytes,
@@ -389,6 +403,7 @@ impl MeterConfig {
             budgets: Budgets::from_file(file.budgets)?,
             key_id_header,
             attribution: Attribution::from_file(file.attribution)?,
+            live_pricing,
             pricing_version: String::new(),
             applied: AppliedOverrides::default(),
             collector: file.collector.map(|raw| raw.get().to_owned()),

@@ -25,6 +25,7 @@ pub mod json_path;
 pub mod model_names;
 pub mod money;
 pub mod overrides;
+pub mod price_doc;
 pub mod pricing;
 pub mod provider;
 pub mod record;
