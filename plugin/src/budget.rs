@@ -134,6 +134,11 @@ fn update_bytes(
     false
 }
 
+/// [`creation_token`] through the host calls (live prices create their shared keys with it).
+pub(crate) fn host_creation_token() -> Option<u32> {
+    creation_token(&mut HostSharedData)
+}
+
 /// The compare-and-swap token that makes a write to a missing key succeed only while the key is
 /// still missing, so two workers creating the same ledger cannot overwrite each other.
 ///

@@ -19,6 +19,7 @@ use crate::filter::MeterFilter;
 use crate::host;
 use crate::labels::LabelValues;
 use crate::metrics::{Metrics, PREFIX};
+use crate::pricing_fetch::LivePrices;
 use crate::queue::{ndjson, RecordQueue};
 
 /// At most this many collector batches in flight per VM (a hung collector cannot pile up calls;
@@ -50,6 +51,8 @@ pub struct MeterRoot {
     /// Waiting after collector failures (a timed-out batch may have been stored: every resend
     /// can be a copy).
     backoff: Backoff,
+    /// Live prices (`pricing.source`), if configured.
+    live: Option<LivePrices>,
 }
 
 impl Default for MeterRoot {
@@ -65,6 +68,7 @@ impl Default for MeterRoot {
             }),
             in_flight: Vec::new(),
             backoff: Backoff::default(),
+            live: None,
         }
     }
 }
@@ -137,9 +141,16 @@ impl Context for MeterRoot {
         &mut self,
         token: u32,
         _headers: usize,
-        _body: usize,
+        body: usize,
         _trailers: usize,
     ) {
+        if let Some(live) = self.live.as_mut().filter(|live| live.owns(token)) {
+            let mut metrics = self.shared.metrics.borrow_mut();
+            if let Some(config) = live.on_response(body, &mut metrics) {
+                self.config = Some(config);
+            }
+            return;
+        }
         let Some(at) = self.in_flight.iter().position(|(t, _)| *t == token) else {
             return;
         };
@@ -174,7 +185,9 @@ impl RootContext for MeterRoot {
                     .set_max_records(c.max_queue_records);
                 self.shared.send_records.set(c.enabled);
                 host::set_tick_period(Duration::from_millis(c.flush_interval_ms));
-                self.config = Some(Rc::new(config));
+                let config = Rc::new(config);
+                self.live = LivePrices::new(&config);
+                self.config = Some(config);
                 self.collector = Some(Rc::new(c));
                 true
             }
@@ -187,6 +200,11 @@ impl RootContext for MeterRoot {
     }
 
     fn on_tick(&mut self) {
+        if let Some(live) = self.live.as_mut() {
+            if let Some(config) = live.on_tick(&mut self.shared.metrics.borrow_mut()) {
+                self.config = Some(config);
+            }
+        }
         self.flush();
         self.shared.metrics.borrow_mut().flush();
     }
