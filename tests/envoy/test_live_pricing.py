@@ -7,6 +7,7 @@ The tests of this module run in order against one Envoy: each leaves the server'
 next one expects.
 """
 
+import concurrent.futures
 import copy
 import json
 import os
@@ -21,6 +22,7 @@ from support import harness
 from support.calls import cli_record, recorded, send
 
 JSON = "openrouter-cache-all-settings-real-api-0"
+STREAM = "openrouter-stream-with-reasoning"
 MODEL = "anthropic/claude-sonnet-4.6"  # what the bundled table prices JSON as
 INTERVAL_S = 1
 TICK_MS = 100
@@ -108,18 +110,18 @@ def live(envoy_bin, upstream, collector):
         server.stop()
 
 
-def expected(cli, doc):
-    """The CLI's record for JSON priced with `doc` (a file, as `--pricing`)."""
+def expected(cli, doc, name=JSON):
+    """The CLI's record for fixture `name` priced with `doc` (a file, as `--pricing`)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(doc, f)
     try:
-        return cli_record_with(cli, f.name)
+        return cli_record_with(cli, f.name, name)
     finally:
         os.unlink(f.name)
 
 
-def cli_record_with(cli, pricing_path):
-    rec = recorded(JSON)
+def cli_record_with(cli, pricing_path, name):
+    rec = recorded(name)
     with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as req:
         req.write(rec.body_bytes())
     try:
@@ -185,6 +187,29 @@ def test_a_price_changed_at_the_server_changes_x_llm_cost_within_an_interval(liv
     assert time.monotonic() - started < INTERVAL_S * 1.1 + 2  # an interval + jitter + slack of a busy machine
     for headers in calls(envoy):
         assert headers["x-llm-cost"] == want["cost_usd"]
+
+
+def test_a_stream_that_spans_a_refresh_is_priced_with_one_table(live, cli, collector):
+    envoy, server = live
+    before = with_price(bundled(), "0.000004", "0.00002", model="openai/o3")
+    after = with_price(bundled(), "0.000008", "0.00004", model="openai/o3")
+    want_before, want_after = expected(cli, before, STREAM), expected(cli, after, STREAM)
+    assert want_before["cost_usd"] != want_after["cost_usd"]
+    server.put(before)
+    wait_for_version(envoy, hash_of(want_before["pricing_version"]))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        # 103 events 30 ms apart: about 3 s, over two refresh intervals.
+        stream = pool.submit(send, envoy, STREAM, extra_headers={"x-replay-event-delay-ms": "30"}, timeout=30)
+        time.sleep(0.3)
+        server.put(after)
+        wait_for_version(envoy, hash_of(want_after["pricing_version"]))
+        assert not stream.done(), "the stream ended before the refresh: make it longer"
+        resp, rid = stream.result(timeout=30)
+    assert resp.status == 200 and resp.complete
+    (record,) = collector.records_for(rid)
+    assert hash_of(record["pricing_version"]) == hash_of(want_before["pricing_version"])
+    assert record["cost_usd"] == want_before["cost_usd"], record
+    assert record["priced_as"] == "openai/o3"
 
 
 def test_the_process_fetches_once_per_interval_not_once_per_worker(live):
