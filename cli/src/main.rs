@@ -9,6 +9,7 @@
 
 mod collect;
 mod explain;
+mod fetch;
 mod grouping;
 mod key_id;
 mod price;

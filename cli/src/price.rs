@@ -13,8 +13,8 @@ use llm_cost_core::{MeterConfig, PriceTable, Provider, RequestHead, ResponseHead
 #[derive(Args)]
 pub struct PriceArgs {
     /// Price table replacing the bundled one: an OpenRouter `/api/v1/models` dump or LiteLLM's
-    /// `model_prices_and_context_window.json`.
-    #[arg(long, value_name = "FILE")]
+    /// `model_prices_and_context_window.json`, as a file or an `https://` URL (downloaded).
+    #[arg(long, value_name = "FILE|URL")]
     pricing: Option<PathBuf>,
     /// The request body that produced the response (gives `model_requested`, `stream`).
     #[arg(long, value_name = "FILE")]
@@ -184,8 +184,13 @@ pub fn load_config(
         None => MeterConfig::default(),
     };
     if let Some(path) = pricing {
-        let table = PriceTable::from_json(&read_file(path)?)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        // A file, or an `https://` URL (downloaded).
+        let bytes = match path.to_str().filter(|p| crate::fetch::is_url(p)) {
+            Some(url) => crate::fetch::download(url, None)?,
+            None => read_file(path)?,
+        };
+        let table =
+            PriceTable::from_json(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         loaded = loaded.with_pricing(table).map_err(|e| e.to_string())?;
     }
     Ok(loaded)

@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
+use llm_cost_core::price_doc::{self, DocFormat};
 use llm_cost_core::pricing::{ModelEntry, Prices, PRICE_KEYS};
 use llm_cost_core::{PriceTable, Usd};
 use serde_json::{json, Map, Value};
@@ -24,6 +25,8 @@ pub enum PricingCommand {
     /// Print the prices a call of MODEL would be charged (after `models` overrides, tiers and
     /// time windows), the table entry and where each price comes from.
     Show(ShowArgs),
+    /// Download a price document (OpenRouter, LiteLLM or a snapshot) and write the snapshot format.
+    Fetch(FetchArgs),
 }
 
 /// Arguments of `llm-cost pricing show`.
@@ -47,6 +50,41 @@ pub struct ShowArgs {
     /// The provider answering (completes bare names); default: OpenAI, Anthropic, Gemini in turn.
     #[arg(long, value_enum)]
     provider: Option<crate::price::ProviderArg>,
+}
+
+/// Arguments of `llm-cost pricing fetch`.
+#[derive(Args)]
+pub struct FetchArgs {
+    /// `https://` (or `http://`) URL of the document, e.g. https://openrouter.ai/api/v1/models.
+    #[arg(value_name = "URL")]
+    url: String,
+    /// Its shape; default: detected (OpenRouter `{"data": [...]}` or a LiteLLM object).
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// Write here instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Trust the CA certificate(s) in this PEM file instead of the public roots.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+}
+
+/// `--format`: the configuration's `pricing.source.format` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum FormatArg {
+    Openrouter,
+    Litellm,
+    Snapshot,
+}
+
+impl FormatArg {
+    fn doc_format(self) -> DocFormat {
+        match self {
+            FormatArg::Openrouter => DocFormat::OpenRouter,
+            FormatArg::Litellm => DocFormat::LiteLlm,
+            FormatArg::Snapshot => DocFormat::Snapshot,
+        }
+    }
 }
 
 /// Arguments of `llm-cost pricing import`.
@@ -81,6 +119,7 @@ pub struct DiffArgs {
 pub fn run(command: &PricingCommand) -> Result<(), String> {
     match command {
         PricingCommand::Import(args) => import(args),
+        PricingCommand::Fetch(args) => fetch(args),
         PricingCommand::Diff(args) => {
             let old = load(&args.old)?;
             let new = load(&args.new)?;
@@ -102,6 +141,30 @@ pub fn run(command: &PricingCommand) -> Result<(), String> {
 fn load(path: &PathBuf) -> Result<PriceTable, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     PriceTable::from_json(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Downloads, checks (the filter's checks: parses, a priced model, no absurd price) and writes
+/// the snapshot, dated today, with the URL as its source.
+fn fetch(args: &FetchArgs) -> Result<(), String> {
+    let bytes = crate::fetch::download(&args.url, args.ca_cert.as_deref())?;
+    let table = match args.format {
+        Some(format) => price_doc::parse(format.doc_format(), &bytes, "fetched"),
+        None => PriceTable::from_json(&bytes).map_err(price_doc::Rejection::from),
+    }
+    .map_err(|e| format!("{}: {e}", args.url))?;
+    let entries = table.entries();
+    price_doc::check_prices(&entries).map_err(|e| format!("{}: {e}", args.url))?;
+    let text = snapshot_json(&entries, &today_utc(), &args.url);
+    eprintln!("{}: {} models", args.url, entries.len());
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
 }
 
 fn import(args: &ImportArgs) -> Result<(), String> {
