@@ -163,13 +163,17 @@ impl LivePrices {
                 self.seen = hostcalls::get_shared_data(DOC_KEY)
                     .ok()
                     .and_then(|(_, cas)| cas);
+                let config = self.install(accepted.table);
                 log::info!(
-                    "llm-cost: prices {} installed ({} models: {})",
-                    accepted.table.version(),
-                    accepted.table.len(),
-                    accepted.diff
+                    "llm-cost: prices {} installed ({} models: {}; {} bytes checked in {} ms, VM memory {} KiB)",
+                    self.table.version(),
+                    self.table.len(),
+                    accepted.diff,
+                    body.len(),
+                    host::now_unix_ms().saturating_sub(now),
+                    linear_memory_kib()
                 );
-                Some(self.install(accepted.table))
+                Some(config)
             }
         }
     }
@@ -188,14 +192,19 @@ impl LivePrices {
         }
         self.seen = Some(cas);
         let (fetched, document) = split_shared(&bytes)?;
+        let started = host::now_unix_ms();
         // Already checked by the VM that fetched it: parsed here only to build our own table.
         match price_doc::accept(self.source.format, document, fetched, None, 100) {
             Ok(accepted) => {
+                let config = self.install(accepted.table);
                 log::info!(
-                    "llm-cost: prices {} taken from the shared document",
-                    accepted.table.version()
+                    "llm-cost: prices {} taken from the shared document ({} bytes parsed in {} ms, VM memory {} KiB)",
+                    self.table.version(),
+                    document.len(),
+                    host::now_unix_ms().saturating_sub(started),
+                    linear_memory_kib()
                 );
-                Some(self.install(accepted.table))
+                Some(config)
             }
             Err(why) => {
                 log::warn!("llm-cost: shared price document unusable: {why}");
@@ -288,6 +297,18 @@ fn count(metrics: &mut Metrics, result: Refresh) {
 fn set(key: &str, value: &[u8]) {
     if let Err(status) = hostcalls::set_shared_data(key, Some(value), None) {
         log::warn!("llm-cost: shared data {key} not stored: {status:?}");
+    }
+}
+
+/// The VM's linear memory (it only grows: the high-water mark), for the install log lines.
+fn linear_memory_kib() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size(0) * 64
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
     }
 }
 
