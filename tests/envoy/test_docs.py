@@ -26,16 +26,21 @@ def test_every_plugin_config_field_is_in_the_reference_table():
         collector_source = f.read()
     with open(os.path.join(harness.ROOT, "core", "src", "attribution.rs")) as f:
         attribution_source = f.read()
+    # `pricing` is the core's live-price section (core/src/price_doc.rs).
+    with open(os.path.join(harness.ROOT, "core", "src", "price_doc.rs")) as f:
+        price_doc_source = f.read()
     fields = [
         f
         for f in struct_fields(source, "ConfigFile")
-        if f not in ("collector", "budgets", "attribution")
+        if f not in ("collector", "budgets", "attribution", "pricing")
     ]
     fields += ["attribution." + f for f in struct_fields(attribution_source, "AttributionFile")]
     fields += [
         "attribution.dimensions.<name>." + f
         for f in struct_fields(attribution_source, "DimensionFile")
     ]
+    fields += ["pricing." + f for f in struct_fields(price_doc_source, "LivePricing") if f != "source"]
+    fields += ["pricing.source." + f for f in struct_fields(price_doc_source, "PriceSource")]
     fields += ["collector." + f for f in struct_fields(collector_source, "CollectorConfig")]
     fields += ["budgets." + f for f in struct_fields(budget_source, "BudgetsFile")]
     assert len(fields) > 10

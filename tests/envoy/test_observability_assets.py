@@ -48,13 +48,15 @@ def test_alert_rules_have_the_prometheus_shape():
     with open(os.path.join(ASSETS, "prometheus-alerts.yml")) as f:
         text = f.read()
     assert text.startswith("#") and "\ngroups:\n" in text
-    assert len(re.findall(r"^      - alert: \w+$", text, re.M)) == len(re.findall(r"^        expr:", text, re.M)) == 5
+    assert len(re.findall(r"^      - alert: \w+$", text, re.M)) == len(re.findall(r"^        expr:", text, re.M)) == 6
 
 
-def exported_after_calls(envoy_bin, upstream, collector_port, wait_for):
+def exported_after_calls(envoy_bin, upstream, collector_port, wait_for, pricing=None):
     """Metric names a real Envoy exports after calls that exercise every counter (a cached call, a
     reasoning call, a failing call)."""
     config = {"collector": {"flush_interval_ms": 100, "max_queue_records": 1}}
+    if pricing:
+        config["pricing"] = pricing
     e = harness.Envoy(envoy_bin, upstream.port, collector_port, plugin_config=config)
     try:
         for name, fault in [("openrouter-cache-all-settings-real-api-1", None),
@@ -73,6 +75,12 @@ def test_assets_query_only_metrics_the_filter_exports(envoy_bin, upstream, colle
     exported = exported_after_calls(envoy_bin, upstream, collector.port, ["llmcost_collector_sent_records"])
     exported |= exported_after_calls(
         envoy_bin, upstream, 1, ["llmcost_collector_dropped_records", "llmcost_collector_failures"])
+    # Live prices from a cluster that does not exist: refreshes fail, the age gauge is the bundled table's.
+    source = {"cluster": "no_such_cluster", "authority": "a", "path": "/p", "format": "openrouter",
+              "refresh_interval_s": 1}
+    exported |= exported_after_calls(envoy_bin, upstream, collector.port,
+                                     ["llmcost_pricing_table_age_s", "llmcost_pricing_refreshes"],
+                                     pricing={"source": source})
     missing = referenced_metrics() - exported
     assert not missing, "dashboard/alerts query metrics the filter does not export: %s" % sorted(missing)
 

@@ -49,3 +49,18 @@ def test_stream_through_tls_to_openrouter_gets_comment_and_trailers(openrouter_e
     golden = cli_record(cli, STREAM)
     assert comment["cost_usd"] == golden["cost_usd"]
     assert resp.llm_trailers() == expected_headers(golden)
+
+
+def test_the_shipped_config_fetches_openrouters_price_list_over_tls(openrouter_envoy):
+    """`pricing.source`: a GET of /api/v1/models through the TLS cluster to openrouter.ai. The
+    replay upstream has no price list (it answers an error): the bundled table keeps pricing."""
+    envoy, upstream = openrouter_envoy
+
+    def fetch():
+        return [r for r in upstream.requests() if r["method"] == "GET" and r["path"] == "/api/v1/models"]
+
+    [seen, *_] = harness.wait_until(fetch, 10, interval=0.2, what="a price-list fetch")
+    assert seen["headers"]["host"] == "openrouter.ai"
+    assert not seen["has_authorization"]  # the public list needs no key
+    harness.wait_until(lambda: envoy.stats().get("wasmcustom.llmcost.pricing.refreshes.result=failed", 0) >= 1,
+                       10, interval=0.2, what="the failed refresh counted")
