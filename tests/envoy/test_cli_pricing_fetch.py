@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import tempfile
+import shutil
 import urllib.request
 
 import pytest
@@ -112,3 +113,23 @@ def test_price_accepts_a_url_for_pricing(cli):
         assert record["breakdown"]["completion"] == "0.00126"  # 63 completion tokens at 0.00002
     finally:
         server.stop()
+
+
+def test_refresh_pricing_refreshes_a_copy_of_pricing_data_with_provenance(tls_server):
+    server, ca, tmp = tls_server
+    copy = os.path.join(tmp, "pricing-data")
+    shutil.copytree(os.path.join(harness.ROOT, "pricing-data", "snapshots"), os.path.join(copy, "snapshots"))
+    # An older table as the bundled one, so the diff has something to say.
+    shutil.copy(os.path.join(copy, "snapshots", "openrouter-models-2026-05-01.json"), os.path.join(copy, "bundled.json"))
+    url = "https://localhost:%d/api/v1/models" % server.port
+    proc = subprocess.run([os.path.join(harness.ROOT, "scripts", "refresh-pricing"), url, "--ca-cert", ca],
+                          env={**os.environ, "LLM_COST_PRICING_DIR": copy}, capture_output=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr.decode()
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    snapshot = os.path.join(copy, "snapshots", "openrouter-models-%s.json" % today)
+    with open(snapshot) as f, open(os.path.join(copy, "bundled.json")) as g:
+        assert f.read() == g.read()
+    with open(os.path.join(copy, "snapshots", "SOURCES.md")) as f:
+        sources = f.read()
+    assert "| openrouter-models-%s.json | `llm-cost pricing fetch %s`" % (today, url) in sources
+    assert " added, " in proc.stdout.decode()
