@@ -257,14 +257,15 @@ mod tests {
         // Isolates share no counter store: a limit here would be silently per-isolate, so it is
         // ignored (not enforced), said once, and the rest of the configuration still applies.
         let config = r#"{"budgets": {"default_limit_usd": "5"}, "hold_headers": false,
-            "collector": {"cluster": "c"}, "key_id_header": true}"#;
+            "collector": {"cluster": "c"}, "key_id_header": true,
+            "pricing": {"source": {"cluster": "c", "authority": "a", "path": "/p", "format": "openrouter"}}}"#;
         let s = Settings::from_vars(vars(&[("METER_CONFIG", config)])).expect("valid");
         let meter = s.meter.as_ref().expect("metering stays on");
         assert!(meter.budgets.is_empty());
         assert!(meter.hold_headers, "the Worker always holds headers");
         assert_eq!(meter.key_id_header.as_deref(), Some("x-llm-key-id"));
-        assert_eq!(s.warnings.len(), 3, "{:?}", s.warnings);
-        for field in ["budgets", "hold_headers", "collector"] {
+        assert_eq!(s.warnings.len(), 4, "{:?}", s.warnings);
+        for field in ["budgets", "hold_headers", "collector", "pricing"] {
             assert!(
                 s.warnings.iter().any(|w| w.starts_with("METER_CONFIG: ")
                     && w.contains(&format!("field `{field}` ignored by the Worker"))),
