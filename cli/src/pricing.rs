@@ -262,7 +262,9 @@ fn prices_of(prices: &Prices) -> BTreeMap<&'static str, String> {
 }
 
 /// `+ id` added, `- id` removed, `~ id key old -> new` re-priced; sorted by id.
-pub fn diff(old: &[ModelEntry], new: &[ModelEntry]) -> String {
+pub fn diff(old_entries: &[ModelEntry], new_entries: &[ModelEntry]) -> String {
+    let old = old_entries;
+    let new = new_entries;
     let old: BTreeMap<&str, BTreeMap<String, String>> = old
         .iter()
         .map(|m| (m.id.as_str(), all_prices_of(m)))
@@ -273,19 +275,15 @@ pub fn diff(old: &[ModelEntry], new: &[ModelEntry]) -> String {
         .collect();
     let mut out = String::new();
     let ids: std::collections::BTreeSet<&str> = old.keys().chain(new.keys()).copied().collect();
-    let (mut added, mut removed, mut changed) = (0, 0, 0);
     for id in ids {
         match (old.get(id), new.get(id)) {
             (None, Some(_)) => {
-                added += 1;
                 let _ = writeln!(out, "+ {id}");
             }
             (Some(_), None) => {
-                removed += 1;
                 let _ = writeln!(out, "- {id}");
             }
             (Some(a), Some(b)) if a != b => {
-                changed += 1;
                 let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
                 for key in keys {
                     let (x, y) = (a.get(key), b.get(key));
@@ -298,7 +296,9 @@ pub fn diff(old: &[ModelEntry], new: &[ModelEntry]) -> String {
             _ => {}
         }
     }
-    let _ = writeln!(out, "{added} added, {removed} removed, {changed} re-priced");
+    // The counts are the core's (the same summary the Envoy filter logs on a live-price change).
+    let summary = price_doc::DiffSummary::between(old_entries, new_entries);
+    let _ = writeln!(out, "{summary}");
     out
 }
 
