@@ -261,7 +261,7 @@ impl LivePrices {
         }
     }
 
-    /// `llmcost.pricing.table_age_s`: seconds since prices were last confirmed current (for the
+    /// `llmcost.pricing.table_age_seconds`: seconds since prices were last confirmed current (for the
     /// bundled table: since its snapshot date).
     fn set_age_gauge(&mut self, now: u64) {
         let confirmed = hostcalls::get_shared_data(CONFIRMED_KEY)
@@ -277,7 +277,7 @@ impl LivePrices {
             Some(id) => id,
             None => match hostcalls::define_metric(
                 MetricType::Gauge,
-                &format!("{PREFIX}.pricing.table_age_s"),
+                &format!("{PREFIX}.pricing.table_age_seconds"),
             ) {
                 Ok(id) => *self.age_gauge.insert(id),
                 Err(_) => return,

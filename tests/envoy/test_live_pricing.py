@@ -27,7 +27,7 @@ MODEL = "anthropic/claude-sonnet-4.6"  # what the bundled table prices JSON as
 INTERVAL_S = 1
 TICK_MS = 100
 COUNTER = "wasmcustom.llmcost.pricing.refreshes.result=%s"
-AGE = "wasmcustom.llmcost.pricing.table_age_s"
+AGE = "wasmcustom.llmcost.pricing.table_age_seconds"
 
 
 def bundled():

@@ -79,7 +79,7 @@ def test_assets_query_only_metrics_the_filter_exports(envoy_bin, upstream, colle
     source = {"cluster": "no_such_cluster", "authority": "a", "path": "/p", "format": "openrouter",
               "refresh_interval_s": 1}
     exported |= exported_after_calls(envoy_bin, upstream, collector.port,
-                                     ["llmcost_pricing_table_age_s", "llmcost_pricing_refreshes"],
+                                     ["llmcost_pricing_table_age_seconds", "llmcost_pricing_refreshes"],
                                      pricing={"source": source})
     missing = referenced_metrics() - exported
     assert not missing, "dashboard/alerts query metrics the filter does not export: %s" % sorted(missing)

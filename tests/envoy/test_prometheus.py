@@ -174,8 +174,13 @@ def metered(envoy_bin, upstream, collector):
 def undelivered(envoy_bin, upstream):
     """A second Envoy whose collector is a closed port and whose queue holds one record: its
     delivery failures and dropped records feed the collector panels and alerts."""
+    # Its live prices come from a cluster that does not exist: failed refreshes, and the table-age
+    # gauge is the bundled table's (days), which makes LlmPricesStale true.
+    source = {"cluster": "no_such_cluster", "authority": "a", "path": "/p", "format": "openrouter",
+              "refresh_interval_s": 1}
     e = harness.Envoy(envoy_bin, upstream.port, 1, plugin_config={
-        "collector": {"flush_interval_ms": 100, "max_queue_records": 1}, "attribution": ATTRIBUTION})
+        "collector": {"flush_interval_ms": 100, "max_queue_records": 1}, "attribution": ATTRIBUTION,
+        "pricing": {"source": source}})
     yield e
     e.stop()
 
@@ -325,7 +330,8 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(meter
     # the second Envoy's failed deliveries make the collector alerts' expressions true: the dropped-records
     # alert (no `for:`) fires at once, the failing-collector one waits out its `for: 10m`, pending.
     quiet = {"LlmSpendRateHigh", "LlmSpendRateHighByModel"}
-    true_now = {"LlmCostCollectorFailing": "pending", "LlmCostRecordsDropped": "firing"}
+    # Its bundled-only prices make LlmPricesStale true, pending for its `for: 15m`.
+    true_now = {"LlmCostCollectorFailing": "pending", "LlmCostRecordsDropped": "firing", "LlmPricesStale": "pending"}
     harness.wait_until(lambda: {a["labels"]["alertname"]: a["state"] for a in prometheus.api("alerts")["alerts"]
                                 if a["labels"]["alertname"] in true_now} == true_now, 10, interval=0.2,
                        what="collector alerts %s (alerts: %s)" % (true_now, prometheus.api("alerts")))
