@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use llm_cost_core::price_doc::{self, PriceSource};
-use llm_cost_core::{MeterConfig, PriceTable};
+use llm_cost_core::{ConfigError, MeterConfig, PriceTable};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType, MetricType};
 
@@ -155,6 +155,16 @@ impl LivePrices {
                     count(metrics, Refresh::Unchanged);
                     return None;
                 }
+                // The configuration may refuse the table: a `models` entry for a model it lacks
+                // must price every billed component. Then it is rejected like a bad document.
+                let config = match self.install(accepted.table) {
+                    Ok(config) => config,
+                    Err(e) => {
+                        log::warn!("llm-cost: price document rejected (configuration): {e}; prices unchanged");
+                        count(metrics, Refresh::Rejected);
+                        return None;
+                    }
+                };
                 count(metrics, Refresh::Ok);
                 let mut shared = format!("{now}\n").into_bytes();
                 shared.extend_from_slice(&body);
@@ -163,7 +173,6 @@ impl LivePrices {
                 self.seen = hostcalls::get_shared_data(DOC_KEY)
                     .ok()
                     .and_then(|(_, cas)| cas);
-                let config = self.install(accepted.table);
                 log::info!(
                     "llm-cost: prices {} installed ({} models: {}; {} bytes checked in {} ms, VM memory {} KiB)",
                     self.table.version(),
@@ -178,9 +187,11 @@ impl LivePrices {
         }
     }
 
-    fn install(&mut self, table: PriceTable) -> Rc<MeterConfig> {
-        self.table = table.clone();
-        Rc::new((*self.base).clone().with_pricing(table))
+    /// The configuration with `table` (overrides and adjustments kept), now the table in use.
+    fn install(&mut self, table: PriceTable) -> Result<Rc<MeterConfig>, ConfigError> {
+        let config = (*self.base).clone().with_pricing(table.clone())?;
+        self.table = table;
+        Ok(Rc::new(config))
     }
 
     /// Parses the shared document if another VM stored a new one since we last looked.
@@ -196,7 +207,15 @@ impl LivePrices {
         // Already checked by the VM that fetched it: parsed here only to build our own table.
         match price_doc::accept(self.source.format, document, fetched, None, 100) {
             Ok(accepted) => {
-                let config = self.install(accepted.table);
+                let config = match self.install(accepted.table) {
+                    Ok(config) => config,
+                    Err(e) => {
+                        log::warn!(
+                            "llm-cost: shared price document refused by the configuration: {e}"
+                        );
+                        return None;
+                    }
+                };
                 log::info!(
                     "llm-cost: prices {} taken from the shared document ({} bytes parsed in {} ms, VM memory {} KiB)",
                     self.table.version(),
