@@ -144,13 +144,7 @@ class Prometheus:
         return {json.dumps(s["metric"], sort_keys=True): float(s["value"][1]) for s in data["result"]}
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        harness.stop_process(self.proc, timeout=10)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

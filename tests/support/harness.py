@@ -69,6 +69,17 @@ def http_text(url, timeout=5):
         return resp.read().decode()
 
 
+def stop_process(proc, timeout):
+    """Stop a child we started: SIGTERM, wait `timeout` seconds, then SIGKILL (and reap it)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 class Helper:
     """A tests/support server that prints `LISTENING <port>` first."""
 
@@ -91,13 +102,7 @@ class Helper:
         return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc, timeout=5)
 
 
 class Upstream(Helper):
@@ -222,13 +227,7 @@ class Envoy:
             return []
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc, timeout=10)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
