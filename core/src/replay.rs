@@ -39,6 +39,37 @@ pub struct Recorded<'a> {
     pub end: End,
 }
 
+impl<'a> Recorded<'a> {
+    /// A `POST` of a JSON `request` body to `host` `path`, answered `200` with `response` of
+    /// `response_type` (`application/json` or `text/event-stream`), in one piece, at time 0.
+    /// Set the other fields with struct update: `Recorded { end_ms: 1, ..Recorded::post(..) }`.
+    pub fn post(
+        host: &'a str,
+        path: &'a str,
+        request: &'a [u8],
+        response_type: &'a str,
+        response: &'a [u8],
+    ) -> Self {
+        Recorded {
+            request_head: RequestHead {
+                method: "POST",
+                host,
+                path,
+                content_type: Some("application/json"),
+                ..RequestHead::default()
+            },
+            request: Some(request),
+            response_head: ResponseHead {
+                status: 200,
+                content_type: Some(response_type),
+                ..ResponseHead::default()
+            },
+            response,
+            ..Recorded::default()
+        }
+    }
+}
+
 /// What replaying a call gave.
 #[derive(Clone, Debug)]
 pub struct Replayed {

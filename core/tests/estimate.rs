@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use llm_cost_core::replay::{replay, Recorded};
 use llm_cost_core::usage::Format;
-use llm_cost_core::{estimate, Endpoint, MeterConfig, Provider, RequestHead, ResponseHead};
+use llm_cost_core::{estimate, Endpoint, MeterConfig, Provider};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -24,22 +24,8 @@ fn record(entry: &Value, request: &[u8], body: &[u8]) -> Value {
         .and_then(Provider::default_host)
         .expect("the recording names a provider with a public host");
     let recorded = Recorded {
-        request_head: RequestHead {
-            method: "POST",
-            host,
-            path: &path,
-            content_type: Some("application/json"),
-            ..RequestHead::default()
-        },
-        request: Some(request),
-        response_head: ResponseHead {
-            status: 200,
-            content_type: Some("text/event-stream"),
-            ..ResponseHead::default()
-        },
-        response: body,
         end_ms: 1,
-        ..Recorded::default()
+        ..Recorded::post(host, &path, request, "text/event-stream", body)
     };
     serde_json::from_str(&replay(&config, &recorded).outcome.record_json).unwrap()
 }

@@ -279,23 +279,15 @@ fn injected_usage_chunk_is_hidden_from_a_client_that_did_not_ask() {
     let replayed = replay(
         &config,
         &Recorded {
-            request_head: RequestHead {
-                method: "POST",
-                host: "api.openai.com",
-                path: "/v1/chat/completions",
-                content_type: Some("application/json"),
-                ..RequestHead::default()
-            },
-            request: Some(br#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#),
-            response_head: ResponseHead {
-                status: 200,
-                content_type: Some("text/event-stream"),
-                ..ResponseHead::default()
-            },
-            response: &body,
             cuts: &cuts,
             end_ms: 1,
-            ..Recorded::default()
+            ..Recorded::post(
+                "api.openai.com",
+                "/v1/chat/completions",
+                br#"{"model":"gpt-4o-mini","stream":true,"messages":[]}"#,
+                "text/event-stream",
+                &body,
+            )
         },
     );
     let rewritten = replayed.rewritten_request.expect("stream_options injected");

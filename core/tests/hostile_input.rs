@@ -76,23 +76,9 @@ fn meter(
     let replayed = replay(
         config,
         &Recorded {
-            request_head: RequestHead {
-                method: "POST",
-                host: "gw",
-                path,
-                content_type: Some("application/json"),
-                ..RequestHead::default()
-            },
-            request: Some(request),
-            response_head: ResponseHead {
-                status: 200,
-                content_type: Some("text/event-stream"),
-                ..ResponseHead::default()
-            },
-            response: body,
             cuts,
             end_ms: 1,
-            ..Recorded::default()
+            ..Recorded::post("gw", path, request, "text/event-stream", body)
         },
     );
     assert_eq!(replayed.response_plan, ResponsePlan::Stream);
@@ -174,22 +160,8 @@ fn meter_json(config: &Rc<MeterConfig>, path: &str, body: &[u8]) -> serde_json::
     let replayed = replay(
         config,
         &Recorded {
-            request_head: RequestHead {
-                method: "POST",
-                host: "gw",
-                path,
-                content_type: Some("application/json"),
-                ..RequestHead::default()
-            },
-            request: Some(b"{}"),
-            response_head: ResponseHead {
-                status: 200,
-                content_type: Some("application/json"),
-                ..ResponseHead::default()
-            },
-            response: body,
             end_ms: 1,
-            ..Recorded::default()
+            ..Recorded::post("gw", path, b"{}", "application/json", body)
         },
     );
     let plan = replayed.response_plan;
