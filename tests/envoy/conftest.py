@@ -1,5 +1,6 @@
 """Fixtures for the Envoy end-to-end tests: one real Envoy with the built .wasm, a replaying
 upstream and a collector, shared by the session; helpers to send a recorded call through it.
+(`envoy_bin` and `collector` come from tests/conftest.py, shared with tests/sdk.)
 
 Envoy missing is a failure, never a skip: run `scripts/test-envoy` (installs it) or set $ENVOY.
 """
@@ -15,27 +16,10 @@ FAST_EVENT_DELAY_MS = 2
 
 
 @pytest.fixture(scope="session")
-def envoy_bin():
-    path = harness.find_envoy()
-    if not path or not os.path.isfile(path):
-        pytest.fail("Envoy not found: run scripts/install-envoy (or scripts/test-envoy), or set $ENVOY")
-    if not os.path.isfile(harness.WASM):
-        pytest.fail("%s missing: run scripts/build-plugin" % harness.WASM)
-    return path
-
-
-@pytest.fixture(scope="session")
 def upstream():
     up = harness.Upstream(event_delay_ms=FAST_EVENT_DELAY_MS)
     yield up
     up.stop()
-
-
-@pytest.fixture(scope="session")
-def collector():
-    c = harness.Collector()
-    yield c
-    c.stop()
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ tests/sdk/js/worker.mjs through tests/worker/harness.mjs) for the whole session.
 Every SDK call runs against three base URLs (`direct`: the replaying upstream itself; `envoy`;
 `worker`) and must see the same thing through the gateways as without them. Envoy, the built
 .wasm or the Worker bundle missing is a failure, never a skip: run `scripts/test-sdk`.
+(`envoy_bin` and `collector` come from tests/conftest.py, shared with tests/envoy.)
 """
 
 import os
@@ -60,20 +61,8 @@ def upstream():
 
 
 @pytest.fixture(scope="session")
-def collector():
-    c = harness.Collector()
-    yield c
-    c.stop()
-
-
-@pytest.fixture(scope="session")
-def envoy(upstream, collector):
-    path = harness.find_envoy()
-    if not path or not os.path.isfile(path):
-        pytest.fail("Envoy not found: run scripts/test-sdk (installs it), or set $ENVOY")
-    if not os.path.isfile(harness.WASM):
-        pytest.fail("%s missing: run scripts/build-plugin" % harness.WASM)
-    e = harness.Envoy(path, upstream.port, collector.port, plugin_config={"collector": {"flush_interval_ms": 100}})
+def envoy(envoy_bin, upstream, collector):
+    e = harness.Envoy(envoy_bin, upstream.port, collector.port, plugin_config={"collector": {"flush_interval_ms": 100}})
     yield e
     e.stop()
 
