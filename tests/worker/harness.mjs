@@ -142,10 +142,18 @@ export async function startWorker(vars) {
     },
   );
   const url = `http://127.0.0.1:${port}`;
+  await waitForWrangler("wrangler dev", proc, url);
+  return { url, logs: () => proc.out, dir, pgid: proc.child.pid };
+}
+
+/** CPU seconds (user + system) used so far by the `workerd` processes of process group `pgid`. */
+/** Waits (60 s at most) until the `wrangler dev` in `proc` (`name` in errors) says `Ready on`
+ *  and answers at `url`; throws if it exits first. */
+export async function waitForWrangler(name, proc, url) {
   await waitFor(
-    "wrangler dev to be ready",
+    `${name} to be ready`,
     async () => {
-      if (proc.exited) throw new Error(`wrangler exited:\n${proc.out}`);
+      if (proc.exited) throw new Error(`${name} exited:\n${proc.out}`);
       if (!/Ready on/.test(proc.out)) return false;
       try {
         await fetch(url + "/_health", { signal: AbortSignal.timeout(2000) });
@@ -156,10 +164,8 @@ export async function startWorker(vars) {
     },
     60_000,
   );
-  return { url, logs: () => proc.out, dir, pgid: proc.child.pid };
 }
 
-/** CPU seconds (user + system) used so far by the `workerd` processes of process group `pgid`. */
 export function workerdCpuSeconds(pgid) {
   const hz = 100; // USER_HZ on Linux
   let ticks = 0;

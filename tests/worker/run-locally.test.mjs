@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ROOT, startUpstream, startCollector, startProcess, waitFor, stopAll, fixturesDir, removeDir,
+  ROOT, startUpstream, startCollector, startProcess, waitForWrangler, stopAll, fixturesDir, removeDir,
   freePort, requestBody, collectorRecords,
 } from "./harness.mjs";
 
@@ -40,16 +40,7 @@ before(async () => {
   delete process.env.CLOUDFLARE_CF_FETCH_ENABLED; // the npm script itself must set it
   const proc = startProcess("npm run dev", "bash", ["-c", full], { cwd: join(ROOT, "worker"), env });
   const url = `http://127.0.0.1:${port}`;
-  await waitFor("the documented wrangler dev to be ready", async () => {
-    if (proc.exited) throw new Error(`npm run dev exited:\n${proc.out}`);
-    if (!/Ready on/.test(proc.out)) return false;
-    try {
-      await fetch(url + "/_health", { signal: AbortSignal.timeout(2000) });
-      return true;
-    } catch {
-      return false;
-    }
-  }, 60_000);
+  await waitForWrangler("the documented npm run dev", proc, url);
   worker = { url, proc, port };
 });
 
