@@ -4,7 +4,6 @@ Prometheus counters by model, and configuration errors that Envoy refuses with t
 import json
 from concurrent.futures import ThreadPoolExecutor
 import re
-import subprocess
 
 import pytest
 
@@ -128,9 +127,5 @@ def test_header_prefix_and_model_prices_from_the_plugin_configuration(envoy_bin,
 
 def test_shipped_openrouter_config_validates(envoy_bin):
     """envoy/envoy-openrouter.yaml with the built .wasm (relative path: run from the repo root)."""
-    proc = subprocess.run(
-        [envoy_bin, "--mode", "validate", "-c", "envoy/envoy-openrouter.yaml", "-l", "error",
-         "--use-dynamic-base-id"],
-        cwd=harness.ROOT, capture_output=True, timeout=60,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr).decode()[-2000:]
+    code, output = harness.validate_file(envoy_bin, "envoy/envoy-openrouter.yaml", cwd=harness.ROOT)
+    assert code == 0, output[-2000:]

@@ -3,7 +3,6 @@ and the local ports changed: over TLS (a replaying upstream whose self-signed ce
 `localhost`, so SNI, certificate verification and the Host rewrite all follow the one address) and
 over plain HTTP (the TLS block deleted, as the file says)."""
 
-import subprocess
 import tempfile
 
 import pytest
@@ -78,9 +77,5 @@ def test_stream_gets_comment_and_trailers(compatible_envoy, cli):
 
 def test_shipped_file_validates_as_is(envoy_bin):
     """Unedited (api.openai.com over TLS, relative .wasm path: run from the repository root)."""
-    proc = subprocess.run(
-        [envoy_bin, "--mode", "validate", "-c", "envoy/envoy-openai-compatible.yaml", "-l", "error",
-         "--use-dynamic-base-id"],
-        cwd=harness.ROOT, capture_output=True, timeout=60,
-    )
-    assert proc.returncode == 0, (proc.stdout + proc.stderr).decode()[-2000:]
+    code, output = harness.validate_file(envoy_bin, "envoy/envoy-openai-compatible.yaml", cwd=harness.ROOT)
+    assert code == 0, output[-2000:]

@@ -148,17 +148,24 @@ def render_config(wasm, upstream_port, collector_port, access_log, plugin_config
 
 
 def validate(envoy, config_text):
-    """Runs `envoy --mode validate`; returns (exit code, output)."""
+    """Runs `envoy --mode validate` on `config_text`; returns (exit code, output)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "envoy.yaml")
         with open(path, "w") as f:
             f.write(config_text)
-        proc = subprocess.run(
-            [envoy, "--mode", "validate", "-c", path, "-l", "error", "--use-dynamic-base-id"],
-            capture_output=True,
-            timeout=60,
-        )
-        return proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace")
+        return validate_file(envoy, path)
+
+
+def validate_file(envoy, path, cwd=None):
+    """Runs `envoy --mode validate -c path` (relative paths in it resolve against `cwd`);
+    returns (exit code, output)."""
+    proc = subprocess.run(
+        [envoy, "--mode", "validate", "-c", path, "-l", "error", "--use-dynamic-base-id"],
+        cwd=cwd,
+        capture_output=True,
+        timeout=60,
+    )
+    return proc.returncode, (proc.stdout + proc.stderr).decode(errors="replace")
 
 
 class Envoy:
