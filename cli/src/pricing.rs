@@ -156,15 +156,7 @@ fn fetch(args: &FetchArgs) -> Result<(), String> {
     price_doc::check_prices(&entries).map_err(|e| format!("{}: {e}", args.url))?;
     let text = snapshot_json(&entries, &today_utc(), &args.url);
     eprintln!("{}: {} models", args.url, entries.len());
-    match &args.out {
-        Some(path) => {
-            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
-        }
-        None => {
-            print!("{text}");
-            Ok(())
-        }
-    }
+    write_out(args.out.as_deref(), &text)
 }
 
 fn import(args: &ImportArgs) -> Result<(), String> {
@@ -184,7 +176,12 @@ fn import(args: &ImportArgs) -> Result<(), String> {
         .or_else(|| original["source"].as_str().map(str::to_owned))
         .unwrap_or_else(|| args.file.display().to_string());
     let text = snapshot_json(&table.entries(), &date, &source);
-    match &args.out {
+    write_out(args.out.as_deref(), &text)
+}
+
+/// Writes `text` to `out`, or to stdout without one (`pricing fetch` and `pricing import`).
+fn write_out(out: Option<&std::path::Path>, text: &str) -> Result<(), String> {
+    match out {
         Some(path) => {
             std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
         }
