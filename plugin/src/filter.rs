@@ -136,7 +136,7 @@ impl MeterFilter {
         let mut metrics = self.shared.metrics.borrow_mut();
         metrics.add_record(&outcome.record, &outcome.metric_model, &labels);
         metrics.add(
-            &format!("{}.attributes_dropped", crate::metrics::PREFIX),
+            &format!("{}.attributes_dropped_total", crate::metrics::PREFIX),
             u64::from(outcome.attributes_dropped),
         );
         drop(metrics);

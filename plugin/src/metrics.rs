@@ -1,5 +1,10 @@
 //! Envoy stats: which counters a cost record adds to, and defining them once per VM.
 //!
+//! Names follow Prometheus' conventions (`promtool check metrics` on Envoy's exposition, run by
+//! tests/envoy/test_prometheus.py): every counter ends in `_total` and says its unit
+//! (`llmcost.cost_micros_total`: micro-USD). Envoy exports a stat as it is named (1.40 adds no
+//! suffix), so the `_total` is part of the name we define.
+//!
 //! Names end in `.model=<id>`, `.cost_status=<status>` or `.reason=<error>` so that a bootstrap
 //! `stats_tags` rule (`(\.model=(.+))$`, ...) turns the suffix into a Prometheus label. Envoy shows
 //! them under `wasmcustom.` in `/stats` (stripped in `/stats/prometheus`). Label values are
@@ -7,7 +12,7 @@
 //! one of the core's fixed codes (anything else becomes `other`).
 //!
 //! Attribution labels (`metric_labels`) come before the model on the per-model counters:
-//! `llmcost.cost_micros.team=search.model=<id>`, made a label by
+//! `llmcost.cost_micros_total.team=search.model=<id>`, made a label by
 //! `(\.team=([^=]+))\.[a-z_]+=`. Their values are bounded by `labels` (at most
 //! `max_label_values`, then `other`) and by the core's value charset (no `=`).
 
@@ -36,21 +41,21 @@ pub fn record_increments(
         n.map(|n| (format!("{PREFIX}.{what}{attribution}.model={model}"), n))
     };
     let mut out: Vec<(String, u64)> = [
-        per_model("requests", Some(1)),
-        per_model("prompt_tokens", record.prompt_tokens),
-        per_model("completion_tokens", record.completion_tokens),
-        per_model("cached_tokens", record.cached_tokens),
-        per_model("reasoning_tokens", record.reasoning_tokens),
-        per_model("cost_micros", record.cost_micros),
+        per_model("requests_total", Some(1)),
+        per_model("prompt_tokens_total", record.prompt_tokens),
+        per_model("completion_tokens_total", record.completion_tokens),
+        per_model("cached_tokens_total", record.cached_tokens),
+        per_model("reasoning_tokens_total", record.reasoning_tokens),
+        per_model("cost_micros_total", record.cost_micros),
     ]
     .into_iter()
     .flatten()
     .collect();
     let status = record.cost_status.as_str();
-    out.push((format!("{PREFIX}.records.cost_status={status}"), 1));
+    out.push((format!("{PREFIX}.records_total.cost_status={status}"), 1));
     if let Some(error) = &record.error {
         out.push((
-            format!("{PREFIX}.errors.reason={}", label(error.as_str())),
+            format!("{PREFIX}.errors_total.reason={}", label(error.as_str())),
             1,
         ));
     }
@@ -172,11 +177,11 @@ mod tests {
         let got = record_increments(&record, &model, &[]);
         let m = "model=anthropic/claude-sonnet-4.6";
         for (name, n) in [
-            (format!("llmcost.requests.{m}"), 1),
-            (format!("llmcost.prompt_tokens.{m}"), 2572),
-            (format!("llmcost.completion_tokens.{m}"), 63),
-            (format!("llmcost.cost_micros.{m}"), 10588),
-            ("llmcost.records.cost_status=exact".to_owned(), 1),
+            (format!("llmcost.requests_total.{m}"), 1),
+            (format!("llmcost.prompt_tokens_total.{m}"), 2572),
+            (format!("llmcost.completion_tokens_total.{m}"), 63),
+            (format!("llmcost.cost_micros_total.{m}"), 10588),
+            ("llmcost.records_total.cost_status=exact".to_owned(), 1),
         ] {
             assert!(
                 got.contains(&(name.clone(), n)),
@@ -185,16 +190,16 @@ mod tests {
         }
         assert!(!got
             .iter()
-            .any(|(name, _)| name.starts_with("llmcost.errors.")));
+            .any(|(name, _)| name.starts_with("llmcost.errors_total.")));
     }
 
     #[test]
     fn a_failed_call_counts_its_error_reason_under_model_other() {
         let (record, model) = json_call(b"{not json");
         let got = record_increments(&record, &model, &[]);
-        assert!(got.contains(&("llmcost.requests.model=other".to_owned(), 1)));
-        assert!(got.contains(&("llmcost.records.cost_status=error".to_owned(), 1)));
-        assert!(got.contains(&("llmcost.errors.reason=malformed_json".to_owned(), 1)));
+        assert!(got.contains(&("llmcost.requests_total.model=other".to_owned(), 1)));
+        assert!(got.contains(&("llmcost.records_total.cost_status=error".to_owned(), 1)));
+        assert!(got.contains(&("llmcost.errors_total.reason=malformed_json".to_owned(), 1)));
         assert!(!got.iter().any(|(name, _)| name.contains("cost_micros")));
     }
 
@@ -207,9 +212,24 @@ mod tests {
         ];
         let got = record_increments(&record, &model, &labels);
         let name =
-            "llmcost.cost_micros.team=search.feature=other.model=anthropic/claude-sonnet-4.6";
+            "llmcost.cost_micros_total.team=search.feature=other.model=anthropic/claude-sonnet-4.6";
         assert!(got.contains(&(name.to_owned(), 10588)), "{got:?}");
-        assert!(got.contains(&("llmcost.records.cost_status=exact".to_owned(), 1)));
+        assert!(got.contains(&("llmcost.records_total.cost_status=exact".to_owned(), 1)));
+    }
+
+    #[test]
+    fn every_counter_name_ends_in_total_before_its_labels() {
+        let (priced, model) = json_call(&fixture("openrouter-cache-all-settings-real-api-0.json"));
+        let (failed, other) = json_call(b"{not json");
+        let labels = [("team".to_owned(), "search".to_owned())];
+        let mut names = record_increments(&priced, &model, &labels);
+        names.extend(record_increments(&failed, &other, &labels));
+        for (name, _) in names {
+            // The family is the name up to its first `.label=` suffix (what stats_tags strip).
+            let family = name.split('=').next().and_then(|s| s.rsplit_once('.'));
+            let family = family.map_or(name.as_str(), |(family, _)| family);
+            assert!(family.ends_with("_total"), "{name}");
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub const CONFIRMED_KEY: &str = "llm_cost.pricing.confirmed";
 /// A document larger than this is not read (LiteLLM's whole file is about 3.5 MB).
 pub const MAX_DOCUMENT_BYTES: usize = 16 << 20;
 
-/// Refresh results, as `llmcost.pricing.refreshes.result=<result>` counters.
+/// Refresh results, as `llmcost.pricing.refreshes_total.result=<result>` counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refresh {
     /// Accepted, and the table changed.
@@ -308,7 +308,10 @@ impl LivePrices {
 
 fn count(metrics: &mut Metrics, result: Refresh) {
     metrics.add(
-        &format!("{PREFIX}.pricing.refreshes.result={}", result.as_str()),
+        &format!(
+            "{PREFIX}.pricing.refreshes_total.result={}",
+            result.as_str()
+        ),
         1,
     );
 }

@@ -82,11 +82,12 @@ impl MeterRoot {
         }
     }
 
+    /// Adds `n` to the counter `llmcost.collector.<what>_total`.
     fn count(&self, what: &str, n: u64) {
         self.shared
             .metrics
             .borrow_mut()
-            .add(&format!("{PREFIX}.collector.{what}"), n);
+            .add(&format!("{PREFIX}.collector.{what}_total"), n);
     }
 
     /// Sends queued records, a batch per call, while calls are free.

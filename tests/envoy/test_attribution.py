@@ -155,13 +155,13 @@ def test_two_jwt_teams_and_three_features_add_up_in_records_metrics_and_report(
         text = jwt_envoy.prometheus()
         out = {}
         for line in text.splitlines():
-            m = re.match(r'llmcost_cost_micros\{(.*)\} (\d+)$', line)
+            m = re.match(r'llmcost_cost_micros_total\{(.*)\} (\d+)$', line)
             if m and 'team="' in m.group(1):
                 team = re.search(r'team="([^"]*)"', m.group(1)).group(1)
                 out[team] = out.get(team, 0) + int(m.group(2))
         return out if set(out) >= {"search", "ads"} else None
 
-    costs = harness.wait_until(team_costs, 5, what="llmcost_cost_micros with a team label")
+    costs = harness.wait_until(team_costs, 5, what="llmcost_cost_micros_total with a team label")
     for team in ("search", "ads"):
         micros = sum(int(r["cost_micros"]) for r in records if r["attributes"]["team"] == team)
         assert costs[team] >= micros  # other tests of this module may add to the same counters
@@ -237,14 +237,14 @@ def test_label_values_are_bounded_per_envoy_process_and_bad_values_dropped(plain
 
     def labels():
         text = envoy.prometheus()
-        teams = set(re.findall(r'llmcost_requests\{[^}]*team="([^"]*)"', text))
-        dropped = re.search(r"^llmcost_attributes_dropped\{\} (\d+)$", text, re.M)
+        teams = set(re.findall(r'llmcost_requests_total\{[^}]*team="([^"]*)"', text))
+        dropped = re.search(r"^llmcost_attributes_dropped_total\{\} (\d+)$", text, re.M)
         return (teams, text) if {"other", "none"} <= teams and dropped else None
 
     teams, text = harness.wait_until(labels, 5, what="bounded team labels")
     # Two values admitted (t1, t2 came first), t3 and t4 under `other`, calls without a team: `none`.
     assert teams == {"t1", "t2", "other", "none"}, teams
-    assert re.search(r"^llmcost_attributes_dropped\{\} 1$", text, re.M), text
+    assert re.search(r"^llmcost_attributes_dropped_total\{\} 1$", text, re.M), text
 
     # Attribution headers stay on the request by default, even `x-llm-tags` under our prefix.
     [seen] = [r for r in upstream.requests() if r["headers"].get("x-request-id") == list(rids)[0]]

@@ -74,7 +74,7 @@ def test_over_budget_key_gets_429_and_other_keys_pass(budget_envoy, upstream, co
     assert resp.status == 200
 
     refused = harness.wait_until(
-        lambda: envoy.prometheus().count('llmcost_errors{reason="budget_exceeded"} 1'), 5,
+        lambda: envoy.prometheus().count('llmcost_errors_total{reason="budget_exceeded"} 1'), 5,
         what="budget_exceeded counted in /stats/prometheus")
     assert refused == 1
 

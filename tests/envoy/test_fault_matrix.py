@@ -367,18 +367,18 @@ def test_slow_collector_costs_clients_nothing_and_records_arrive_when_it_recover
         env = harness.Envoy(envoy_bin, up.port, col.port, plugin_config=config)
         fast_rids, fast = timed_calls(env, 8)
         assert set(settled_records(col, fast_rids).values()) == {1}
-        assert counter(env, "llmcost_collector_failures") == 0
+        assert counter(env, "llmcost_collector_failures_total") == 0
         report = []
         for store in (False, True):
-            failures_before = counter(env, "llmcost_collector_failures")
+            failures_before = counter(env, "llmcost_collector_failures_total")
             configure_collector(col, delay_ms=SLOW_COLLECTOR_MS, store=store)
             slow_rids, slow = timed_calls(env, 8)
-            harness.wait_until(lambda: counter(env, "llmcost_collector_failures") >= failures_before + 2,
+            harness.wait_until(lambda: counter(env, "llmcost_collector_failures_total") >= failures_before + 2,
                                10, what="counted collector failures")
             time.sleep(SLOW_COLLECTOR_MS / 1000.0 + 0.2)  # the slow collector finishes what it got
             configure_collector(col, delay_ms=0, store=True)
             counts = settled_records(col, slow_rids)
-            failures = counter(env, "llmcost_collector_failures") - failures_before
+            failures = counter(env, "llmcost_collector_failures_total") - failures_before
             report.append((store, statistics.median(fast), max(fast), statistics.median(slow), max(slow),
                            failures, sum(counts.values()) - len(counts)))
             print("collector %d ms (store=%s): client latency median/max %.1f/%.1f ms (fast collector "
@@ -390,7 +390,7 @@ def test_slow_collector_costs_clients_nothing_and_records_arrive_when_it_recover
             assert statistics.median(slow) < statistics.median(fast) + 0.05
             if not store:
                 assert set(counts.values()) == {1}, counts  # exactly once: nothing lost, no retry twice
-            assert counter(env, "llmcost_collector_dropped_records") == 0
+            assert counter(env, "llmcost_collector_dropped_records_total") == 0
         assert envoy_is_up(env)
     finally:
         for proc in (env, col, up):
@@ -462,14 +462,14 @@ def test_a_collector_that_stores_but_answers_late_keeps_each_record_once(envoy_b
         config = {"collector": {"flush_interval_ms": 100, "timeout_ms": COLLECTOR_TIMEOUT_MS}}
         env = harness.Envoy(envoy_bin, up.port, relay.port, plugin_config=config)
         rids, _ = timed_calls(env, 8)
-        harness.wait_until(lambda: counter(env, "llmcost_collector_failures") >= 2, 10,
+        harness.wait_until(lambda: counter(env, "llmcost_collector_failures_total") >= 2, 10,
                            what="counted collector failures")
         relay.delay_s = 0
-        harness.wait_until(lambda: counter(env, "llmcost_collector_sent_records") >= 8, 15,
+        harness.wait_until(lambda: counter(env, "llmcost_collector_sent_records_total") >= 8, 15,
                            what="a batch acknowledged after the collector got fast")
         stored = [json.loads(line)["request_id"] for f in col.files() for line in open(f)]
         assert sorted(stored) == sorted(rids), "each record exactly once: %s" % stored
-        failures = counter(env, "llmcost_collector_failures")
+        failures = counter(env, "llmcost_collector_failures_total")
         print("collector answering 1 s late: %d failed sends, records stored once each" % failures)
         assert "retried copies dropped" in (col.terminate() == 0 and col.log_text())
     finally:
@@ -490,16 +490,16 @@ def test_slow_collector_with_a_full_queue_drops_the_oldest_and_counts_them(envoy
         env = harness.Envoy(envoy_bin, up.port, col.port, plugin_config=config)
         configure_collector(col, delay_ms=SLOW_COLLECTOR_MS, store=False)
         rids, _ = timed_calls(env, 8)
-        harness.wait_until(lambda: counter(env, "llmcost_collector_dropped_records") > 0, 10,
+        harness.wait_until(lambda: counter(env, "llmcost_collector_dropped_records_total") > 0, 10,
                            what="dropped records counted")
         time.sleep(SLOW_COLLECTOR_MS / 1000.0 + 0.2)
         configure_collector(col, delay_ms=0, store=True)
         harness.wait_until(lambda: len({r["request_id"] for r in col.records()}) > 0, 10, what="records")
         time.sleep(0.6)
         got = [r["request_id"] for r in col.records()]
-        dropped = counter(env, "llmcost_collector_dropped_records")
+        dropped = counter(env, "llmcost_collector_dropped_records_total")
         print("queue bound 2, 8 calls: %d arrived, %d dropped (counted), %d failures"
-              % (len(got), dropped, counter(env, "llmcost_collector_failures")))
+              % (len(got), dropped, counter(env, "llmcost_collector_failures_total")))
         assert len(got) == len(set(got)) and set(got) <= set(rids)
         assert len(got) + dropped == len(rids)
         # Up to 2 queued plus up to 4 batches in flight (root.rs MAX_IN_FLIGHT) survive, so any

@@ -137,13 +137,13 @@ def test_collector_down_costs_the_client_nothing_and_records_wait(envoy_bin, ups
             resp, rid = send(e, name)
             assert resp.status == 200 and resp.complete
             rids.append(rid)
-        harness.wait_until(lambda: e.stats().get("wasmcustom.llmcost.collector.failures", 0) > 0,
+        harness.wait_until(lambda: e.stats().get("wasmcustom.llmcost.collector.failures_total", 0) > 0,
                            10, what="a counted collector failure")
         started = harness.Collector(port=port)
         for rid in rids:
             [record] = started.records_for(rid, timeout=10)
             assert record["cost_status"] == "exact"
-        assert e.stats().get("wasmcustom.llmcost.collector.sent_records", 0) >= 2
+        assert e.stats().get("wasmcustom.llmcost.collector.sent_records_total", 0) >= 2
     finally:
         if started:
             started.stop()

@@ -26,7 +26,7 @@ STREAM = "openrouter-stream-with-reasoning"
 MODEL = "anthropic/claude-sonnet-4.6"  # what the bundled table prices JSON as
 INTERVAL_S = 1
 TICK_MS = 100
-COUNTER = "wasmcustom.llmcost.pricing.refreshes.result=%s"
+COUNTER = "wasmcustom.llmcost.pricing.refreshes_total.result=%s"
 AGE = "wasmcustom.llmcost.pricing.table_age_seconds"
 
 

@@ -45,7 +45,7 @@ def test_prometheus_shows_cost_and_tokens_by_model(envoy, cli):
     golden = cli_record(cli, JSON)
     # Counters are summed in the VM and handed to Envoy on the flush timer (100 ms here).
     text = harness.wait_until(
-        lambda: (lambda t: t if 'llmcost_errors{reason="malformed_json"}' in t else None)(envoy.prometheus()),
+        lambda: (lambda t: t if 'llmcost_errors_total{reason="malformed_json"}' in t else None)(envoy.prometheus()),
         5, what="llmcost counters in /stats/prometheus",
     )
 
@@ -55,14 +55,14 @@ def test_prometheus_shows_cost_and_tokens_by_model(envoy, cli):
         return int(m.group(1)) if m else None
 
     model = golden["priced_as"]
-    requests = value("llmcost_requests", model=model)
+    requests = value("llmcost_requests_total", model=model)
     assert requests and requests >= 1
-    assert value("llmcost_cost_micros", model=model) >= golden["cost_micros"]
-    assert value("llmcost_prompt_tokens", model=model) >= golden["prompt_tokens"]
-    assert value("llmcost_completion_tokens", model=model) >= golden["completion_tokens"]
-    assert value("llmcost_records", cost_status="exact") >= 1
-    assert value("llmcost_errors", reason="malformed_json") >= 1
-    assert value("llmcost_requests", model="other") >= 1  # the malformed call: no model known
+    assert value("llmcost_cost_micros_total", model=model) >= golden["cost_micros"]
+    assert value("llmcost_prompt_tokens_total", model=model) >= golden["prompt_tokens"]
+    assert value("llmcost_completion_tokens_total", model=model) >= golden["completion_tokens"]
+    assert value("llmcost_records_total", cost_status="exact") >= 1
+    assert value("llmcost_errors_total", reason="malformed_json") >= 1
+    assert value("llmcost_requests_total", model="other") >= 1  # the malformed call: no model known
 
 
 @pytest.mark.parametrize(

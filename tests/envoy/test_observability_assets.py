@@ -35,11 +35,11 @@ def test_dashboard_has_a_team_variable_that_filters_the_spend_panels():
     with open(os.path.join(ASSETS, "grafana-dashboard.json")) as f:
         dashboard = json.load(f)
     [team] = [v for v in dashboard["templating"]["list"] if v["name"] == "team"]
-    assert team["query"]["query"] == "label_values(llmcost_cost_micros, team)"
+    assert team["query"]["query"] == "label_values(llmcost_cost_micros_total, team)"
     # "All" is `.*`, which also matches series without a team label (attribution not configured).
     assert team["includeAll"] and team["allValue"] == ".*"
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
-    per_call = [e for e in exprs if re.search(r"llmcost_(cost_micros|requests|[a-z]+_tokens)\b", e)]
+    per_call = [e for e in exprs if re.search(r"llmcost_(cost_micros|requests|[a-z]+_tokens)_total\b", e)]
     assert per_call and all('{team=~"$team"}' in e for e in per_call), per_call
     assert any(e.startswith("sum by (team)") for e in exprs)
 
@@ -72,14 +72,14 @@ def exported_after_calls(envoy_bin, upstream, collector_port, wait_for, pricing=
 
 def test_assets_query_only_metrics_the_filter_exports(envoy_bin, upstream, collector):
     # Delivering to the collector, then to a closed port (failures, a full queue dropping records).
-    exported = exported_after_calls(envoy_bin, upstream, collector.port, ["llmcost_collector_sent_records"])
+    exported = exported_after_calls(envoy_bin, upstream, collector.port, ["llmcost_collector_sent_records_total"])
     exported |= exported_after_calls(
-        envoy_bin, upstream, 1, ["llmcost_collector_dropped_records", "llmcost_collector_failures"])
+        envoy_bin, upstream, 1, ["llmcost_collector_dropped_records_total", "llmcost_collector_failures_total"])
     # Live prices from a cluster that does not exist: refreshes fail, the age gauge is the bundled table's.
     source = {"cluster": "no_such_cluster", "authority": "a", "path": "/p", "format": "openrouter",
               "refresh_interval_s": 1}
     exported |= exported_after_calls(envoy_bin, upstream, collector.port,
-                                     ["llmcost_pricing_table_age_seconds", "llmcost_pricing_refreshes"],
+                                     ["llmcost_pricing_table_age_seconds", "llmcost_pricing_refreshes_total"],
                                      pricing={"source": source})
     missing = referenced_metrics() - exported
     assert not missing, "dashboard/alerts query metrics the filter does not export: %s" % sorted(missing)

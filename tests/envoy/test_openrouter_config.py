@@ -62,5 +62,5 @@ def test_the_shipped_config_fetches_openrouters_price_list_over_tls(openrouter_e
     [seen, *_] = harness.wait_until(fetch, 10, interval=0.2, what="a price-list fetch")
     assert seen["headers"]["host"] == "openrouter.ai"
     assert not seen["has_authorization"]  # the public list needs no key
-    harness.wait_until(lambda: envoy.stats().get("wasmcustom.llmcost.pricing.refreshes.result=failed", 0) >= 1,
+    harness.wait_until(lambda: envoy.stats().get("wasmcustom.llmcost.pricing.refreshes_total.result=failed", 0) >= 1,
                        10, interval=0.2, what="the failed refresh counted")

@@ -147,7 +147,7 @@ def test_collector_disabled_sends_no_batches_but_still_meters(envoy_bin, upstrea
     try:
         resp, rid = send(e, JSON)
         assert resp.status == 200 and resp.header("x-llm-cost")
-        harness.wait_until(lambda: "llmcost_requests" in e.prometheus(), 5, what="metrics flushed")
+        harness.wait_until(lambda: "llmcost_requests_total" in e.prometheus(), 5, what="metrics flushed")
         time.sleep(0.5)  # ten flush intervals
         assert [r for r in collector.records() if r.get("request_id") == rid] == []
     finally:
