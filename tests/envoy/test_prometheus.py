@@ -7,6 +7,8 @@ promtool or prometheus missing is a failure, never a skip: `.ci/run` installs De
 (as root); elsewhere `apt-get install prometheus`, or set $PROMTOOL / $PROMETHEUS.
 """
 
+import calendar
+import datetime
 import json
 import os
 import re
@@ -158,6 +160,8 @@ class Prometheus:
 # (envoy/demo.yaml, the tests' template, carries its stats tag). Calls without x-team count as `none`.
 ATTRIBUTION = {"dimensions": {"team": {"from": ["header:x-team"]}}, "metric_labels": ["team"]}
 TEAMS = ["search", "ads"]
+# A model the bundled price table does not know: an `unpriced` record with error `unknown_model`.
+UNPRICED = "openrouter-tool-calling"
 
 
 @pytest.fixture(scope="module")
@@ -191,11 +195,37 @@ def prometheus(metered, undelivered):
     p.stop()
 
 
-def grafana_substitute(expr, dashboard, chosen=None):
+def panel_range_s(panel, dashboard, at):
+    """The seconds Grafana's `$__range` spans for `panel` when `now` is `at`: its relative time
+    (`now/d`: since 00:00, `now/M`: since the 1st, in the dashboard's time zone, UTC) or the
+    dashboard's `now-<n>h`."""
+    assert dashboard.get("timezone") == "utc", "day and month panels start at 00:00 UTC, as PromQL's day_of_month()"
+    now = datetime.datetime.fromtimestamp(at, datetime.timezone.utc)
+    relative = panel.get("timeFrom") or dashboard["time"]["from"]
+    if relative == "now/d":
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    elif relative == "now/M":
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    else:
+        m = re.fullmatch(r"now-(\d+)h", relative)
+        assert m, "panel %r: time range %r" % (panel["title"], relative)
+        return int(m.group(1)) * 3600
+    return int(at - start.timestamp())
+
+
+def month_elapsed(at):
+    """The share of the month (UTC) past at `at`, as the projection panel computes it in PromQL."""
+    now = datetime.datetime.fromtimestamp(at, datetime.timezone.utc)
+    days = calendar.monthrange(now.year, now.month)[1]
+    return (now.day - 1 + (at % 86400) / 86400) / days
+
+
+def grafana_substitute(expr, dashboard, chosen=None, range_s=3600):
     """`expr` with the dashboard's template variables replaced as Grafana does: a variable in
     `chosen` takes those values (one as is, several as a regex alternation), one set to All its
     allValue (`.*` when it has none: a regex matching every value), others their current value;
-    Grafana's own interval variables take what a 1 s scrape interval gives."""
+    Grafana's own interval variables take what a 1 s scrape interval gives, `$__range` the panel's
+    time range in seconds (as Grafana's Prometheus data source writes it)."""
     for var in dashboard.get("templating", {}).get("list", []):
         if var.get("type") == "datasource":
             continue
@@ -207,60 +237,107 @@ def grafana_substitute(expr, dashboard, chosen=None):
         else:
             value = current if current is not None else ".*"
         expr = re.sub(r"\$\{%s(:[a-z]+)?\}|\$%s\b" % (var["name"], var["name"]), lambda _: value, expr)
-    for name, value in [("__rate_interval", "4s"), ("__interval", "1s"), ("__range", "1h")]:
+    for name, value in [("__rate_interval", "4s"), ("__interval", "1s"), ("__range", "%ds" % range_s)]:
         expr = expr.replace("${%s}" % name, value).replace("$" + name, value)
     assert "$" not in expr, "unsubstituted variable in %r" % expr
     return expr
 
 
-def held(prometheus, at, selector, by):
-    """What Prometheus holds of llmcost_cost_micros_total{selector} over the panels' windows (every sample is
-    younger than 5m), per value of label `by` (None: all): (raw increase, the most rate()/increase()
-    may extrapolate it to — Prometheus' documented rule: up to 1.1 scrape intervals past each edge)."""
+def seconds(window):
+    m = re.fullmatch(r"(\d+)([smhd])", window)
+    assert m, window
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def held(prometheus, at, series, window, by):
+    """What Prometheus holds of counter selector `series` over `window` ending at `at`, per value
+    of label `by` (None: all): (raw increase, the most rate()/increase() may extrapolate it to —
+    Prometheus' documented rule: up to 1.1 scrape intervals past each edge)."""
     out = {}
-    query = "llmcost_cost_micros_total{%s}[5m]" % selector
-    for series in prometheus.api("query", query=query, time="%.3f" % at)["result"]:
-        ts = [float(t) for t, _ in series["values"]]
-        vs = [float(v) for _, v in series["values"]]
-        assert vs == sorted(vs), "a counter never goes down: %s" % series["metric"]
-        key = series["metric"][by] if by else None
+    for s in prometheus.api("query", query="%s[%s]" % (series, window), time="%.3f" % at)["result"]:
+        ts = [float(t) for t, _ in s["values"]]
+        vs = [float(v) for _, v in s["values"]]
+        assert vs == sorted(vs), "a counter never goes down: %s" % s["metric"]
+        key = s["metric"].get(by) if by else None
         low, high = out.get(key, (0.0, 0.0))
         factor = 1 + 2 * 1.1 / (len(ts) - 1) if len(ts) > 1 else 1
         out[key] = (low + vs[-1] - vs[0], high + (vs[-1] - vs[0]) * factor)
     return out
 
 
-def check_panels(prometheus, dashboard, at, expected, chosen, selector):
-    """Evaluates every panel query with the template variables `chosen`; `expected` holds the
-    measured calls' cost per label value; `selector` is the series the choice keeps."""
+# `rate(` / `increase(` of one llmcost_ counter selector over a window, in a panel query.
+COUNTER = re.compile(r"\b(rate|increase)\((llmcost_\w+(?:\{[^}]*\})?)\[(\w+)\]\)")
+
+
+def check_panels(prometheus, dashboard, at, expected, chosen, measured_since):
+    """Evaluates every panel query with the template variables `chosen`, as Grafana would at `at`.
+    A query over one counter is compared with what Prometheus holds of it (within Prometheus'
+    extrapolation, in the panel's units) and with the measured calls' records (`expected`: per label
+    value, cost in micro-USD, calls by error reason, unpriced calls, cached and prompt tokens),
+    which it must at least show whenever its window covers them (they started at `measured_since`)."""
     for panel in dashboard["panels"]:
+        range_s = panel_range_s(panel, dashboard, at)
         for target in panel["targets"]:
-            expr = grafana_substitute(target["expr"], dashboard, chosen)
+            expr = grafana_substitute(target["expr"], dashboard, chosen, range_s)
             title = "%s [%s]" % (panel["title"], chosen or "defaults")
             result = prometheus.query(expr, at)
-            assert result, "panel %r: %s returned no series" % (title, expr)
             for v in result.values():
                 assert v == v and v >= 0, (title, expr, result)  # no NaN, no negative
             by = re.search(r"\bby \(([a-z_, ]+)\)", expr)
             label = by.group(1) if by else None
             assert label is None or "," not in label, "one grouping label per panel: %s" % expr
-            keys = {tuple(sorted(json.loads(k))) for k in result}
-            assert keys == ({(label,)} if label else {()}), (title, expr, keys)
             values = {json.loads(k)[label] if label else None: v for k, v in result.items()}
-            if "llmcost_cost_micros_total" in expr:
-                # Spend: the panel's units (USD, USD/hour) over what Prometheus holds, and at least the
-                # measured calls' cost from their records.
-                scale = 1e6 / 3600 * 300 if "rate(" in expr else 1e6
-                micros = {k: v * scale for k, v in values.items()}
-                bounds = held(prometheus, at, selector, label)
-                assert set(micros) == set(bounds), (title, micros, bounds)
-                for key, value in micros.items():
+            counters = COUNTER.findall(expr)
+            assert counters, (title, expr)
+            window = counters[0][2]
+            covers = seconds(window) >= at - measured_since
+            # A window that began after the measured calls (a day or month a few seconds old) may hold
+            # nothing yet; any other panel shows its series.
+            assert result or not covers, "panel %r: %s returned no series" % (title, expr)
+            keys = {tuple(sorted(json.loads(k))) for k in result}
+            assert keys <= ({(label,)} if label else {()}), (title, expr, keys)
+            if len(counters) == 1:
+                kind, series, window = counters[0]
+                # The panel's units: USD (micro-USD / 1e6), per hour (* 3600), per second (rate), and
+                # the projection divides by the share of the month elapsed.
+                scale = (1e6 if "/ 1e6" in expr else 1) / (3600 if "* 3600" in expr else 1)
+                scale *= seconds(window) if kind == "rate" else 1
+                if "days_in_month()" in expr:
+                    scale *= month_elapsed(round(at, 3))
+                got = {k: v * scale for k, v in values.items()}
+                bounds = held(prometheus, at, series, window, label)
+                if "or vector(0)" in expr and not bounds:
+                    bounds = {None: (0.0, 0.0)}
+                assert set(got) == set(bounds), (title, got, bounds)
+                for key, value in got.items():
                     low, high = bounds[key]
-                    assert low * 0.999999 <= value <= high * 1.000001, (title, key, value, bounds[key])
-                mine = expected.get(label, {}) if label else {None: sum(expected["model"].values())}
-                for key, cost in mine.items():
-                    assert micros.get(key, 0) >= cost * 0.999999, (title, key, micros, cost)
-            if label in ("model", "team"):
+                    assert low * 0.999999 - 1e-9 <= value <= high * 1.000001 + 1e-9, (title, key, value, bounds[key])
+                metric = series.split("{")[0]
+                mine = {}
+                if metric == "llmcost_cost_micros_total":
+                    mine = expected.get(label, {}) if label else {None: sum(expected["model"].values())}
+                elif metric == "llmcost_errors_total" and label == "reason":
+                    mine = expected["reason"]
+                elif 'cost_status="unpriced"' in series:
+                    mine = {None: expected["unpriced"]}
+                for key, want in (mine.items() if covers else ()):
+                    assert got.get(key, 0) >= want * 0.999999, (title, key, got, want)
+            else:
+                # A share: cached over prompt tokens, within what the two counters Prometheus holds
+                # allow (the counters carry the records' tokens exactly: checked before), shown for
+                # every model whose records have cached tokens.
+                assert [c[1].split("{")[0] for c in counters] == [
+                    "llmcost_cached_tokens_total", "llmcost_prompt_tokens_total"], (title, expr)
+                (_, cached, window), (_, prompt, _) = counters
+                cached = held(prometheus, at, cached, window, label)
+                prompt = held(prometheus, at, prompt, window, label)
+                assert set(values) == set(cached), (title, values, cached)
+                for key, value in values.items():
+                    (cl, ch), (pl, ph) = cached[key], prompt[key]
+                    assert 0 < value <= 1 and cl / ph * 0.999999 <= value <= ch / pl * 1.000001, (title, key, value)
+                if label == "model" and covers:
+                    assert {m for m, (c, _) in expected["tokens"].items() if c} <= set(values), (title, values)
+            if label in ("model", "team") and covers and len(counters) == 1:
                 assert set(expected[label]) <= set(values), (title, values, expected[label])
             if label == "cost_status":
                 assert values.get("exact", 0) > 0 and values.get("error", 0) > 0, (title, values)
@@ -269,8 +346,6 @@ def check_panels(prometheus, dashboard, at, expected, chosen, selector):
             if "llmcost_collector_" in expr or re.match(r"sum\(rate\(llmcost_\w+(\{[^}]*\})?\[5m\]\)\)$", expr):
                 # A counter panel of one series: the second Envoy failed and dropped, the first delivered.
                 assert values[None] > 0, (title, expr, values)
-            if "/ sum(" in expr and "llmcost_cached_tokens_total" in expr:
-                assert 0 < values[None] <= 1, (title, values)  # a share
 
 
 def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(metered, undelivered, collector,
@@ -284,13 +359,20 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(meter
             send(metered, name, extra_headers={"x-team": team})
         send(undelivered, name)
     send(metered, CALLS[0], fault="malformed")
+    send(metered, UNPRICED, extra_headers={"x-team": TEAMS[0]})
     time.sleep(2.5)
-    # Metering errors (a malformed body) and, on the second Envoy, failed deliveries and dropped records.
-    send(metered, CALLS[0], fault="malformed")
+    measured_since = time.time()
+    # Metering errors (a malformed body, models the price table does not know) and, on the second
+    # Envoy, failed deliveries and dropped records.
+    failed = []
+    for name, fault in [(CALLS[0], "malformed"), (UNPRICED, None), (UNPRICED, None)]:
+        _, rid = send(metered, name, fault=fault, extra_headers={"x-team": TEAMS[0]})
+        failed += collector.records_for(rid)
     for name in CALLS:
         send(undelivered, name)
-    scraped = 'sum by (model, team) (llmcost_cost_micros_total{instance="%s"})' % metered.admin
-    before = prometheus.query(scraped)
+    scraped = {m: 'sum by (model, team) (llmcost_%s_total{instance="%s"})' % (m, metered.admin)
+               for m in ("cost_micros", "cached_tokens", "prompt_tokens")}
+    before = {m: prometheus.query(q) for m, q in scraped.items()}
     records = []
     for name in CALLS:
         for team in TEAMS:
@@ -302,15 +384,41 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(meter
         for label, key in (("model", r["priced_as"]), ("team", r["attributes"]["team"]),
                            ("model, team", (r["priced_as"], r["attributes"]["team"]))):
             expected[label][key] = expected[label].get(key, 0) + int(r["cost_micros"])
+    # Calls by error reason and unpriced calls (counters without a team label: every team's), and the
+    # cached and prompt tokens per model and team.
+    assert sorted(r["error"] for r in failed) == ["malformed_json", "unknown_model", "unknown_model"], failed
+    assert [r["cost_status"] for r in failed].count("unpriced") == 2, failed
+    expected["reason"] = {"malformed_json": 1, "unknown_model": 2}
+    expected["unpriced"] = 2
+
+    def tokens(team=None):
+        out = {}
+        for r in records:
+            if team in (None, r["attributes"]["team"]):
+                c, p = out.get(r["priced_as"], (0, 0))
+                out[r["priced_as"]] = (c + (r.get("cached_tokens") or 0), p + (r.get("prompt_tokens") or 0))
+        return out
+    expected["tokens"] = tokens()
 
     def delta():
-        now = prometheus.query(scraped)
-        return {(json.loads(k)["model"], json.loads(k)["team"]): v - before.get(k, 0)
-                for k, v in now.items() if v != before.get(k, 0)}
-    # The scraped counters carry exactly the records' cost, per model and team (integers below 2^53).
-    want = {k: float(c) for k, c in expected["model, team"].items()}
+        out = {}
+        for m, q in scraped.items():
+            now = prometheus.query(q)
+            out[m] = {(json.loads(k)["model"], json.loads(k)["team"]): v - before[m].get(k, 0)
+                      for k, v in now.items() if v != before[m].get(k, 0)}
+        return out
+    # The scraped counters carry exactly the records' cost and tokens, per model and team (integers
+    # below 2^53).
+    want = {m: {} for m in scraped}
+    for r in records:
+        key = (r["priced_as"], r["attributes"]["team"])
+        for m in scraped:
+            n = int(r.get(m) or 0)
+            if n:
+                want[m][key] = want[m].get(key, 0.0) + n
+    assert {k: int(v) for k, v in want["cost_micros"].items()} == expected["model, team"]
     harness.wait_until(lambda: delta() == want, 15, interval=0.2,
-                       what="scraped spend %s equal to the records' %s" % (delta(), want))
+                       what="scraped spend and tokens %s equal to the records' %s" % (delta(), want))
     time.sleep(2.5)  # a flat tail: the window of every rate() ends after the last increase
     at = time.time()
 
@@ -318,12 +426,13 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(meter
         dashboard = json.load(f)
     variables = [v["name"] for v in dashboard.get("templating", {}).get("list", []) if v.get("type") != "datasource"]
     # The defaults (team: All), then one team chosen, as a user picks it in the drop-down.
-    check_panels(prometheus, dashboard, at, expected, None, "")
+    check_panels(prometheus, dashboard, at, expected, None, measured_since)
     if "team" in variables:
         team = TEAMS[0]
         mine = {"model": {m: c for (m, t), c in expected["model, team"].items() if t == team},
-                "team": {team: expected["team"][team]}}
-        check_panels(prometheus, dashboard, at, mine, {"team": [team]}, 'team=~"%s"' % team)
+                "team": {team: expected["team"][team]}, "reason": expected["reason"],
+                "unpriced": expected["unpriced"], "tokens": tokens(team)}
+        check_panels(prometheus, dashboard, at, mine, {"team": [team]}, measured_since)
 
     # Every alert expression evaluates cleanly. A few test calls are far below the spend thresholds;
     # the second Envoy's failed deliveries make the collector alerts' expressions true: the dropped-records
