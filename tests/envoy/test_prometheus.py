@@ -439,7 +439,9 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(meter
     # alert (no `for:`) fires at once, the failing-collector one waits out its `for: 10m`, pending.
     quiet = {"LlmSpendRateHigh", "LlmSpendRateHighByModel"}
     # Its bundled-only prices make LlmPricesStale true, pending for its `for: 15m`.
-    true_now = {"LlmCostCollectorFailing": "pending", "LlmCostRecordsDropped": "firing", "LlmPricesStale": "pending"}
+    # The unpriced calls (a model the bundled table does not know) fire LlmUnpricedCalls at once.
+    true_now = {"LlmCostCollectorFailing": "pending", "LlmCostRecordsDropped": "firing", "LlmPricesStale": "pending",
+                "LlmUnpricedCalls": "firing"}
     harness.wait_until(lambda: {a["labels"]["alertname"]: a["state"] for a in prometheus.api("alerts")["alerts"]
                                 if a["labels"]["alertname"] in true_now} == true_now, 10, interval=0.2,
                        what="collector alerts %s (alerts: %s)" % (true_now, prometheus.api("alerts")))
