@@ -210,7 +210,7 @@ def panel_range_s(panel, dashboard, at):
         m = re.fullmatch(r"now-(\d+)h", relative)
         assert m, "panel %r: time range %r" % (panel["title"], relative)
         return int(m.group(1)) * 3600
-    return int(at - start.timestamp())
+    return max(1, int(at - start.timestamp()))  # Prometheus refuses an empty range
 
 
 def month_elapsed(at):
