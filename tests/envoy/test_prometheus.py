@@ -362,12 +362,7 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(meter
     send(metered, UNPRICED, extra_headers={"x-team": TEAMS[0]})
     time.sleep(2.5)
     measured_since = time.time()
-    # Metering errors (a malformed body, models the price table does not know) and, on the second
-    # Envoy, failed deliveries and dropped records.
-    failed = []
-    for name, fault in [(CALLS[0], "malformed"), (UNPRICED, None), (UNPRICED, None)]:
-        _, rid = send(metered, name, fault=fault, extra_headers={"x-team": TEAMS[0]})
-        failed += collector.records_for(rid)
+    # On the second Envoy, failed deliveries and dropped records.
     for name in CALLS:
         send(undelivered, name)
     scraped = {m: 'sum by (model, team) (llmcost_%s_total{instance="%s"})' % (m, metered.admin)
@@ -384,12 +379,6 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(meter
         for label, key in (("model", r["priced_as"]), ("team", r["attributes"]["team"]),
                            ("model, team", (r["priced_as"], r["attributes"]["team"]))):
             expected[label][key] = expected[label].get(key, 0) + int(r["cost_micros"])
-    # Calls by error reason and unpriced calls (counters without a team label: every team's), and the
-    # cached and prompt tokens per model and team.
-    assert sorted(r["error"] for r in failed) == ["malformed_json", "unknown_model", "unknown_model"], failed
-    assert [r["cost_status"] for r in failed].count("unpriced") == 2, failed
-    expected["reason"] = {"malformed_json": 1, "unknown_model": 2}
-    expected["unpriced"] = 2
 
     def tokens(team=None):
         out = {}
@@ -419,6 +408,24 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(meter
     assert {k: int(v) for k, v in want["cost_micros"].items()} == expected["model, team"]
     harness.wait_until(lambda: delta() == want, 15, interval=0.2,
                        what="scraped spend and tokens %s equal to the records' %s" % (delta(), want))
+    # Then metering errors: a malformed body and models the price table does not know (after the
+    # priced calls: their tokens count under model `other`). Their counters have no team label.
+    errors = 'sum by (reason) (llmcost_errors_total{instance="%s"})' % metered.admin
+    errors_before = prometheus.query(errors)
+    failed = []
+    for name, fault in [(CALLS[0], "malformed"), (UNPRICED, None), (UNPRICED, None)]:
+        _, rid = send(metered, name, fault=fault, extra_headers={"x-team": TEAMS[0]})
+        failed += collector.records_for(rid)
+    assert sorted(r["error"] for r in failed) == ["malformed_json", "unknown_model", "unknown_model"], failed
+    assert [r["cost_status"] for r in failed].count("unpriced") == 2, failed
+    expected["reason"] = {"malformed_json": 1, "unknown_model": 2}
+    expected["unpriced"] = 2
+
+    def errors_delta():
+        return {json.loads(k)["reason"]: v - errors_before.get(k, 0) for k, v in prometheus.query(errors).items()
+                if v != errors_before.get(k, 0)}
+    harness.wait_until(lambda: errors_delta() == expected["reason"], 15, interval=0.2,
+                       what="scraped errors by reason equal to the records' %s" % expected["reason"])
     time.sleep(2.5)  # a flat tail: the window of every rate() ends after the last increase
     at = time.time()
 
