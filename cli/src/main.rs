@@ -5,8 +5,10 @@
 //! Worker produce for the same bytes. `llm-cost pricing import|diff` keeps price tables current; `llm-cost pricing show MODEL`
 //! prints the prices a call of MODEL would be charged.
 //! `llm-cost report` sums stored records; `llm-cost collect` receives and stores them;
-//! `llm-cost key-id` hashes an API key read from stdin.
+//! `llm-cost key-id` hashes an API key read from stdin. `llm-cost billing fetch` reads what a
+//! provider billed; `llm-cost reconcile` compares it with the records.
 
+mod billing;
 mod collect;
 mod explain;
 mod fetch;
@@ -14,6 +16,7 @@ mod grouping;
 mod key_id;
 mod price;
 mod pricing;
+mod reconcile;
 mod report;
 
 use std::process::ExitCode;
@@ -44,6 +47,11 @@ enum Command {
     Collect(collect::CollectArgs),
     /// Print the `key_id` of the API key read from stdin (for budgets and adjustments).
     KeyId(key_id::KeyIdArgs),
+    /// Read what a provider billed (its usage and cost APIs, admin key from the environment).
+    #[command(subcommand)]
+    Billing(billing::BillingCommand),
+    /// Compare metered records with billing rows; exit 1 when a group is outside the tolerance.
+    Reconcile(reconcile::ReconcileArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +62,12 @@ fn main() -> ExitCode {
         Command::Report(args) => report::run(&args),
         Command::Collect(args) => collect::run(&args),
         Command::KeyId(args) => key_id::run(&args),
+        Command::Billing(command) => billing::run(&command),
+        Command::Reconcile(args) => match reconcile::run(&args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::from(1),
+            Err(message) => Err(message),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
