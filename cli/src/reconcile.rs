@@ -61,7 +61,8 @@ pub enum Dimension {
     Provider,
     /// The price-table entry the model resolves to (else the name as given).
     Model,
-    /// Our `key_id` (the provider's key id where it cannot be joined to one).
+    /// Our `key_id`, where the provider reports keys by its hash (OpenRouter); `-` for
+    /// providers whose key ids are their own (OpenAI `key_…`, Anthropic `apikey_…`).
     Key,
 }
 
@@ -193,6 +194,9 @@ struct Reconciliation {
     by: Vec<Dimension>,
     groups: BTreeMap<Vec<String>, Group>,
     providers: BTreeSet<String>,
+    /// Providers whose key identifiers are our `key_id`s (some row has one): only their
+    /// groups are split by key; the others' `key` is `-` on both sides.
+    keyed: BTreeSet<String>,
     since: String,
     until: String,
     billing_rows: u64,
@@ -204,6 +208,9 @@ struct Reconciliation {
 }
 
 const MALFORMED_LISTED: usize = 20;
+
+/// The `key` of a group whose provider's key ids cannot be joined to our `key_id`s.
+const NOT_JOINABLE: &str = "-";
 
 /// Runs `llm-cost reconcile`; `Ok(true)` when every group is within the tolerance.
 pub fn run(args: &ReconcileArgs) -> Result<bool, String> {
@@ -234,6 +241,11 @@ pub fn run(args: &ReconcileArgs) -> Result<bool, String> {
         ..Reconciliation::default()
     };
     rec.providers = rows.iter().map(|r| r.provider.clone()).collect();
+    rec.keyed = rows
+        .iter()
+        .filter(|r| r.key_id.is_some())
+        .map(|r| r.provider.clone())
+        .collect();
     rec.since = args
         .since
         .clone()
@@ -305,7 +317,8 @@ impl Reconciliation {
                 Dimension::Day => day.to_owned(),
                 Dimension::Provider => provider.to_owned(),
                 Dimension::Model => model.to_owned(),
-                Dimension::Key => key.to_owned(),
+                Dimension::Key if self.keyed.contains(provider) => key.to_owned(),
+                Dimension::Key => NOT_JOINABLE.to_owned(),
             })
             .collect()
     }
@@ -726,6 +739,7 @@ mod tests {
         Reconciliation {
             by: by.to_vec(),
             providers: ["openrouter".to_owned()].into(),
+            keyed: ["openrouter".to_owned()].into(),
             since: "2026-12-01".into(),
             until: "2026-12-31".into(),
             ..Reconciliation::default()
@@ -835,6 +849,30 @@ mod tests {
                 ("001122334455", Status::Unmetered),
                 ("1ab5b22bf738", Status::Match)
             ]
+        );
+    }
+
+    #[test]
+    fn keys_split_groups_only_where_the_provider_key_is_our_hash() {
+        let table = PriceTable::bundled();
+        let mut r = rec(&[Dimension::Provider, Dimension::Key]);
+        r.providers.insert("openai".into());
+        r.keyed.insert("openrouter".into());
+        let mut openai = bill_row("gpt-4o-mini", None, "0.2");
+        openai.provider = "openai".into();
+        openai.api_key = Some("key_abc".into());
+        r.bill(&table, &openai).unwrap();
+        r.meter(
+            &table,
+            "f",
+            1,
+            &record("gpt-4o-mini", "1ab5b22bf738", "0.2").replace("openrouter", "openai"),
+        );
+        let lines = r.lines(Tolerance(0));
+        assert_eq!(lines.len(), 1);
+        assert_eq!(
+            (lines[0].key[1].as_str(), lines[0].status),
+            ("-", Status::Match)
         );
     }
 
