@@ -207,11 +207,11 @@ def served(server):
     return harness.http_json(server.url("/_requests"))
 
 
-def fetch(cli, server, provider, since, until, key=None, out=None):
+def fetch(cli, server, provider, since, until, key=None, out=None, extra=()):
     env = {k: v for k, v in os.environ.items() if k not in ENV.values()}
     env[ENV[provider]] = KEYS[provider] if key is None else key
     args = [cli, "billing", "fetch", "--provider", provider, "--since", since, "--until", until,
-            "--base-url", server.url("")]
+            "--base-url", server.url(""), *extra]
     if out:
         args += ["--out", out]
     proc = subprocess.run(args, capture_output=True, timeout=120, env=env)
@@ -316,6 +316,24 @@ def test_a_key_without_the_permission_is_told_what_it_lacks(cli, server, provide
     assert (" %d " % status) in err and len(served(server)) == 1, "denied is not retried"
     if provider == "openai":
         assert "Missing scopes: api.usage.read" in err, "the provider's own words are shown too"
+
+
+def test_retries_on_429_are_bounded(cli, server):
+    put_state(server, {"rate_limit_first": 1000, "anthropic": {"cost_report": [], "messages": []}})
+    started = time.monotonic()
+    proc, rows = fetch(cli, server, "anthropic", DAY, DAY)
+    assert proc.returncode == 2 and rows == []
+    assert b"429 Number of requests has exceeded your rate limit (after 5 attempt(s))" in proc.stderr, proc.stderr
+    assert len(served(server)) == 5 and time.monotonic() - started < 30, "5 tries, retry-after: 1 between them"
+
+
+def test_a_hung_api_times_out(cli, server):
+    put_state(server, {"hang_seconds": 5, "openai": {"costs": [], "completions": []}})
+    started = time.monotonic()
+    proc, rows = fetch(cli, server, "openai", DAY, DAY, extra=["--timeout", "1"])
+    assert proc.returncode == 2 and rows == [] and b"GET /v1/organization/costs" in proc.stderr, proc.stderr
+    assert b"timeout" in proc.stderr.lower() or b"timed out" in proc.stderr.lower(), proc.stderr
+    assert time.monotonic() - started < 5
 
 
 def test_no_admin_key_in_the_environment_names_the_variable(cli, server):

@@ -16,6 +16,7 @@ status answered). State:
   {"keys": {"openrouter": K, "openai": K, "anthropic": K},   # the admin keys accepted
    "page_size": 2,                                            # buckets (keys) per page at most
    "rate_limit_first": 1,                                     # the first N data requests per path: 429
+   "hang_seconds": 0,                                         # wait this long before answering
    "openrouter": {"keys": [{"hash": H, "name": N}], "activity": {H: [item, ...]}},
    "openai": {"costs": [bucket], "completions": [bucket]},
    "anthropic": {"cost_report": [bucket], "messages": [bucket]}}
@@ -30,6 +31,7 @@ import base64
 import json
 import sys
 import threading
+import time
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
@@ -136,6 +138,10 @@ class Handler(BaseHTTPRequestHandler):
             with self.server.lock:
                 return self.reply(200, json.dumps(self.server.requests))
         query = parse_qs(url.query, keep_blank_values=True)
+        with self.server.lock:
+            hang = self.server.state.get("hang_seconds", 0)
+        if hang:
+            time.sleep(hang)  # outside the lock: other requests are still served
         with self.server.lock:
             state = self.server.state
             status = self.route(url.path, query, state)

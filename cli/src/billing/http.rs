@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// A page larger than this is refused (a month of daily buckets is a few hundred KB).
 pub const MAX_PAGE_BYTES: u64 = 32 << 20;
-/// One request, connect to last byte.
+/// One request, connect to last byte, unless `--timeout` says otherwise.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Tries per request (the first and the retries) on `429` and `5xx`.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -43,6 +43,8 @@ pub enum FetchError {
         message: String,
         attempts: u32,
     },
+    /// `--until` before `--since`, or another impossible request.
+    Usage(String),
     /// The answer is not the documented shape.
     Malformed { endpoint: String, detail: String },
     /// `next_page` kept coming.
@@ -56,6 +58,7 @@ impl std::fmt::Display for FetchError {
                 write!(f, "${variable} is not set: {hint}")
             }
             FetchError::Transport { endpoint, detail } => write!(f, "{endpoint}: {detail}"),
+            FetchError::Usage(message) => f.write_str(message),
             FetchError::Denied {
                 endpoint,
                 status,
@@ -101,15 +104,17 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for `base`; `headers` carry `secret` (the admin key) and any version header.
+    /// A client for `base`; `headers` carry `secret` (the admin key) and any version header;
+    /// each request may take `timeout`.
     pub fn new(
         base: &str,
         headers: Vec<(&'static str, String)>,
         secret: String,
         denied_hint: &'static str,
+        timeout: Duration,
     ) -> Client {
         let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(REQUEST_TIMEOUT))
+            .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .build()
             .into();
@@ -134,7 +139,7 @@ impl Client {
             url.push('=');
             url.push_str(&encode(value));
         }
-        // Bounded: at most MAX_ATTEMPTS tries, each within REQUEST_TIMEOUT, with waits of at most
+        // Bounded: at most MAX_ATTEMPTS tries, each within the timeout, with waits of at most
         // MAX_RETRY_WAIT between them.
         let mut attempt = 0;
         loop {

@@ -48,6 +48,9 @@ pub struct FetchArgs {
     /// https://api.anthropic.com); plain http only to a loopback address.
     #[arg(long)]
     base_url: Option<String>,
+    /// Seconds one request may take, connect to last byte.
+    #[arg(long, default_value_t = http::REQUEST_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    timeout: u64,
 }
 
 /// The providers whose bills can be read.
@@ -127,16 +130,27 @@ fn fetch(args: &FetchArgs) -> Result<(), FetchError> {
     })?;
     let until = args.until.clone().unwrap_or_else(today);
     if until < args.since {
-        return Err(FetchError::Malformed {
-            endpoint: "--until".into(),
-            detail: format!("{until} is before --since {}", args.since),
-        });
+        return Err(FetchError::Usage(format!(
+            "--until {until} is before --since {}",
+            args.since
+        )));
     }
+    if provider == BillingProvider::Openrouter {
+        let today_start = row::day_start(&today()).unwrap_or(0);
+        let oldest = row::day_of_unix(today_start.saturating_sub(30 * 86_400));
+        if args.since < oldest {
+            eprintln!(
+                "llm-cost: OpenRouter's activity covers only the last 30 completed UTC days (from {oldest})"
+            );
+        }
+    }
+    let timeout = std::time::Duration::from_secs(args.timeout);
     let mut client = Client::new(
         base,
         provider.auth_headers(&key),
         key,
         provider.denied_hint(),
+        timeout,
     );
     let rows = match provider {
         BillingProvider::Openrouter => openrouter::fetch(&mut client, &args.since, &until)?,
