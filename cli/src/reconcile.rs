@@ -186,6 +186,9 @@ struct Line<'a> {
     status: Status,
     /// Joinable keys billed in this group that no metered call carried, with their spend.
     unmetered_keys: Vec<(&'a String, Usd)>,
+    /// Calls we metered that the bill does not count: beyond its request count, or all of
+    /// them when the group has no billing row; `None` when the provider counts no requests.
+    unbilled_calls: Option<u64>,
 }
 
 /// The whole comparison.
@@ -447,6 +450,11 @@ impl Reconciliation {
                     .filter(|(id, spent)| **spent > Usd::ZERO && !group.metered_keys.contains(*id))
                     .map(|(id, spent)| (id, *spent))
                     .collect();
+                let unbilled_calls = match group.billed_requests {
+                    Some(n) => Some(group.metered_calls.saturating_sub(n)),
+                    None if group.billed_rows == 0 => Some(group.metered_calls),
+                    None => None,
+                };
                 Line {
                     key,
                     group,
@@ -454,6 +462,7 @@ impl Reconciliation {
                     percent_e4,
                     status,
                     unmetered_keys,
+                    unbilled_calls,
                 }
             })
             .collect()
@@ -581,6 +590,9 @@ fn table_report(
                 keys_text(&l.unmetered_keys).replace(';', ", ")
             );
         }
+        if let Some(n) = l.unbilled_calls.filter(|n| *n > 0) {
+            let _ = write!(out, "  {n} call(s) not on the bill");
+        }
         let _ = writeln!(out);
     }
     let (unmetered, unbilled, outside) = summary(lines);
@@ -646,6 +658,7 @@ fn json_report(rec: &Reconciliation, lines: &[Line<'_>], tolerance: Tolerance, o
                 json!(l.percent_e4.map(percent_text)),
             );
             g.insert("status".into(), json!(l.status.name()));
+            g.insert("unbilled_calls".into(), json!(l.unbilled_calls));
             g.insert(
                 "unmetered_keys".into(),
                 json!(l
@@ -702,7 +715,7 @@ fn csv_report(rec: &Reconciliation, lines: &[Line<'_>]) -> String {
         out.push_str(d.name());
         out.push(',');
     }
-    out.push_str("metered_calls,billed_requests,metered_usd,billed_usd,difference_usd,difference_percent,status,unmetered_keys\n");
+    out.push_str("metered_calls,billed_requests,metered_usd,billed_usd,difference_usd,difference_percent,status,unbilled_calls,unmetered_keys\n");
     for l in lines {
         for v in l.key {
             out.push_str(&csv_field(v));
@@ -710,7 +723,7 @@ fn csv_report(rec: &Reconciliation, lines: &[Line<'_>]) -> String {
         }
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{}",
             l.group.metered_calls,
             l.group
                 .billed_requests
@@ -721,6 +734,7 @@ fn csv_report(rec: &Reconciliation, lines: &[Line<'_>]) -> String {
             signed(l.difference),
             l.percent_e4.map(percent_text).unwrap_or_default(),
             l.status.name(),
+            l.unbilled_calls.map(|n| n.to_string()).unwrap_or_default(),
             csv_field(&keys_text(&l.unmetered_keys)),
         );
     }
@@ -936,6 +950,7 @@ mod tests {
         );
         let lines = unbilled.lines(parse_tolerance("100").unwrap());
         assert_eq!(lines[0].status, Status::Unbilled);
+        assert_eq!(lines[0].unbilled_calls, Some(1));
         assert!(lines[0].status.fails());
         assert_eq!((unbilled.malformed_count, unbilled.out_of_scope), (1, 1));
     }

@@ -24,6 +24,9 @@ schemas below transcribe and `test_stand_in_answers_match_the_published_schemas`
               platform.claude.com/docs/en/api/admin/cost_report and
               /docs/en/api/admin-api/usage-cost/get-messages-usage-report; `x-api-key` +
               `anthropic-version: 2023-06-01`; errors `{"type": "error", "error": {type, message}}`.
+  The OpenAI and OpenRouter answers were also validated once against the full published documents
+  (their `UsageResponse` and `ActivityResponse` with every `$ref` resolved) while this was written;
+  the schemas here are the part CI keeps checking.
   Query arrays are sent as `group_by[]=…`, as the official OpenAI and Anthropic Python SDKs send
   them (`Querystring(array_format="brackets")`).
 """
@@ -465,6 +468,8 @@ def test_reconcile_finds_exactly_the_bypassed_spend_and_matches_the_rest(envoy_b
     assert Decimal(report["metered_usd"]) == told, "metered = what the clients were told, to the last digit"
     assert Decimal(report["billed_usd"]) == told + Decimal(bypass_usd)
     assert report["records_out_of_scope"] == 0 and report["malformed_lines"] == 0
+    # Calls the bill does not show: exactly those that cost nothing (the stand-in bills only priced ones).
+    assert sum(g["unbilled_calls"] or 0 for g in report["groups"]) == sum(1 for _, _, t in calls if t == 0)
 
     # By model only: that model's group is off by exactly the bypass, and names the key.
     proc = reconcile(cli, *bills, "--json", *records)
