@@ -64,6 +64,8 @@ pub const RESERVED_NAMES: &[&str] = &[
     "oversize_events",
     "adjustment_percent",
     "attributes",
+    "budget_would_exceed",
+    "budget_thresholds",
     // report dimensions and metric labels that are not record fields
     "day",
     "month",

@@ -7,6 +7,7 @@
 use alloc::{borrow::ToOwned, boxed::Box, rc::Rc, string::String, vec::Vec};
 
 use crate::attribution::BodyValues;
+use crate::budget::{BudgetFacts, BudgetMark};
 use crate::config::{Adjustment, MeterConfig};
 use crate::cost::{price, Breakdown};
 use crate::error_code::ErrorCode;
@@ -120,6 +121,19 @@ pub struct Outcome {
     pub attributes_dropped: u32,
 }
 
+impl Outcome {
+    /// Adds the host's budget events to the record (and its JSON): the shadow rules the call
+    /// would exceed, and the thresholds its cost crossed (known once the host settled it).
+    pub fn mark_budgets(&mut self, would_exceed: Vec<BudgetMark>, thresholds: Vec<BudgetMark>) {
+        if would_exceed.is_empty() && thresholds.is_empty() {
+            return;
+        }
+        self.record.budget_would_exceed = would_exceed;
+        self.record.budget_thresholds = thresholds;
+        self.record_json = self.record.to_json();
+    }
+}
+
 #[derive(Debug)]
 enum ResponseState {
     Pending,
@@ -219,6 +233,24 @@ impl Call {
     /// The caller's `key_id` (short hash of its API key), if it sent one.
     pub fn key_id(&self) -> Option<&str> {
         self.key_id.as_deref()
+    }
+
+    /// What budget rules match this call on, as far as it is known now: the request body (once
+    /// read or observed) adds the model and the `body:` attributes.
+    pub fn budget_facts(&self) -> BudgetFacts {
+        let model = self.request.model.as_deref();
+        let priced = model.and_then(|m| self.resolve(m));
+        BudgetFacts {
+            key_id: self.key_id.clone(),
+            priced: priced.is_some(),
+            model: priced.map(|p| p.id).or_else(|| model.map(str::to_owned)),
+            provider: self.provider.as_str(),
+            attributes: self
+                .config
+                .attribution
+                .resolve(&self.attribution_headers, &self.body_values)
+                .values,
+        }
     }
 
     /// The host answered the call itself with `status` (e.g. `429` for a spent budget) and the
@@ -642,6 +674,8 @@ impl Call {
                 .filter(|_| cost_micros.is_some())
                 .map(|a| a.percent.trim().to_owned()),
             attributes: attributes.values,
+            budget_would_exceed: Vec::new(),
+            budget_thresholds: Vec::new(),
         };
         let mut sse_comment = stream_tail;
         if matches!(self.response, ResponseState::Stream(_)) && self.stream_cost_comment() {
@@ -921,7 +955,11 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
             );
         }
         // The host answered the call itself: nothing metered wrong, so not an error status.
-        for code in [ErrorCode::BudgetExceeded, ErrorCode::UpstreamUnreachable] {
+        for code in [
+            ErrorCode::BudgetExceeded,
+            ErrorCode::UnpricedModelRefused,
+            ErrorCode::UpstreamUnreachable,
+        ] {
             let record = Call::new(&config, head, 0)
                 .finish_refused(429, code, 1)
                 .record;
@@ -940,6 +978,7 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
             ErrorCode::NotJsonResponse,
             ErrorCode::AlreadyFinished,
             ErrorCode::BudgetExceeded,
+            ErrorCode::UnpricedModelRefused,
             ErrorCode::UpstreamUnreachable,
         ]);
         let missing: Vec<_> = ErrorCode::ALL
@@ -947,5 +986,88 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
             .filter(|c| !seen.contains(c))
             .collect();
         assert!(missing.is_empty(), "no row for {missing:?}");
+    }
+
+    #[test]
+    fn budget_facts_learn_the_model_and_body_attributes_from_the_request_body() {
+        let config = Rc::new(
+            MeterConfig::from_json(
+                br#"{"attribution":{"dimensions":{"team":{"from":["header:x-team"]},
+                    "feature":{"from":["body:metadata.feature"]}}}}"#,
+            )
+            .unwrap(),
+        );
+        let headers = vec![("x-team".to_owned(), "search".to_owned())];
+        let head = RequestHead {
+            method: "POST",
+            host: "openrouter.ai",
+            path: CHAT,
+            authorization: Some("Bearer sk-x"),
+            attribution_headers: &headers,
+            ..RequestHead::default()
+        };
+        let mut call = Call::new(&config, head, 0);
+        let before = call.budget_facts();
+        assert_eq!(before.model, None);
+        assert_eq!(
+            before.attributes.get("team").map(String::as_str),
+            Some("search")
+        );
+        assert!(!before.attributes.contains_key("feature"));
+        assert_eq!(
+            before.key_id.as_deref(),
+            crate::identity::key_id("sk-x").as_deref()
+        );
+        call.rewrite_request(
+            br#"{"model":"anthropic/claude-sonnet-4-5","metadata":{"feature":"chat"}}"#,
+        );
+        let after = call.budget_facts();
+        // The table's id, as `priced_as` would say.
+        assert_eq!(after.model.as_deref(), Some("anthropic/claude-sonnet-4.5"));
+        assert!(after.priced);
+        assert_eq!(after.provider, "openrouter");
+        assert_eq!(
+            after.attributes.get("feature").map(String::as_str),
+            Some("chat")
+        );
+        let mut unknown = Call::new(&config, head, 0);
+        unknown.rewrite_request(br#"{"model":"acme/none"}"#);
+        let facts = unknown.budget_facts();
+        assert_eq!(
+            (facts.model.as_deref(), facts.priced),
+            (Some("acme/none"), false)
+        );
+    }
+
+    #[test]
+    fn budget_marks_reach_the_record_and_its_json() {
+        let config = Rc::new(MeterConfig::default());
+        let head = RequestHead {
+            method: "POST",
+            host: "openrouter.ai",
+            path: CHAT,
+            ..RequestHead::default()
+        };
+        let mut outcome = Call::new(&config, head, 0).finish_aborted(1);
+        assert!(outcome
+            .record_json
+            .contains(r#""budget_would_exceed":[],"budget_thresholds":[]"#));
+        let mark = BudgetMark {
+            dimension: "team".into(),
+            value: "search".into(),
+            period: "month",
+            limit_usd: "10".into(),
+            spent_usd: "8".into(),
+            percent: Some(80),
+        };
+        outcome.mark_budgets(Vec::new(), vec![mark.clone()]);
+        assert_eq!(outcome.record.budget_thresholds, vec![mark]);
+        assert!(
+            outcome.record_json.contains(
+                r#""budget_thresholds":[{"dimension":"team","value":"search","period":"month","limit_usd":"10","spent_usd":"8","percent":80}]"#
+            ),
+            "{}",
+            outcome.record_json
+        );
     }
 }

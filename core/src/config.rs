@@ -143,7 +143,7 @@ pub struct MeterConfig {
     pub overrides: BTreeMap<String, ModelOverride>,
     /// Markups / discounts by route or tenant; the first match applies.
     pub adjustments: Vec<Adjustment>,
-    /// Per-`key_id` spend limits (enforced by hosts with shared storage: the Envoy filter).
+    /// Spend limits on any dimension (enforced by hosts with shared storage: the Envoy filter).
     pub budgets: Budgets,
     /// With `key_id_header: true`, the request header (`<header_prefix>key-id`) that carries the
     /// caller's `key_id` upstream (for Envoy's rate limit filter and upstream logs; forged copies
@@ -386,6 +386,7 @@ impl MeterConfig {
             .pricing
             .map(|raw| LivePricing::from_json(raw.get()).map_err(ConfigError))
             .transpose()?;
+        let attribution = Attribution::from_file(file.attribution)?;
         let mut config = MeterConfig {
             header_prefix: prefix,
             max_request_body_bytes: file.max_request_body_bytes,
@@ -400,9 +401,9 @@ impl MeterConfig {
             pricing: PriceTable::bundled(),
             overrides,
             adjustments,
-            budgets: Budgets::from_file(file.budgets)?,
+            budgets: Budgets::from_file(file.budgets, &attribution)?,
             key_id_header,
-            attribution: Attribution::from_file(file.attribution)?,
+            attribution,
             live_pricing,
             pricing_version: String::new(),
             applied: AppliedOverrides::default(),
@@ -674,6 +675,46 @@ mod tests {
                 "{authority}"
             );
         }
+    }
+
+    #[test]
+    fn budget_rules_name_their_field_for_an_unknown_mode_period_or_dimension() {
+        let attribution = r#""attribution":{"dimensions":{"team":{"from":["header:x-team"]}}}"#;
+        for (rule, needle) in [
+            (
+                r#"{"dimension":"team","default_limit_usd":"1","mode":"dry-run"}"#,
+                "field `budgets.rules[0].mode`: unknown variant `dry-run`, expected `enforce` or `shadow`",
+            ),
+            (
+                r#"{"dimension":"team","default_limit_usd":"1","period":"week"}"#,
+                "field `budgets.rules[0].period`: unknown variant `week`",
+            ),
+            (
+                r#"{"dimension":"feature","default_limit_usd":"1"}"#,
+                "field `budgets.rules[0].dimension`: \"feature\" is no dimension a call has",
+            ),
+            (
+                r#"{"dimension":"team","default_limit_usd":"1","limit":"2"}"#,
+                "unknown field `limit`",
+            ),
+        ] {
+            let json = format!(r#"{{{attribution},"budgets":{{"rules":[{rule}]}}}}"#);
+            let err = MeterConfig::from_json(json.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{rule}: {err}");
+        }
+        let err = MeterConfig::from_json(br#"{"budgets":{"unpriced":"maybe"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("field `budgets.unpriced`: unknown variant `maybe`"),
+            "{err}"
+        );
+        // Rules on the issue's dimensions load next to the attribution that fills them.
+        let json = format!(
+            r#"{{{attribution},"budgets":{{"rules":[{{"dimension":"team","limits_usd":{{"search":"500"}},"default_limit_usd":"100","period":"month"}},{{"dimension":"key_id","limits_usd":{{"3f2a9c1b7e44":"25"}},"period":"day","mode":"shadow"}}],"unpriced":"deny"}}}}"#
+        );
+        let config = MeterConfig::from_json(json.as_bytes()).unwrap();
+        assert_eq!(config.budgets.rules.len(), 2);
     }
 
     #[test]

@@ -70,6 +70,9 @@ error_codes! {
     AlreadyFinished = "already_finished",
     /// Host-chosen: the Envoy filter refused the call, its budget spent (`429`).
     BudgetExceeded = "budget_exceeded",
+    /// Host-chosen: the Envoy filter refused a call to a model the table cannot price while a
+    /// budget applies to it (`budgets.unpriced: "deny"`, `403`).
+    UnpricedModelRefused = "unpriced_model_refused",
     /// Host-chosen: the Worker could not reach the upstream (`502`).
     UpstreamUnreachable = "upstream_unreachable",
 }

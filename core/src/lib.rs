@@ -42,7 +42,7 @@ pub mod usage;
 #[doc = include_str!("../../docs/CORE_API.md")]
 pub struct CoreApiDoc;
 
-pub use budget::{Budgets, Ledger, Period, Rejection};
+pub use budget::{BudgetFacts, BudgetMark, Budgets, Charge, Decision, Ledger, Period, Rejection};
 pub use call::{Call, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan};
 pub use config::{ConfigError, ConfigWarning, HostSupport, MeterConfig};
 pub use error_code::ErrorCode;

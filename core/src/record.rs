@@ -8,6 +8,7 @@ use alloc::{collections::BTreeMap, format, string::String, vec::Vec};
 
 use serde::Serialize;
 
+use crate::budget::BudgetMark;
 use crate::cost::Breakdown;
 use crate::error_code::ErrorCode;
 
@@ -134,6 +135,11 @@ pub struct CostRecord {
     pub adjustment_percent: Option<String>,
     /// Who spent it: configured attribution dimension → value (`{}` when none).
     pub attributes: BTreeMap<String, String>,
+    /// Shadow budget rules this call would have been refused by (`[]` when none).
+    pub budget_would_exceed: Vec<BudgetMark>,
+    /// Budget thresholds (50 / 80 / 100 % of a limit) this call's cost crossed first in the
+    /// period (`[]` when none).
+    pub budget_thresholds: Vec<BudgetMark>,
 }
 
 /// The subset of the record carried by the stream-end comment.

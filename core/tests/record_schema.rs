@@ -80,6 +80,8 @@ fn emitted_headers() -> Vec<String> {
         oversize_events: 0,
         adjustment_percent: None,
         attributes: Default::default(),
+        budget_would_exceed: Vec::new(),
+        budget_thresholds: Vec::new(),
     };
     record
         .headers("x-llm-")

@@ -1,11 +1,15 @@
-//! Per-key budgets in Envoy shared data. The core decides (`Ledger::admit`, `Ledger::settle`);
-//! this file only reads a key's ledger bytes and compare-and-swaps the new ones.
+//! Budget ledgers in Envoy shared data. The core decides (`Budgets::charges`, `Ledger::admit`,
+//! `Ledger::release`, `Ledger::settle`); this file only reads each rule's ledger bytes and
+//! compare-and-swaps the new ones.
 //!
 //! Shared data is per Envoy process and `vm_id`: every worker thread of one Envoy sees the same
 //! ledgers, other Envoys do not, and a restart starts from zero (docs/BUDGETS.md).
 
-use llm_cost_core::{Budgets, Ledger, Rejection, Usd};
+use llm_cost_core::budget::{threshold_marks, Mode};
+use llm_cost_core::{BudgetMark, Budgets, Charge, CostRecord, Decision, Ledger, Rejection, Usd};
 use proxy_wasm::hostcalls;
+
+use crate::metrics::{label, PREFIX};
 use proxy_wasm::types::{Bytes, Status};
 
 /// Compare-and-swap attempts before giving up (then the call passes: metering never blocks).
@@ -14,49 +18,147 @@ const CAS_ATTEMPTS: usize = 32;
 /// A key that always exists, so that its compare-and-swap token can guard a first write.
 const CAS_ANCHOR_KEY: &str = "llm_cost.cas_anchor";
 
-/// The budget's answer for one call.
+/// The budgets' answer for one call.
 #[derive(Debug)]
 pub enum Admission {
-    /// The key has no limit (or the ledger could not be read: fail open).
-    Unlimited,
-    /// A reservation was taken; settle it when the call ends.
-    Admitted,
-    /// Over budget: answer 429.
+    /// Every enforced rule admitted it: `held` are the charges with a reservation (settle them
+    /// when the call ends); `would_exceed` the shadow rules it is over.
+    Admitted {
+        /// Charges holding a reservation.
+        held: Vec<Charge>,
+        /// Shadow rules over their limit, for the record.
+        would_exceed: Vec<BudgetMark>,
+    },
+    /// An enforced rule is spent: answer 429 (every reservation already released).
     Refused(Rejection),
 }
 
-/// Admits or refuses a call of `key_id`, reserving `budgets.reserve` when admitted.
-pub fn admit(budgets: &Budgets, key_id: &str, now_unix_ms: u64) -> Admission {
-    let Some(limit) = budgets.limit_for(key_id) else {
-        return Admission::Unlimited;
-    };
-    let mut admission = Admission::Unlimited;
-    let key = Budgets::storage_key(key_id);
-    let stored = update(&mut HostSharedData, &key, |ledger| {
-        match ledger.admit(budgets, limit, now_unix_ms) {
-            Ok(next) => {
-                admission = Admission::Admitted;
-                Some(next)
+/// Admits or refuses a call on each of its `charges`: enforced rules first (one refusal releases
+/// the reservations already taken), then shadow rules, which never refuse. A ledger that cannot
+/// be read or written is skipped (fail open).
+pub fn admit(budgets: &Budgets, charges: Vec<Charge>, now_unix_ms: u64) -> Admission {
+    admit_in(&mut HostSharedData, budgets, charges, now_unix_ms)
+}
+
+fn admit_in(
+    store: &mut impl SharedData,
+    budgets: &Budgets,
+    charges: Vec<Charge>,
+    now_unix_ms: u64,
+) -> Admission {
+    let (enforced, shadow): (Vec<Charge>, Vec<Charge>) = charges
+        .into_iter()
+        .partition(|c| budgets.rules.get(c.rule).map(|r| r.mode) != Some(Mode::Shadow));
+    let mut held = Vec::new();
+    let mut would_exceed = Vec::new();
+    for charge in enforced.into_iter().chain(shadow) {
+        match decide(store, budgets, &charge, now_unix_ms) {
+            Some(Decision::Admitted(_)) => held.push(charge),
+            Some(Decision::WouldExceed(_, rejection)) => {
+                would_exceed.push(rejection.mark());
+                held.push(charge);
             }
-            Err(rejection) => {
-                admission = Admission::Refused(rejection);
-                None
+            Some(Decision::Refused(rejection)) => {
+                for charge in &held {
+                    update(store, &budgets.storage_key(charge), |ledger| {
+                        Some(ledger.release(budgets, charge, now_unix_ms))
+                    });
+                }
+                return Admission::Refused(rejection);
             }
+            None => {}
         }
+    }
+    Admission::Admitted { held, would_exceed }
+}
+
+/// One ledger's decision, stored; `None` when the store kept refusing.
+fn decide(
+    store: &mut impl SharedData,
+    budgets: &Budgets,
+    charge: &Charge,
+    now_unix_ms: u64,
+) -> Option<Decision> {
+    let mut decision = None;
+    let stored = update(store, &budgets.storage_key(charge), |ledger| {
+        let d = ledger.admit(budgets, charge, now_unix_ms);
+        let next = match &d {
+            Decision::Admitted(next) | Decision::WouldExceed(next, _) => Some(*next),
+            Decision::Refused(_) => None,
+        };
+        decision = Some(d);
+        next
     });
     if stored {
-        admission
+        decision
     } else {
-        Admission::Unlimited
+        None
     }
 }
 
-/// Swaps an admitted call's reservation for its cost.
-pub fn settle(budgets: &Budgets, key_id: &str, cost: Usd, now_unix_ms: u64) {
-    let key = Budgets::storage_key(key_id);
-    update(&mut HostSharedData, &key, |ledger| {
-        Some(ledger.settle(budgets, cost, now_unix_ms))
+/// Swaps an admitted call's reservation for its cost; returns the thresholds this crossed first
+/// in the period (the compare-and-swap makes each one come out of exactly one call).
+pub fn settle(budgets: &Budgets, charge: &Charge, cost: Usd, now_unix_ms: u64) -> Vec<BudgetMark> {
+    settle_in(&mut HostSharedData, budgets, charge, cost, now_unix_ms)
+}
+
+fn settle_in(
+    store: &mut impl SharedData,
+    budgets: &Budgets,
+    charge: &Charge,
+    cost: Usd,
+    now_unix_ms: u64,
+) -> Vec<BudgetMark> {
+    let mut crossed = (Usd::ZERO, 0u8);
+    let stored = update(store, &budgets.storage_key(charge), |ledger| {
+        let (next, bits) = ledger.settle(budgets, charge, cost, now_unix_ms);
+        crossed = (next.spent, bits);
+        Some(next)
     });
+    if !stored {
+        return Vec::new();
+    }
+    threshold_marks(budgets, charge, crossed.0, crossed.1)
+}
+
+/// Counters a finished call's budget events add to: `llmcost.budget_would_exceed_total` per
+/// shadow rule it is over, `llmcost.budget_threshold_total` per threshold it crossed. Labels are
+/// bounded: the rule's dimension name (from the configuration) and the percentage (50, 80, 100) —
+/// never a value such as a team or a `key_id`. Names end in `.dimension=<name>` so one
+/// `stats_tags` rule (`(\.dimension=([a-z0-9_]+))$`) labels both.
+pub fn metric_increments(record: &CostRecord) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for mark in &record.budget_would_exceed {
+        out.push((
+            format!(
+                "{PREFIX}.budget_would_exceed_total.dimension={}",
+                label(&mark.dimension)
+            ),
+            1,
+        ));
+    }
+    for mark in &record.budget_thresholds {
+        // An operator's signal, once per threshold and period: the value is the dimension's
+        // (a hash for `key_id` and hashed dimensions), never a key.
+        log::info!(
+            "llm-cost: budget threshold {}% reached: {} {} spent {} USD of {} USD (period {})",
+            mark.percent.unwrap_or(0),
+            mark.dimension,
+            mark.value,
+            mark.spent_usd,
+            mark.limit_usd,
+            mark.period
+        );
+        out.push((
+            format!(
+                "{PREFIX}.budget_threshold_total.threshold={}.dimension={}",
+                mark.percent.unwrap_or(0),
+                label(&mark.dimension)
+            ),
+            1,
+        ));
+    }
+    out
 }
 
 /// The host's shared key-value store, as proxy-wasm exposes it.
@@ -193,6 +295,7 @@ fn host_takes_zero_as_create(store: &mut impl SharedData, anchor: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use llm_cost_core::{BudgetFacts, MeterConfig};
     use std::collections::HashMap;
 
     /// How a host treats a write's compare-and-swap token.
@@ -301,6 +404,110 @@ mod tests {
             assert!(update(&mut store, KEY, reserve("0.01")));
             assert_eq!(store.ledger(KEY).reserved, usd("0.03"));
         }
+    }
+
+    fn rules(json: &str) -> MeterConfig {
+        MeterConfig::from_json(json.as_bytes()).unwrap()
+    }
+
+    fn facts(key_id: &str, team: &str) -> BudgetFacts {
+        BudgetFacts {
+            key_id: Some(key_id.to_owned()),
+            provider: "openrouter",
+            attributes: [("team".to_owned(), team.to_owned())].into(),
+            ..BudgetFacts::default()
+        }
+    }
+
+    #[test]
+    fn a_refusal_by_one_rule_releases_the_reservations_of_the_others() {
+        let config = rules(
+            r#"{"attribution":{"dimensions":{"team":{"from":["header:x-team"]}}},
+                "budgets":{"rules":[{"dimension":"team","default_limit_usd":"10"},
+                                    {"dimension":"key_id","limits_usd":{"0123456789ab":"1"}},
+                                    {"dimension":"key_id","default_limit_usd":"0","mode":"shadow"}],
+                           "reserve_usd":"2"}}"#,
+        );
+        let b = &config.budgets;
+        let mut store = Store::new(Host::ProxyWasmCppHost);
+        let limited = facts("0123456789ab", "search");
+        // First call: fits the team rule and the key rule; over the shadow rule (limit 0).
+        let Admission::Admitted { held, would_exceed } =
+            admit_in(&mut store, b, b.charges(&limited), 0)
+        else {
+            panic!("admitted");
+        };
+        assert_eq!(
+            held.iter().map(|c| c.rule).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        assert_eq!(would_exceed.len(), 1);
+        assert_eq!(would_exceed[0].dimension, "key_id");
+        // The key rule now holds 2 ≥ its limit 1: the next call is refused by it, and the team
+        // rule's reservation taken for it first is released (team: still one reservation).
+        let Admission::Refused(rejection) = admit_in(&mut store, b, b.charges(&limited), 0) else {
+            panic!("refused");
+        };
+        assert_eq!(
+            (rejection.dimension.as_str(), rejection.value.as_str()),
+            ("key_id", "0123456789ab")
+        );
+        let team_key = b.storage_key(&b.charges(&limited)[0]);
+        assert_eq!(store.ledger(&team_key).reserved, Usd::parse("2").unwrap());
+        // Settling the first call: cost on every rule, thresholds from the team rule (50 % of 10).
+        let mut marks = Vec::new();
+        for charge in &held {
+            marks.extend(settle_in(
+                &mut store,
+                b,
+                charge,
+                Usd::parse("5").unwrap(),
+                0,
+            ));
+        }
+        assert_eq!(store.ledger(&team_key).spent, Usd::parse("5").unwrap());
+        assert_eq!(store.ledger(&team_key).reserved, Usd::ZERO);
+        let team_marks: Vec<_> = marks.iter().filter(|m| m.dimension == "team").collect();
+        assert_eq!(team_marks.len(), 1);
+        assert_eq!(team_marks[0].percent, Some(50));
+    }
+
+    #[test]
+    fn budget_counters_carry_bounded_labels_only() {
+        let config = std::rc::Rc::new(MeterConfig::default());
+        let recorded = llm_cost_core::replay::Recorded::default();
+        let mut record = llm_cost_core::replay::replay(&config, &recorded)
+            .outcome
+            .record;
+        let mark = |percent| BudgetMark {
+            dimension: "team".into(),
+            value: "search".into(),
+            period: "month",
+            limit_usd: "10".into(),
+            spent_usd: "8".into(),
+            percent,
+        };
+        record.budget_would_exceed = vec![mark(None)];
+        record.budget_thresholds = vec![mark(Some(50)), mark(Some(80))];
+        let got = metric_increments(&record);
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "llmcost.budget_would_exceed_total.dimension=team".to_owned(),
+                    1
+                ),
+                (
+                    "llmcost.budget_threshold_total.threshold=50.dimension=team".to_owned(),
+                    1
+                ),
+                (
+                    "llmcost.budget_threshold_total.threshold=80.dimension=team".to_owned(),
+                    1
+                ),
+            ]
+        );
+        assert!(got.iter().all(|(name, _)| !name.contains("search")));
     }
 
     #[test]

@@ -13,8 +13,8 @@ use std::rc::Rc;
 
 use llm_cost_core::identity::credential;
 use llm_cost_core::{
-    Call, Endpoint, ErrorCode, Forward, MeterConfig, Outcome, RequestBodyPlan, RequestHead,
-    ResponseHead, ResponsePlan, Usd,
+    BudgetMark, Call, Charge, Endpoint, ErrorCode, Forward, MeterConfig, Outcome, RequestBodyPlan,
+    RequestHead, ResponseHead, ResponsePlan, Usd,
 };
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
@@ -23,6 +23,8 @@ use crate::body_copy::BodyCopy;
 use crate::budget::{self, Admission};
 use crate::host::{self, header, now_unix_ms};
 use crate::root::Shared;
+use llm_cost_core::budget::UnpricedRefusal;
+use llm_cost_core::Rejection;
 
 /// Filter state key: `%FILTER_STATE(wasm.llm_cost:PLAIN)%` in an access log prints the record.
 pub const FILTER_STATE_KEY: &str = "llm_cost";
@@ -68,8 +70,12 @@ pub struct MeterFilter {
     request_had_length: bool,
     response: Response,
     finished: bool,
-    /// `key_id` whose budget holds a reservation for this call, settled when it ends.
-    reservation: Option<String>,
+    /// Budget rules holding a reservation for this call, settled when it ends.
+    held: Vec<Charge>,
+    /// Shadow budget rules this call is over (for its record).
+    would_exceed: Vec<BudgetMark>,
+    /// The budget check waits for the request body (it may name the model and attributes).
+    budget_pending: bool,
 }
 
 impl MeterFilter {
@@ -85,7 +91,9 @@ impl MeterFilter {
             request_had_length: false,
             response: Response::Pending,
             finished: false,
-            reservation: None,
+            held: Vec::new(),
+            would_exceed: Vec::new(),
+            budget_pending: false,
         }
     }
 
@@ -97,15 +105,15 @@ impl MeterFilter {
         let call = self.call.as_mut()?;
         self.finished = true;
         let now = now_unix_ms();
-        let outcome = finish(call, now);
-        if let (Some(key_id), Some(config)) = (self.reservation.take(), &self.config) {
-            budget::settle(
-                &config.budgets,
-                &key_id,
-                outcome.cost.unwrap_or(Usd::ZERO),
-                now,
-            );
+        let mut outcome = finish(call, now);
+        let mut thresholds = Vec::new();
+        if let Some(config) = &self.config {
+            let cost = outcome.cost.unwrap_or(Usd::ZERO);
+            for charge in self.held.drain(..) {
+                thresholds.extend(budget::settle(&config.budgets, &charge, cost, now));
+            }
         }
+        outcome.mark_budgets(std::mem::take(&mut self.would_exceed), thresholds);
         if call.is_metered() {
             self.emit(&outcome);
         }
@@ -135,6 +143,9 @@ impl MeterFilter {
         }
         let mut metrics = self.shared.metrics.borrow_mut();
         metrics.add_record(&outcome.record, &outcome.metric_model, &labels);
+        for (name, n) in budget::metric_increments(&outcome.record) {
+            metrics.add(&name, n);
+        }
         metrics.add(
             &format!("{}.attributes_dropped_total", crate::metrics::PREFIX),
             u64::from(outcome.attributes_dropped),
@@ -148,30 +159,57 @@ impl MeterFilter {
         }
     }
 
-    /// Checks the caller's budget; true when the call was refused (a 429 was sent).
+    /// Runs the budget check the request headers deferred to the end of the body; true when
+    /// the call was refused (a local reply is on its way: the held headers never go upstream).
+    fn refused_after_body(&mut self) -> bool {
+        if !std::mem::take(&mut self.budget_pending) {
+            return false;
+        }
+        match self.config.clone() {
+            Some(config) => self.refused_by_budget(&config),
+            None => false,
+        }
+    }
+
+    /// Checks every budget rule that matches the call; true when it was refused (a 429, or a
+    /// 403 for an unpriced model under `unpriced: "deny"`, was sent).
     fn refused_by_budget(&mut self, config: &MeterConfig) -> bool {
         let Some(call) = self.call.as_mut() else {
             return false;
         };
-        let key_id = match call.key_id() {
-            Some(key_id) if !config.budgets.is_empty() => key_id.to_owned(),
-            _ => return false,
-        };
+        let facts = call.budget_facts();
+        let charges = config.budgets.charges(&facts);
+        if charges.is_empty() {
+            return false;
+        }
         let now = now_unix_ms();
-        let rejection = match budget::admit(&config.budgets, &key_id, now) {
-            Admission::Unlimited => return false,
-            Admission::Admitted => {
-                self.reservation = Some(key_id);
-                return false;
-            }
-            Admission::Refused(rejection) => rejection,
-        };
-        let outcome = call.finish_refused(429, ErrorCode::BudgetExceeded, now);
+        let (status, reason, headers, body) =
+            match config.budgets.unpriced_refusal(&facts, &charges) {
+                Some(refusal) => (
+                    UnpricedRefusal::STATUS,
+                    ErrorCode::UnpricedModelRefused,
+                    vec![("content-type", "application/json".to_owned())],
+                    refusal.body_json(),
+                ),
+                None => match budget::admit(&config.budgets, charges, now) {
+                    Admission::Admitted { held, would_exceed } => {
+                        self.held = held;
+                        self.would_exceed = would_exceed;
+                        return false;
+                    }
+                    Admission::Refused(rejection) => (
+                        Rejection::STATUS,
+                        ErrorCode::BudgetExceeded,
+                        rejection.headers(),
+                        rejection.body_json(),
+                    ),
+                },
+            };
+        let outcome = call.finish_refused(status, reason, now);
         self.finished = true;
         self.emit(&outcome);
-        let headers = rejection.headers();
         let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        host::send_response(429, &headers, rejection.body_json(&key_id).as_bytes());
+        host::send_response(u32::from(status), &headers, body.as_bytes());
         true
     }
 }
@@ -233,8 +271,14 @@ impl HttpContext for MeterFilter {
         let plan = call.request_body_plan();
         self.call = Some(call);
         let config = Rc::clone(config);
-        if self.refused_by_budget(&config) {
-            return Action::Pause; // the local 429 is on its way
+        if !config.budgets.is_empty() {
+            if matches!(plan, RequestBodyPlan::Buffer { .. }) && !end_of_stream {
+                // The body may name the model and `body:` attributes: check when it is complete
+                // (the headers are held until then, so a refusal still reaches no upstream).
+                self.budget_pending = true;
+            } else if self.refused_by_budget(&config) {
+                return Action::Pause; // the local reply is on its way
+            }
         }
         match plan {
             // Hold the headers: content-length can only change while they are held.
@@ -265,6 +309,9 @@ impl HttpContext for MeterFilter {
             // Never hold more than the limit (Envoy answers 413 past its buffer limit).
             call.request_body_too_large();
             self.request_limit = None;
+            if self.refused_after_body() {
+                return Action::Pause;
+            }
             return Action::Continue;
         }
         if !end_of_stream {
@@ -281,6 +328,9 @@ impl HttpContext for MeterFilter {
                 host::set_header(MapType::HttpRequestHeaders, "content-length", &length);
             }
         }
+        if self.refused_after_body() {
+            return Action::Pause; // the local reply is on its way
+        }
         Action::Continue
     }
 
@@ -289,6 +339,9 @@ impl HttpContext for MeterFilter {
         self.request_limit = None;
         if let (Some(copy), Some(call)) = (self.request_copy.take(), self.call.as_mut()) {
             call.observe_request(copy.bytes());
+        }
+        if self.refused_after_body() {
+            return Action::Pause;
         }
         Action::Continue
     }

@@ -43,6 +43,7 @@ def test_every_plugin_config_field_is_in_the_reference_table():
     fields += ["pricing.source." + f for f in struct_fields(price_doc_source, "PriceSource")]
     fields += ["collector." + f for f in struct_fields(collector_source, "CollectorConfig")]
     fields += ["budgets." + f for f in struct_fields(budget_source, "BudgetsFile")]
+    fields += ["budgets.rules[]." + f for f in struct_fields(budget_source, "RuleFile")]
     assert len(fields) > 10
     missing = [f for f in fields if "| `%s` |" % f not in doc]
     assert missing == [], "add these configuration fields to docs/CONFIGURATION.md: %s" % missing

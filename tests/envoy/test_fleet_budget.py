@@ -215,3 +215,54 @@ def test_on_a_routes_rate_limits_envoy_drops_hits_addend(envoy_bin, collector, m
             for proc in (envoy, upstream, rls):
                 if proc is not None:
                     proc.stop()
+
+
+TEAM = "llm_team"
+
+
+def team_calls(rls, team):
+    return [c for c in rls.calls() if any(d["entries"] == ((TEAM, team),) for d in c["descriptors"])]
+
+
+def test_a_team_over_its_fleet_limit_gets_429_while_the_other_team_passes(envoy_bin, collector, micros):
+    """The shipped per-team descriptor (llm_team = x-team): limit 2.5 calls for every team, each
+    call from its own key (whose limit is far away). Every call's check and charge carry both the
+    key's and the team's descriptor; the team's total is its calls' exact cost."""
+    cost = micros[JSON]
+    rls = upstream = envoy = None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            cert, key = harness.openrouter_cert(tmp)
+            rls = RateLimitService(default_limits={KEY: 10**9, TEAM: cost * 5 // 2})
+            upstream = harness.Upstream(tls=(cert, key))
+            envoy = harness.Envoy(envoy_bin, 0, 0, config_text=render(shipped_config(), cert, upstream, collector, rls))
+            for n in range(1, 4):
+                api_key = "sk-fleet-team-search-%d" % n
+                resp, rid = call(envoy, JSON, api_key, extra={"x-team": "search"})
+                assert resp.status == 200, resp.body[:300]
+                check, charge = wait_for_calls(rls, api_key, 2)
+                entries = lambda c: sorted((d["entries"], d["descriptor_hits_addend"]) for d in c["descriptors"])
+                assert entries(check) == sorted([(((KEY, key_id(api_key)),), 0), (((TEAM, "search"),), 0)])
+                assert entries(charge) == sorted([(((KEY, key_id(api_key)),), cost), (((TEAM, "search"),), cost)])
+                [record] = collector.records_for(rid)
+                assert record["attributes"] == {"team": "search"}
+            assert rls.totals()[((TEAM, "search"),)] == 3 * cost
+
+            resp, rid = call(envoy, JSON, "sk-fleet-team-search-4", extra={"x-team": "search"})
+            assert resp.status == 429 and resp.header("x-envoy-ratelimited") == "true"
+            assert upstream_saw(upstream, rid) == []
+            check = wait_for_calls(rls, "sk-fleet-team-search-4", 1)[0]
+            assert check["overall_code"] == "OVER_LIMIT"
+            assert len(team_calls(rls, "search")) == 8  # 3 × (check + charge), the refused call's 2
+
+            # The other team, and a call without a team (no team descriptor), pass.
+            resp, _ = call(envoy, JSON, "sk-fleet-team-ads-1", extra={"x-team": "ads"})
+            assert resp.status == 200
+            resp, _ = call(envoy, JSON, "sk-fleet-team-none-1")
+            assert resp.status == 200
+            [check, _] = wait_for_calls(rls, "sk-fleet-team-none-1", 2)
+            assert [d["entries"] for d in check["descriptors"]] == [((KEY, key_id("sk-fleet-team-none-1")),)]
+        finally:
+            for proc in (envoy, upstream, rls):
+                if proc is not None:
+                    proc.stop()
