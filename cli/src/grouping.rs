@@ -2,18 +2,39 @@
 //! ...) and the record's `attributes` (`team`, `feature`, ... from the `attribution`
 //! configuration), for `--by DIM` and `--where DIM=VALUE`.
 //!
-//! Owns the record fields a report reads and the value of each dimension for one record; the
-//! sums, projections and output formats stay in `report`.
+//! Owns the record fields a report reads, the value of each dimension for one record and the
+//! `--since` / `--until` window; the sums, projections and output formats stay in `report`.
+//!
+//! One model id everywhere: `model` is the price-table id that priced the call (`priced_as`), the
+//! same id as the Prometheus `model` label, so a report and a dashboard agree model by model. A
+//! call the table did not price keeps the name it had (the answering model, else the requested
+//! one; Prometheus folds those into `other` to bound its label values). `answered_model` groups
+//! by the response's own `model` field (what `X-LLM-Model` showed). A call the host refused (a
+//! spent budget) has status `refused`.
 
 use std::collections::BTreeMap;
 
 use llm_cost_core::attribution::RESERVED_NAMES;
+use llm_cost_core::time::parse_rfc3339_millis;
+use llm_cost_core::ErrorCode;
 use serde::Deserialize;
 
 /// Dimensions read from the record's own fields.
-pub const BUILT_IN: [&str; 8] = [
-    "model", "day", "month", "key_id", "provider", "status", "host", "endpoint",
+pub const BUILT_IN: [&str; 9] = [
+    "model",
+    "answered_model",
+    "day",
+    "month",
+    "key_id",
+    "provider",
+    "status",
+    "host",
+    "endpoint",
 ];
+
+/// The `status` of a call the host answered itself instead of the upstream (a spent budget's
+/// `429`): not a `no_usage` call, which reached the upstream.
+pub const REFUSED: &str = "refused";
 
 /// The dimensions a report shows when no `--by` is given.
 pub const DEFAULT: [&str; 5] = ["model", "day", "key_id", "provider", "status"];
@@ -35,9 +56,15 @@ pub struct Record {
     #[serde(default)]
     pub model: Option<String>,
     #[serde(default)]
+    pub model_requested: Option<String>,
+    #[serde(default)]
+    pub priced_as: Option<String>,
+    #[serde(default)]
     pub key_id: Option<String>,
     #[serde(default)]
     pub cost_status: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
     #[serde(default)]
     pub prompt_tokens: Option<u64>,
     #[serde(default)]
@@ -60,15 +87,34 @@ impl Record {
             .unwrap_or("unknown")
     }
 
+    /// `ts` in Unix milliseconds, if it is an RFC 3339 UTC time.
+    pub fn unix_ms(&self) -> Option<u64> {
+        self.ts.as_deref().and_then(parse_rfc3339_millis)
+    }
+
+    /// Did the host answer this call itself, refusing it (see [`REFUSED`])?
+    pub fn refused(&self) -> bool {
+        self.error.as_deref() == Some(ErrorCode::BudgetExceeded.as_str())
+    }
+
     /// The record's value for `dimension` (built-in or attribute).
     pub fn value(&self, dimension: &str) -> String {
         let text = |v: &Option<String>, absent: &str| v.clone().unwrap_or_else(|| absent.into());
         match dimension {
-            "model" => text(&self.model, "unknown"),
+            "model" => text(
+                &self
+                    .priced_as
+                    .clone()
+                    .or_else(|| self.model.clone())
+                    .or_else(|| self.model_requested.clone()),
+                "unknown",
+            ),
+            "answered_model" => text(&self.model, "unknown"),
             "day" => self.day().to_owned(),
             "month" => self.day().get(..7).unwrap_or("unknown").to_owned(),
             "key_id" => text(&self.key_id, NONE),
             "provider" => text(&self.provider, "unknown"),
+            "status" if self.refused() => REFUSED.to_owned(),
             "status" => text(&self.cost_status, "unknown"),
             "host" => text(&self.host, "unknown"),
             "endpoint" => text(&self.endpoint, "unknown"),
@@ -134,6 +180,50 @@ pub fn matches(record: &Record, conditions: &[Condition]) -> bool {
     by_dimension.values().all(|&hit| hit)
 }
 
+/// `--since` / `--until`: the calls that started in `[since, until)`, in Unix milliseconds (UTC).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    /// First instant in the window (inclusive).
+    pub since: Option<u64>,
+    /// First instant after the window (exclusive).
+    pub until: Option<u64>,
+}
+
+impl Window {
+    /// Is there a bound at all?
+    pub fn is_bounded(&self) -> bool {
+        self.since.is_some() || self.until.is_some()
+    }
+
+    /// Does `record` fall in the window? Without a bound, every record does; with one, a record
+    /// whose `ts` is missing or not an RFC 3339 UTC time cannot be placed and does not.
+    pub fn contains(&self, record: &Record) -> bool {
+        if !self.is_bounded() {
+            return true;
+        }
+        let Some(t) = record.unix_ms() else {
+            return false;
+        };
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
+}
+
+/// Parses a `--since` / `--until` bound: an RFC 3339 UTC date (`2026-11-01`, its midnight) or
+/// date-time (`2026-11-01T12:00:00Z`, `+00:00`, fractions allowed).
+pub fn parse_bound(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let full = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_owned()
+    };
+    parse_rfc3339_millis(&full).ok_or_else(|| {
+        format!(
+            "{text:?} is not an RFC 3339 UTC date or time like 2026-11-01 or 2026-11-01T12:00:00Z"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +264,73 @@ mod tests {
         assert!(matches(&r, &[c("team=b"), c("team=a")]));
         assert!(!matches(&r, &[c("team=a"), c("model=x")]));
         assert!(matches(&r, &[c("team=a"), c("model=m")]));
+    }
+
+    #[test]
+    fn model_is_the_table_id_like_the_prometheus_label_and_answered_model_the_response_s() {
+        let priced = record(
+            r#"{"model":"anthropic/claude-4.6-sonnet-20260217","priced_as":"anthropic/claude-sonnet-4.6"}"#,
+        );
+        assert_eq!(priced.value("model"), "anthropic/claude-sonnet-4.6");
+        assert_eq!(
+            priced.value("answered_model"),
+            "anthropic/claude-4.6-sonnet-20260217"
+        );
+        let unpriced = record(r#"{"model":"acme/private","priced_as":null}"#);
+        assert_eq!(unpriced.value("model"), "acme/private");
+        let unanswered = record(r#"{"model":null,"model_requested":"openai/gpt-4o"}"#);
+        assert_eq!(unanswered.value("model"), "openai/gpt-4o");
+        assert_eq!(unanswered.value("answered_model"), "unknown");
+        assert_eq!(record("{}").value("model"), "unknown");
+    }
+
+    #[test]
+    fn a_budget_refusal_has_status_refused_and_other_no_usage_calls_keep_theirs() {
+        let refused = record(
+            r#"{"cost_status":"no_usage","error":"budget_exceeded","model_requested":"openai/gpt-4o"}"#,
+        );
+        assert_eq!(refused.value("status"), REFUSED);
+        assert_eq!(refused.value("model"), "openai/gpt-4o");
+        let unreachable = record(r#"{"cost_status":"no_usage","error":"upstream_unreachable"}"#);
+        assert_eq!(unreachable.value("status"), "no_usage");
+        assert!(matches(
+            &refused,
+            &[parse_condition("status=refused").unwrap()]
+        ));
+    }
+
+    #[test]
+    fn since_is_inclusive_until_exclusive_dates_are_midnight_utc() {
+        let at = |ts: &str| record(&format!(r#"{{"ts":"{ts}"}}"#));
+        let november = Window {
+            since: Some(parse_bound("2026-11-01").unwrap()),
+            until: Some(parse_bound("2026-12-01").unwrap()),
+        };
+        assert!(november.contains(&at("2026-11-01T00:00:00.000Z")));
+        assert!(november.contains(&at("2026-11-30T23:59:59.999Z")));
+        assert!(!november.contains(&at("2026-12-01T00:00:00.000Z")));
+        assert!(!november.contains(&at("2026-10-31T23:59:59.999Z")));
+        assert!(!november.contains(&record("{}")), "no ts: cannot be placed");
+        assert!(!november.contains(&at("yesterday")));
+        assert!(Window::default().contains(&record("{}")));
+        let noon = Window {
+            since: Some(parse_bound("2026-11-01T12:00:00Z").unwrap()),
+            until: None,
+        };
+        assert!(noon.contains(&at("2026-11-01T12:00:00.000Z")));
+        assert!(!noon.contains(&at("2026-11-01T11:59:59.999Z")));
+        assert_eq!(
+            parse_bound("2026-11-01T12:00:00+00:00"),
+            parse_bound("2026-11-01T12:00:00.000Z")
+        );
+        for bad in [
+            "2026-11",
+            "2026-02-30",
+            "2026-11-01T12:00:00+01:00",
+            "tomorrow",
+            "",
+        ] {
+            assert!(parse_bound(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -4,16 +4,21 @@
 //! providers, statuses and `--by` values, never with the number of lines), sums money exactly
 //! (decimal strings into `Usd`, no floats), and reports malformed lines by count and line number
 //! without stopping. What a dimension's value is comes from `grouping`.
+//!
+//! The upstream's own cost is summed over the calls that reported one, and said to be `n/a`
+//! (JSON `null`, an empty CSV field) where none did: a reported `0` (an OpenRouter BYOK call) and
+//! "no upstream cost reported" (OpenAI, Anthropic, Gemini) are different facts.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
 
 use clap::{Args, ValueEnum};
+use llm_cost_core::time::rfc3339_millis;
 use llm_cost_core::Usd;
 use serde_json::json;
 
-use crate::grouping::{self, Condition, Record};
+use crate::grouping::{self, Condition, Record, Window};
 
 /// Arguments of `llm-cost report`.
 #[derive(Args)]
@@ -24,7 +29,8 @@ pub struct ReportArgs {
     /// How many keys (and values of each `--by` dimension) to list by cost.
     #[arg(long, default_value_t = 10)]
     top: usize,
-    /// Group by this dimension (repeatable): a built-in one (model, day, month, key_id, provider,
+    /// Group by this dimension (repeatable): a built-in one (model: the price-table id, as the
+    /// Prometheus label; answered_model: the response's model; day, month, key_id, provider,
     /// status, host, endpoint) or an attribute (`team`, `feature`, ...). Default: model, day,
     /// key_id, provider, status.
     #[arg(long = "by", value_name = "DIM", value_parser = grouping::parse_dimension)]
@@ -32,6 +38,12 @@ pub struct ReportArgs {
     /// Only records whose DIM is VALUE (repeatable; several values of one DIM: any of them).
     #[arg(long = "where", value_name = "DIM=VALUE", value_parser = grouping::parse_condition)]
     conditions: Vec<Condition>,
+    /// Only calls that started at or after this UTC date (its midnight) or RFC 3339 time.
+    #[arg(long, value_name = "TIME", value_parser = grouping::parse_bound)]
+    since: Option<u64>,
+    /// Only calls that started before this UTC date (its midnight) or RFC 3339 time (exclusive).
+    #[arg(long, value_name = "TIME", value_parser = grouping::parse_bound)]
+    until: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Output::Table)]
     format: Output,
@@ -58,11 +70,13 @@ struct Totals {
     completion_tokens: u64,
     cost: Usd,
     upstream_cost: Usd,
+    /// Calls whose record carried an upstream cost (`upstream_cost` sums theirs).
+    upstream_calls: u64,
 }
 
 impl Totals {
     /// These totals plus one record; `None` when a sum does not fit (absurd counts or costs).
-    fn plus(&self, r: &Record, cost: Usd, upstream: Usd) -> Option<Totals> {
+    fn plus(&self, r: &Record, cost: Usd, upstream: Option<Usd>) -> Option<Totals> {
         Some(Totals {
             calls: self.calls.checked_add(1)?,
             prompt_tokens: self
@@ -72,8 +86,17 @@ impl Totals {
                 .completion_tokens
                 .checked_add(r.completion_tokens.unwrap_or(0))?,
             cost: self.cost.checked_add(cost).ok()?,
-            upstream_cost: self.upstream_cost.checked_add(upstream).ok()?,
+            upstream_cost: self
+                .upstream_cost
+                .checked_add(upstream.unwrap_or(Usd::ZERO))
+                .ok()?,
+            upstream_calls: self.upstream_calls.checked_add(upstream.is_some().into())?,
         })
+    }
+
+    /// The upstream's cost, `None` when no call reported one (`n/a`, not `0`).
+    fn upstream(&self) -> Option<Usd> {
+        (self.upstream_calls > 0).then_some(self.upstream_cost)
     }
 }
 
@@ -85,12 +108,13 @@ struct Report {
     /// The `--by` dimensions, in order (empty: the default report).
     chosen: Vec<String>,
     conditions: Vec<Condition>,
+    window: Window,
     /// Cost per day of the whole report (the month-end projection).
     days: BTreeMap<String, Usd>,
     /// `--by` dimension → value → cost per day (the projection per group).
     group_days: BTreeMap<String, BTreeMap<String, BTreeMap<String, Usd>>>,
     lines: u64,
-    /// Well-formed lines left out by `--where`.
+    /// Well-formed lines left out by `--where`, `--since` or `--until`.
     filtered_out: u64,
     malformed: u64,
     malformed_lines: Vec<(String, u64)>,
@@ -108,7 +132,10 @@ impl Report {
         // A line whose numbers would overflow the totals is malformed: never a wrapped sum.
         let parsed = serde_json::from_str::<Record>(line).ok().and_then(|r| {
             let cost = money(r.cost_usd.as_deref())?;
-            let upstream = money(r.upstream_cost_usd.as_deref())?;
+            let upstream = match r.upstream_cost_usd.as_deref() {
+                None => None,
+                Some(text) => Some(Usd::parse(text).ok()?),
+            };
             let total = self.total.plus(&r, cost, upstream)?;
             Some((r, cost, upstream, total))
         });
@@ -119,7 +146,7 @@ impl Report {
             }
             return;
         };
-        if !grouping::matches(&record, &self.conditions) {
+        if !grouping::matches(&record, &self.conditions) || !self.window.contains(&record) {
             self.filtered_out += 1;
             return;
         }
@@ -151,6 +178,22 @@ impl Report {
                 .or_default();
             add_cost(days.entry(day.clone()).or_default(), cost);
         }
+    }
+
+    /// `--where`, `--since` and `--until` as the table's `where` line shows them.
+    fn selection(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .conditions
+            .iter()
+            .map(|c| format!("{}={}", c.dimension, c.value))
+            .collect();
+        if let Some(since) = self.window.since {
+            out.push(format!("since {}", rfc3339_millis(since)));
+        }
+        if let Some(until) = self.window.until {
+            out.push(format!("until {} (exclusive)", rfc3339_millis(until)));
+        }
+        out
     }
 
     /// The dimensions summed: the default ones, then each `--by` one not among them.
@@ -261,6 +304,10 @@ pub fn run(args: &ReportArgs) -> Result<(), String> {
     let mut report = Report {
         chosen: args.by.clone(),
         conditions: args.conditions.clone(),
+        window: Window {
+            since: args.since,
+            until: args.until,
+        },
         ..Report::default()
     };
     let files = if args.files.is_empty() {
@@ -320,21 +367,22 @@ fn top_keys(report: &Report, n: usize) -> Vec<(&String, &Totals)> {
 fn table(report: &Report, top: usize) -> String {
     let mut out = String::new();
     let t = &report.total;
+    let upstream = match t.upstream() {
+        None => "n/a".to_owned(),
+        Some(usd) if t.upstream_calls == t.calls => format!("{usd} USD"),
+        Some(usd) => format!("{usd} USD for {} of {} calls", t.upstream_calls, t.calls),
+    };
     let _ = writeln!(
         out,
-        "{} calls, {} prompt + {} completion tokens, cost {} USD (upstream reported {} USD)",
-        t.calls, t.prompt_tokens, t.completion_tokens, t.cost, t.upstream_cost
+        "{} calls, {} prompt + {} completion tokens, cost {} USD (upstream reported {upstream})",
+        t.calls, t.prompt_tokens, t.completion_tokens, t.cost
     );
-    if !report.conditions.is_empty() {
-        let conditions: Vec<String> = report
-            .conditions
-            .iter()
-            .map(|c| format!("{}={}", c.dimension, c.value))
-            .collect();
+    let selection = report.selection();
+    if !selection.is_empty() {
         let _ = writeln!(
             out,
             "where {} ({} other record(s) left out)",
-            conditions.join(" "),
+            selection.join(" "),
             report.filtered_out
         );
     }
@@ -402,7 +450,8 @@ fn totals_json(t: &Totals) -> serde_json::Value {
         "prompt_tokens": t.prompt_tokens,
         "completion_tokens": t.completion_tokens,
         "cost_usd": t.cost.to_decimal_string(),
-        "upstream_cost_usd": t.upstream_cost.to_decimal_string(),
+        "upstream_cost_usd": t.upstream().map(|u| u.to_decimal_string()),
+        "upstream_reported_calls": t.upstream_calls,
     })
 }
 
@@ -455,6 +504,7 @@ fn json_report(report: &Report, top: usize) -> String {
         .iter()
         .map(|c| format!("{}={}", c.dimension, c.value))
         .collect();
+    let bound = |b: Option<u64>| b.map(rfc3339_millis);
     let doc = json!({
         "total": totals_json(&report.total),
         "by": by,
@@ -462,6 +512,8 @@ fn json_report(report: &Report, top: usize) -> String {
         "top": top_by,
         "projection": projection,
         "where": conditions,
+        "since": bound(report.window.since),
+        "until": bound(report.window.until),
         "filtered_out": report.filtered_out,
         "lines": report.lines,
         "malformed_lines": report.malformed,
@@ -485,10 +537,16 @@ fn csv(report: &Report) -> String {
         } else {
             key.to_owned()
         };
+        // n/a (no call reported an upstream cost) is an empty field, not 0.
+        let upstream = t.upstream().map(|u| u.to_decimal_string());
         let _ = write!(
             out,
             "{dimension},{key},{},{},{},{},{}",
-            t.calls, t.prompt_tokens, t.completion_tokens, t.cost, t.upstream_cost
+            t.calls,
+            t.prompt_tokens,
+            t.completion_tokens,
+            t.cost,
+            upstream.unwrap_or_default()
         );
         let _ = match projected {
             Some(p) => writeln!(

@@ -128,7 +128,8 @@ fn month_end_projection_follows_the_daily_run_rate() {
     );
     let (_, csv, _) = llm_cost(&["report", "--csv"], input.as_bytes());
     assert!(csv.starts_with("dimension,key,calls,"));
-    assert!(csv.contains("\ntotal,all,10,0,0,10,0\n"), "{csv}");
+    // No record carried an upstream cost: an empty field (n/a), not 0.
+    assert!(csv.contains("\ntotal,all,10,0,0,10,\n"), "{csv}");
 }
 
 #[test]
@@ -186,7 +187,7 @@ fn by_attribute_sums_each_group_exactly_in_every_format() {
 
     let (_, csv, _) = llm_cost(&["report", "--by", "team", "--csv"], input.as_bytes());
     assert!(csv.starts_with("dimension,key,calls,prompt_tokens,completion_tokens,cost_usd,upstream_cost_usd,month_end_usd\n"), "{csv}");
-    assert!(csv.contains("\nteam,search,3,0,0,2.75,0,27.5\n"), "{csv}");
+    assert!(csv.contains("\nteam,search,3,0,0,2.75,,27.5\n"), "{csv}");
     assert!(!csv.contains("\nmodel,"), "only the --by dimensions: {csv}");
 
     let (_, table, _) = llm_cost(&["report", "--by", "team", "--top", "1"], input.as_bytes());
@@ -232,4 +233,190 @@ fn where_keeps_only_matching_records() {
     let (ok, _, err) = llm_cost(&["report", "--by", "cost_usd"], b"");
     assert!(!ok);
     assert!(err.contains("not a dimension"), "{err}");
+}
+
+/// "upstream reported 0 USD" only when an upstream said 0 (an OpenRouter BYOK call); calls that
+/// report no upstream cost at all (OpenAI, Anthropic, Gemini) give n/a.
+#[test]
+fn upstream_cost_is_na_unless_a_call_reported_one() {
+    let none = "{\"cost_usd\":\"0.5\"}\n{\"cost_usd\":\"0.25\",\"upstream_cost_usd\":null}\n";
+    let (ok, out, _) = llm_cost(&["report", "--json"], none.as_bytes());
+    assert!(ok);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["total"]["upstream_cost_usd"], Value::Null);
+    assert_eq!(report["total"]["upstream_reported_calls"], 0);
+    let (_, table, _) = llm_cost(&["report"], none.as_bytes());
+    assert!(
+        table.starts_with(
+            "2 calls, 0 prompt + 0 completion tokens, cost 0.75 USD (upstream reported n/a)\n"
+        ),
+        "{table}"
+    );
+    let (_, csv, _) = llm_cost(&["report", "--csv"], none.as_bytes());
+    assert!(csv.contains("\ntotal,all,2,0,0,0.75,\n"), "{csv}");
+
+    let some = format!("{none}{{\"cost_usd\":\"0.125\",\"upstream_cost_usd\":\"0\"}}\n");
+    let (_, out, _) = llm_cost(&["report", "--json"], some.as_bytes());
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["total"]["upstream_cost_usd"], "0");
+    assert_eq!(report["total"]["upstream_reported_calls"], 1);
+    let (_, table, _) = llm_cost(&["report"], some.as_bytes());
+    assert!(
+        table.contains("cost 0.875 USD (upstream reported 0 USD for 1 of 3 calls)\n"),
+        "{table}"
+    );
+    let all = "{\"cost_usd\":\"0.5\",\"upstream_cost_usd\":\"0.5\"}\n";
+    let (_, table, _) = llm_cost(&["report"], all.as_bytes());
+    assert!(table.contains("(upstream reported 0.5 USD)\n"), "{table}");
+}
+
+/// The record of a call refused for a spent budget (what the Envoy filter writes with its 429).
+fn refused_record(model_requested: &str) -> String {
+    serde_json::json!({
+        "ts": "2026-11-02T10:00:00.000Z",
+        "model_requested": model_requested,
+        "model": null,
+        "status_code": 429,
+        "cost_usd": null,
+        "cost_status": "no_usage",
+        "error": "budget_exceeded",
+        "priced_as": null,
+        "key_id": "3f2a9c1b7e44",
+    })
+    .to_string()
+}
+
+#[test]
+fn budget_refusals_are_refused_calls_of_the_requested_model() {
+    let input = format!(
+        "{}\n{}\n{{\"model\":\"openai/gpt-4o-2024-08-06\",\"priced_as\":\"openai/gpt-4o\",\"cost_status\":\"exact\",\"cost_usd\":\"1\"}}\n\
+         {{\"model\":\"openai/gpt-4o\",\"cost_status\":\"no_usage\",\"error\":\"upstream_unreachable\"}}\n",
+        refused_record("openai/gpt-4o"),
+        refused_record("openai/gpt-4o")
+    );
+    let (ok, out, _) = llm_cost(
+        &["report", "--by", "answered_model", "--json"],
+        input.as_bytes(),
+    );
+    assert!(ok);
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let by = &report["by"];
+    assert_eq!(by["status"]["refused"]["calls"], 2);
+    assert_eq!(
+        by["status"]["no_usage"]["calls"], 1,
+        "an unreachable upstream is not a refusal"
+    );
+    assert_eq!(by["model"]["openai/gpt-4o"]["calls"], 4);
+    assert!(by["model"].get("unknown").is_none(), "{}", by["model"]);
+    assert_eq!(by["answered_model"]["unknown"]["calls"], 2);
+    let (_, out, _) = llm_cost(
+        &[
+            "report",
+            "--where",
+            "status=refused",
+            "--by",
+            "key_id",
+            "--json",
+        ],
+        input.as_bytes(),
+    );
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["by"]["key_id"]["3f2a9c1b7e44"]["calls"], 2);
+    let (_, table, _) = llm_cost(&["report"], input.as_bytes());
+    assert!(table.contains("\n  refused "), "{table}");
+}
+
+/// `model` groups by the price-table id (the Prometheus `model` label); `answered_model` by the
+/// response's `model`, which for dated or provider-specific answers is another name.
+#[test]
+fn model_is_the_price_table_id_and_answered_model_the_response_model() {
+    let records = records();
+    let (ok, out, err) = llm_cost(
+        &[
+            "report",
+            "--by",
+            "model",
+            "--by",
+            "answered_model",
+            "--json",
+            "-",
+        ],
+        records.as_bytes(),
+    );
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let by = &report["by"];
+    let mut differ = 0;
+    for line in records.lines() {
+        let r: Value = serde_json::from_str(line).unwrap();
+        let answered = r["model"].as_str().unwrap_or("unknown");
+        let table_id = r["priced_as"].as_str().unwrap_or(answered);
+        assert!(by["model"].get(table_id).is_some(), "{table_id}");
+        assert!(by["answered_model"].get(answered).is_some(), "{answered}");
+        differ += usize::from(table_id != answered);
+    }
+    assert!(
+        differ > 0,
+        "some recording answers with a name other than its table id"
+    );
+    let sum = |d: &str| -> u64 {
+        by[d]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|t| t["calls"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(sum("model"), 49);
+    assert_eq!(sum("answered_model"), 49);
+}
+
+#[test]
+fn since_is_inclusive_and_until_exclusive() {
+    let input: String = (1..=5)
+        .map(|d| format!("{{\"ts\":\"2026-11-{d:02}T00:00:00.000Z\",\"cost_usd\":\"{d}\"}}\n"))
+        .chain(["{\"cost_usd\":\"100\"}\n".to_owned()])
+        .collect();
+    let (ok, out, err) = llm_cost(
+        &[
+            "report",
+            "--since",
+            "2026-11-02",
+            "--until",
+            "2026-11-04",
+            "--json",
+        ],
+        input.as_bytes(),
+    );
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["total"]["cost_usd"], "5", "days 2 and 3");
+    assert_eq!(
+        report["filtered_out"], 4,
+        "days 1, 4, 5 and the line without ts"
+    );
+    assert_eq!(report["since"], "2026-11-02T00:00:00.000Z");
+    assert_eq!(report["until"], "2026-11-04T00:00:00.000Z");
+    let (_, out, _) = llm_cost(
+        &["report", "--since", "2026-11-04T00:00:00Z", "--json"],
+        input.as_bytes(),
+    );
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["total"]["cost_usd"], "9");
+    assert_eq!(report["until"], Value::Null);
+    let (_, table, _) = llm_cost(
+        &["report", "--until", "2026-11-02T00:00:00.001Z"],
+        input.as_bytes(),
+    );
+    assert!(
+        table.contains("cost 3 USD")
+            && table.contains(
+                "where until 2026-11-02T00:00:00.001Z (exclusive) (4 other record(s) left out)"
+            ),
+        "{table}"
+    );
+    for bad in ["2026-11-31", "last week", "2026-11-01T00:00:00+02:00"] {
+        let (ok, _, err) = llm_cost(&["report", "--since", bad], b"");
+        assert!(!ok && err.contains("RFC 3339"), "{bad}: {err}");
+    }
 }
