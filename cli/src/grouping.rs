@@ -9,7 +9,8 @@
 //! same id as the Prometheus `model` label, so a report and a dashboard agree model by model. A
 //! call the table did not price keeps the name it had (the answering model, else the requested
 //! one; Prometheus folds those into `other` to bound its label values). `answered_model` groups
-//! by the response's own `model` field (what `X-LLM-Model` showed). A call the host refused (a
+//! by the record's `model`: the name the response gave, else the requested one (what
+//! `X-LLM-Model` showed). A call the host refused (a
 //! spent budget) has status `refused`.
 
 use std::collections::BTreeMap;

@@ -30,7 +30,7 @@ pub struct ReportArgs {
     #[arg(long, default_value_t = 10)]
     top: usize,
     /// Group by this dimension (repeatable): a built-in one (model: the price-table id, as the
-    /// Prometheus label; answered_model: the response's model; day, month, key_id, provider,
+    /// Prometheus label; answered_model: the record's model, as answered; day, month, key_id, provider,
     /// status, host, endpoint) or an attribute (`team`, `feature`, ...). Default: model, day,
     /// key_id, provider, status.
     #[arg(long = "by", value_name = "DIM", value_parser = grouping::parse_dimension)]

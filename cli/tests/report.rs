@@ -275,7 +275,7 @@ fn refused_record(model_requested: &str) -> String {
     serde_json::json!({
         "ts": "2026-11-02T10:00:00.000Z",
         "model_requested": model_requested,
-        "model": null,
+        "model": model_requested, // nothing answered: the record's model is the requested one
         "status_code": 429,
         "cost_usd": null,
         "cost_status": "no_usage",
@@ -308,7 +308,8 @@ fn budget_refusals_are_refused_calls_of_the_requested_model() {
     );
     assert_eq!(by["model"]["openai/gpt-4o"]["calls"], 4);
     assert!(by["model"].get("unknown").is_none(), "{}", by["model"]);
-    assert_eq!(by["answered_model"]["unknown"]["calls"], 2);
+    assert_eq!(by["answered_model"]["openai/gpt-4o"]["calls"], 3);
+    assert_eq!(by["answered_model"]["openai/gpt-4o-2024-08-06"]["calls"], 1);
     let (_, out, _) = llm_cost(
         &[
             "report",

@@ -1,11 +1,14 @@
 """Issue #8's "done when": a real Envoy with the filter delivers its records to a real
 `llm-cost collect`, and `llm-cost report` over the collector's files totals exactly what the clients
 were told (`X-LLM-Cost` header on JSON, trailer and `: llm-cost` comment on streams), call for call.
+Issue #26: the report's `model` is the same id as the same Envoy's Prometheus `model` label, and a
+call refused for its budget is reported as `refused`, with the model the client asked for.
 """
 
 import glob
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -16,7 +19,7 @@ from decimal import Decimal
 import pytest
 
 from support import harness
-from support.calls import fixture_names, recorded, send, split_comment
+from support.calls import fixture_names, key_id, recorded, send, split_comment
 
 
 class Collect:
@@ -42,12 +45,16 @@ class Collect:
     def files(self):
         return sorted(glob.glob(os.path.join(self.dir, "llm-cost-*.ndjson")))
 
-    def report(self):
+    def report(self, *args):
         files = self.files()
         if not files:
             return {"total": {"calls": 0, "cost_usd": "0"}, "malformed_lines": 0}
-        out = subprocess.run([harness.CLI, "report", "--json", *files], capture_output=True, timeout=30, check=True)
+        out = subprocess.run([harness.CLI, "report", "--json", *args, *files], capture_output=True, timeout=30,
+                             check=True)
         return json.loads(out.stdout)
+
+    def records(self):
+        return [json.loads(line) for path in self.files() for line in open(path)]
 
     def terminate(self, timeout=10):
         self.proc.send_signal(signal.SIGTERM)
@@ -122,6 +129,81 @@ def test_report_over_collected_files_equals_what_clients_were_told(envoy_bin, up
         for path in collect.files():
             day = os.path.basename(path)[len("llm-cost-"):-len(".ndjson")]
             assert all(json.loads(line)["ts"].startswith(day) for line in open(path)), path
+    finally:
+        if envoy is not None:
+            envoy.stop()
+        collect.stop()
+
+
+def prometheus_calls_by_model(envoy):
+    """`model` label → calls, from the filter's per-model request counter in /stats/prometheus."""
+    out = {}
+    for line in envoy.prometheus().splitlines():
+        m = re.match(r"^llmcost_requests(?:_total)?\{(.*)\} (\d+)$", line)
+        if m:
+            model = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))["model"]
+            out[model] = out.get(model, 0) + int(m.group(2))
+    return out
+
+
+def test_report_models_are_the_prometheus_labels_and_budget_refusals_are_refused(envoy_bin, upstream, cli,
+                                                                                  out_dir):
+    collect = Collect(out_dir)
+    envoy = None
+    limited = "sk-report-refused-1"
+    refused_calls = ["openrouter-cache-all-settings-real-api-0", "openrouter-stream-with-reasoning"]
+    config = {"collector": {"flush_interval_ms": 100}, "budgets": {"limits_usd": {key_id(limited): "0"}}}
+    try:
+        envoy = harness.Envoy(envoy_bin, upstream.port, collect.port, plugin_config=config)
+        names = fixture_names()
+        for name in names:
+            resp, _ = send(envoy, name)
+            assert resp.status == 200 and resp.complete, name
+        refused_ids = {}
+        for name in refused_calls:
+            resp, rid = send(envoy, name, extra_headers={"authorization": "Bearer " + limited})
+            assert resp.status == 429, resp.body[:300]
+            refused_ids[rid] = recorded(name).request_body["model"]
+        calls = len(names) + len(refused_calls)
+        prometheus = harness.wait_until(
+            lambda: (lambda p: p if sum(p.values()) == calls else None)(prometheus_calls_by_model(envoy)), 10,
+            what="%d calls counted in /stats/prometheus" % calls)
+        harness.wait_until(lambda: collect.report()["total"]["calls"] >= calls, 30,
+                           what="%d records in the collector's files" % calls)
+        envoy.stop()
+        envoy = None
+        assert collect.terminate() == 0, collect.log_text()
+
+        report = collect.report("--by", "model", "--by", "answered_model", "--by", "status")
+        assert report["total"]["calls"] == calls and report["malformed_lines"] == 0
+        by_model = report["by"]["model"]
+        stored = collect.records()
+        # One convention: every model label is a report model with the same number of priced
+        # calls; the calls Prometheus counts as `other` are the ones no table entry priced (here
+        # the refused ones among them), which the report names by their own model.
+        unpriced = collect.report("--where", "status=refused", "--where", "status=unpriced",
+                                  "--where", "status=no_usage", "--where", "status=error")["by"]["model"]
+        labelled = {m: n for m, n in prometheus.items() if m != "other"}
+        assert len(labelled) > 5, prometheus
+        priced_calls = {m: by_model[m]["calls"] - unpriced.get(m, {}).get("calls", 0) for m in labelled}
+        assert priced_calls == labelled, (prometheus, by_model)
+        assert prometheus.get("other", 0) == sum(r["priced_as"] is None for r in stored)
+        # ... while answered_model keeps the names the upstreams answered with.
+        answered = {r["model"] for r in stored if r["model"]}
+        assert answered <= set(report["by"]["answered_model"]) and answered != set(labelled)
+
+        # Refusals: their own status, the requested model (the filter read the held body first).
+        assert report["by"]["status"]["refused"]["calls"] == len(refused_calls)
+        for rid, model in refused_ids.items():
+            [record] = [r for r in stored if r["request_id"] == rid]
+            assert record["error"] == "budget_exceeded" and record["model_requested"] == model, record
+        refused = collect.report("--where", "status=refused")
+        assert refused["total"]["calls"] == len(refused_calls)
+        assert sorted(refused["by"]["model"]) == sorted(set(refused_ids.values()))
+        assert "unknown" not in refused["by"]["model"]
+        # No OpenAI-style call reported an upstream cost, so those say n/a, not 0.
+        openai = collect.report("--where", "provider=openai")
+        assert openai["total"]["calls"] > 0 and openai["total"]["upstream_cost_usd"] is None, openai["total"]
     finally:
         if envoy is not None:
             envoy.stop()
