@@ -33,9 +33,13 @@ pub const BUILT_IN: [&str; 9] = [
     "endpoint",
 ];
 
-/// The `status` of a call the host answered itself instead of the upstream (a spent budget's
-/// `429`): not a `no_usage` call, which reached the upstream.
+/// The `status` of a call the host refused instead of passing it on (a spent budget's `429`, an
+/// unpriced model's `403` under `budgets.unpriced: "deny"`): not a `no_usage` call, which reached
+/// the upstream.
 pub const REFUSED: &str = "refused";
+
+/// The `error` codes of refused calls.
+const REFUSALS: [ErrorCode; 2] = [ErrorCode::BudgetExceeded, ErrorCode::UnpricedModelRefused];
 
 /// The dimensions a report shows when no `--by` is given.
 pub const DEFAULT: [&str; 5] = ["model", "day", "key_id", "provider", "status"];
@@ -95,7 +99,8 @@ impl Record {
 
     /// Did the host answer this call itself, refusing it (see [`REFUSED`])?
     pub fn refused(&self) -> bool {
-        self.error.as_deref() == Some(ErrorCode::BudgetExceeded.as_str())
+        let error = self.error.as_deref();
+        REFUSALS.iter().any(|code| error == Some(code.as_str()))
     }
 
     /// The record's value for `dimension` (built-in or attribute).
@@ -292,6 +297,8 @@ mod tests {
         );
         assert_eq!(refused.value("status"), REFUSED);
         assert_eq!(refused.value("model"), "openai/gpt-4o");
+        let unpriced = record(r#"{"cost_status":"no_usage","error":"unpriced_model_refused"}"#);
+        assert_eq!(unpriced.value("status"), REFUSED);
         let unreachable = record(r#"{"cost_status":"no_usage","error":"upstream_unreachable"}"#);
         assert_eq!(unreachable.value("status"), "no_usage");
         assert!(matches(

@@ -19,21 +19,20 @@ def struct_fields(source, name):
     return [m.group(1) for m in re.finditer(r"^\s+(?:pub )?(\w+):", body, re.M)]
 
 
-def test_every_plugin_config_field_is_in_the_reference_table():
-    with open(os.path.join(harness.ROOT, "core", "src", "config.rs")) as f:
-        source = f.read()
-    with open(os.path.join(harness.ROOT, "docs", "CONFIGURATION.md")) as f:
-        doc = f.read()
-    with open(os.path.join(harness.ROOT, "core", "src", "budget.rs")) as f:
-        budget_source = f.read()
+def read(*parts):
+    with open(os.path.join(harness.ROOT, *parts)) as f:
+        return f.read()
+
+
+def code_config_fields():
+    """Every configuration field the code reads, as the reference table names them."""
+    source = read("core", "src", "config.rs")
+    budget_source = read("core", "src", "budget.rs")
     # `collector` is the Envoy filter's own section (the core passes it through).
-    with open(os.path.join(harness.ROOT, "plugin", "src", "collector.rs")) as f:
-        collector_source = f.read()
-    with open(os.path.join(harness.ROOT, "core", "src", "attribution.rs")) as f:
-        attribution_source = f.read()
+    collector_source = read("plugin", "src", "collector.rs")
+    attribution_source = read("core", "src", "attribution.rs")
     # `pricing` is the core's live-price section (core/src/price_doc.rs).
-    with open(os.path.join(harness.ROOT, "core", "src", "price_doc.rs")) as f:
-        price_doc_source = f.read()
+    price_doc_source = read("core", "src", "price_doc.rs")
     fields = [
         f
         for f in struct_fields(source, "ConfigFile")
@@ -49,17 +48,18 @@ def test_every_plugin_config_field_is_in_the_reference_table():
     fields += ["collector." + f for f in struct_fields(collector_source, "CollectorConfig")]
     fields += ["budgets." + f for f in struct_fields(budget_source, "BudgetsFile")]
     fields += ["budgets.rules[]." + f for f in struct_fields(budget_source, "RuleFile")]
+    return fields
+
+
+def test_every_plugin_config_field_is_in_the_reference_table():
+    doc = read("docs", "CONFIGURATION.md")
+    fields = code_config_fields()
     assert len(fields) > 10
     missing = [f for f in fields if "| `%s` |" % f not in doc]
     assert missing == [], "add these configuration fields to docs/CONFIGURATION.md: %s" % missing
 
 
 # ---- Names the docs use must be names the code has (issue #26: they had drifted) -------------
-
-def read(*parts):
-    with open(os.path.join(harness.ROOT, *parts)) as f:
-        return f.read()
-
 
 def doc_files():
     """README and every Markdown, YAML and TOML file a user reads (docs, configs, manifests)."""
@@ -81,21 +81,6 @@ def reference_table_keys(doc):
             break
         rows.append(line.split("`")[1])
     return rows
-
-
-def code_config_fields():
-    """Every configuration field the code reads, as the reference table names them."""
-    source = read("core", "src", "config.rs")
-    fields = [f for f in struct_fields(source, "ConfigFile") if f not in ("collector", "budgets", "attribution", "pricing")]
-    attribution = read("core", "src", "attribution.rs")
-    price_doc = read("core", "src", "price_doc.rs")
-    fields += ["attribution." + f for f in struct_fields(attribution, "AttributionFile")]
-    fields += ["attribution.dimensions.<name>." + f for f in struct_fields(attribution, "DimensionFile")]
-    fields += ["pricing." + f for f in struct_fields(price_doc, "LivePricing")]
-    fields += ["pricing.source." + f for f in struct_fields(price_doc, "PriceSource")]
-    fields += ["collector." + f for f in struct_fields(read("plugin", "src", "collector.rs"), "CollectorConfig")]
-    fields += ["budgets." + f for f in struct_fields(read("core", "src", "budget.rs"), "BudgetsFile")]
-    return fields
 
 
 def test_every_key_in_the_reference_table_is_read_by_the_code():
