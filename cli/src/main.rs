@@ -14,6 +14,7 @@ mod explain;
 mod fetch;
 mod grouping;
 mod key_id;
+mod ledger;
 mod price;
 mod pricing;
 mod reconcile;
@@ -43,7 +44,7 @@ enum Command {
     Pricing(pricing::PricingCommand),
     /// Spend totals and breakdowns over NDJSON cost records.
     Report(report::ReportArgs),
-    /// Receive NDJSON cost records over HTTP and append them to daily files.
+    /// Receive NDJSON cost records over HTTP and append them to daily files (or PostgreSQL).
     Collect(collect::CollectArgs),
     /// Print the `key_id` of the API key read from stdin (for budgets and adjustments).
     KeyId(key_id::KeyIdArgs),

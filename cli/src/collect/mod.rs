@@ -5,13 +5,14 @@
 //! are written and fsynced. SIGINT/SIGTERM: stop accepting, finish the requests under way, exit 0.
 //! Details and the reasons behind each choice: `docs/COLLECT.md`.
 
-mod day;
+pub(crate) mod day;
 mod http;
 mod ingest;
 mod lock;
 mod recent;
 mod server;
 mod signals;
+mod sink;
 mod store;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -23,6 +24,7 @@ use std::time::Duration;
 use clap::Args;
 
 use server::{Shared, Stats};
+use sink::Sink;
 use store::Store;
 
 /// Arguments of `llm-cost collect`.
@@ -33,8 +35,17 @@ pub struct CollectArgs {
     #[arg(long, value_name = "ADDR")]
     listen: String,
     /// Directory of the daily files (created if missing).
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "postgres",
+        conflicts_with = "postgres"
+    )]
+    out: Option<PathBuf>,
+    /// Insert the records into PostgreSQL instead (`postgres://USER:PASS@HOST:PORT/DB?sslmode=require`;
+    /// the schema is created or migrated at start). See docs/COLLECT.md, "The PostgreSQL ledger".
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
     /// Path that accepts records (the filter's `collector.path`).
     #[arg(long, default_value = "/ingest")]
     path: String,
@@ -55,9 +66,16 @@ pub fn run(args: &CollectArgs) -> Result<(), String> {
     if !args.path.starts_with('/') {
         return Err(format!("--path must start with '/': {:?}", args.path));
     }
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
-    let _lock = lock::lock(&args.out)?;
+    // The files' directory lock, held until exit; the ledger needs none (the database arbitrates).
+    let (_lock, ledger) = match (&args.out, &args.postgres) {
+        (Some(out), _) => {
+            std::fs::create_dir_all(out)
+                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            (Some(lock::lock(out)?), None)
+        }
+        (None, Some(url)) => (None, Some(crate::ledger::Ledger::connect(url)?)),
+        (None, None) => return Err("one of --out DIR or --postgres URL is needed".to_owned()),
+    };
     let listener = TcpListener::bind(&args.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let bound = listener
@@ -72,22 +90,31 @@ pub fn run(args: &CollectArgs) -> Result<(), String> {
         let _ = TcpStream::connect_timeout(&wake_address(bound), Duration::from_secs(1));
     })?;
 
-    let store = Store::start(&args.out)?;
+    let (store, sink, target) = match (ledger, &args.out) {
+        (Some(ledger), _) => {
+            let target = format!("PostgreSQL {} (table llm_cost_records)", ledger.target);
+            (None, Sink::Ledger(ledger), target)
+        }
+        (None, Some(out)) => {
+            let store = Store::start(out)?;
+            let handle = store.handle();
+            let target = format!("{}/llm-cost-YYYY-MM-DD.ndjson", out.display());
+            (Some(store), Sink::Files(handle), target)
+        }
+        (None, None) => return Err("one of --out DIR or --postgres URL is needed".to_owned()),
+    };
     let shared = Arc::new(Shared {
         path: args.path.clone(),
         max_body_bytes: args.max_body_bytes,
         max_connections: args.max_connections.max(1),
         shutdown_grace: Duration::from_secs(args.shutdown_grace),
-        store: store.handle(),
+        store: sink,
         recent: std::sync::Mutex::new(recent::Recent::new(recent::DEFAULT_CAPACITY)),
         stopping,
         stats: Stats::default(),
     });
     println!("listening on http://{bound}{}", args.path);
-    eprintln!(
-        "llm-cost collect: writing to {}/llm-cost-YYYY-MM-DD.ndjson",
-        args.out.display()
-    );
+    eprintln!("llm-cost collect: writing to {target}");
     let stuck = server::serve(listener, &shared);
     if stuck > 0 {
         // Their requests were not answered (the senders retry them); everything answered 200 is
@@ -107,7 +134,9 @@ pub fn run(args: &CollectArgs) -> Result<(), String> {
         stats.duplicates.load(Ordering::Relaxed),
     );
     drop(shared);
-    store.finish();
+    if let Some(store) = store {
+        store.finish();
+    }
     eprintln!(
         "llm-cost collect: stopped after {requests} request(s): {stored} line(s) stored, {rejected} malformed skipped, {duplicates} retried copies dropped"
     );

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::day::Day;
 use super::http::{self, Error, Framing, Head};
 use super::ingest::Batch;
-use super::store::StoreHandle;
+use super::sink::Sink;
 
 /// Longest wait for a read or write while a request is being served.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,7 +34,7 @@ pub struct Shared {
     /// After SIGINT/SIGTERM, how long requests under way may take to arrive whole (a client
     /// trickling bytes cannot hold the shutdown forever).
     pub shutdown_grace: Duration,
-    pub store: StoreHandle,
+    pub store: Sink,
     /// Lines stored recently: retried copies are dropped (`recent.rs`).
     pub recent: std::sync::Mutex<super::recent::Recent>,
     pub stopping: Arc<AtomicBool>,
@@ -267,21 +267,26 @@ fn ingest(
     let batch = Batch::parse(&body, Day::today(), &mut recent());
     let (stored, rejected, duplicates) = (batch.stored, batch.rejected, batch.duplicates);
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-    let appended = shared.store.append(batch.by_day.into_iter().collect());
+    let appended = shared.store.append(batch.by_day);
     if appended.is_err() {
         recent().forget(&batch.hashes);
     }
-    if let Err(e) = appended {
-        // Nothing of this request stayed in the files: the sender may retry it whole.
-        answer(
-            w,
-            503,
-            &[("retry-after", "1")],
-            &json!({ "error": e }),
-            true,
-        );
-        return Next::Close;
-    }
+    let known = match appended {
+        Ok(known) => known,
+        Err(e) => {
+            // Nothing of this request stayed in the files: the sender may retry it whole.
+            answer(
+                w,
+                503,
+                &[("retry-after", "1")],
+                &json!({ "error": e }),
+                true,
+            );
+            return Next::Close;
+        }
+    };
+    // Lines the ledger already had were redelivered copies: counted as such, not as stored.
+    let (stored, duplicates) = (stored.saturating_sub(known), duplicates + known);
     shared.stats.stored.fetch_add(stored, Ordering::Relaxed);
     shared.stats.rejected.fetch_add(rejected, Ordering::Relaxed);
     shared
