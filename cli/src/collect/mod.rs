@@ -67,14 +67,13 @@ pub fn run(args: &CollectArgs) -> Result<(), String> {
         return Err(format!("--path must start with '/': {:?}", args.path));
     }
     // The files' directory lock, held until exit; the ledger needs none (the database arbitrates).
-    let (_lock, ledger) = match (&args.out, &args.postgres) {
-        (Some(out), _) => {
+    let _lock = match &args.out {
+        Some(out) => {
             std::fs::create_dir_all(out)
                 .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-            (Some(lock::lock(out)?), None)
+            Some(lock::lock(out)?)
         }
-        (None, Some(url)) => (None, Some(crate::ledger::Ledger::connect(url)?)),
-        (None, None) => return Err("one of --out DIR or --postgres URL is needed".to_owned()),
+        None => None,
     };
     let listener = TcpListener::bind(&args.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -90,8 +89,10 @@ pub fn run(args: &CollectArgs) -> Result<(), String> {
         let _ = TcpStream::connect_timeout(&wake_address(bound), Duration::from_secs(1));
     })?;
 
-    let (store, sink, target) = match (ledger, &args.out) {
-        (Some(ledger), _) => {
+    // After the signals are taken: the pool starts threads, which must inherit the blocked mask.
+    let (store, sink, target) = match (&args.postgres, &args.out) {
+        (Some(url), _) => {
+            let ledger = crate::ledger::Ledger::connect(url)?;
             let target = format!("PostgreSQL {} (table llm_cost_records)", ledger.target);
             (None, Sink::Ledger(ledger), target)
         }
