@@ -7,7 +7,7 @@
 use postgres::Client;
 
 /// Taken for the duration of a migration (an arbitrary constant: "llmcost" in ASCII).
-const LOCK: i64 = 0x6c6c_6d63_6f73_74;
+const LOCK: i64 = 0x006c_6c6d_636f_7374;
 
 /// `(version, SQL)`, in order.
 pub const MIGRATIONS: &[(i32, &str)] = &[
