@@ -8,7 +8,7 @@
 use alloc::{string::String, vec::Vec};
 
 use crate::sse::{SseEvent, SseParser};
-use crate::usage::{anthropic, Format, OutputTokens, Report, Usage};
+use crate::usage::{anthropic, EventPrecheck, Format, OutputTokens, Report, Usage};
 
 /// What the host forwards for a chunk.
 #[derive(Debug, PartialEq, Eq)]
@@ -60,7 +60,13 @@ impl StreamFacts {
         }
     }
 
-    fn on_event(&mut self, scan: ScanMode, event: SseEvent<'_>, hidden: &mut Vec<(u64, u64)>) {
+    fn on_event(
+        &mut self,
+        scan: ScanMode,
+        precheck: &EventPrecheck,
+        event: SseEvent<'_>,
+        hidden: &mut Vec<(u64, u64)>,
+    ) {
         let ScanMode {
             format,
             hide,
@@ -78,7 +84,7 @@ impl StreamFacts {
         }
         #[cfg(not(feature = "estimate"))]
         let _ = estimate;
-        if self.model.is_some() && !format.worth_parsing(event.data) {
+        if self.model.is_some() && !precheck.worth_parsing(event.data) {
             return;
         }
         let Ok(facts) = format.parse(event.data) else {
@@ -129,6 +135,8 @@ struct ScanMode {
 #[derive(Debug)]
 pub struct StreamScan {
     mode: ScanMode,
+    /// The pre-check's searchers, built once for the stream.
+    precheck: EventPrecheck,
     parser: SseParser,
     facts: StreamFacts,
     /// Bytes from `held_start` to the parser's offset, not yet released (hiding only).
@@ -146,6 +154,7 @@ impl StreamScan {
                 hide: hide_usage_only,
                 estimate: false,
             },
+            precheck: EventPrecheck::new(format),
             parser: SseParser::new(max_event_bytes),
             facts: StreamFacts::default(),
             held: Vec::new(),
@@ -180,9 +189,10 @@ impl StreamScan {
         let chunk_start = self.parser.offset();
         let mode = self.mode;
         let mut hidden = Vec::new();
-        let facts = &mut self.facts;
-        self.parser
-            .feed(chunk, &mut |event| facts.on_event(mode, event, &mut hidden));
+        let (facts, precheck) = (&mut self.facts, &self.precheck);
+        self.parser.feed(chunk, &mut |event| {
+            facts.on_event(mode, precheck, event, &mut hidden)
+        });
         if !mode.hide {
             return Forward::Unchanged;
         }
@@ -211,9 +221,9 @@ impl StreamScan {
     pub fn finish(&mut self) -> Vec<u8> {
         let mode = self.mode;
         let mut hidden = Vec::new();
-        let facts = &mut self.facts;
+        let (facts, precheck) = (&mut self.facts, &self.precheck);
         self.parser
-            .finish(&mut |event| facts.on_event(mode, event, &mut hidden));
+            .finish(&mut |event| facts.on_event(mode, precheck, event, &mut hidden));
         let end = self.held_start + self.held.len() as u64;
         self.release(end, &hidden)
     }

@@ -22,7 +22,7 @@ burst of load from other work on the machine hits every row alike: read the rati
 
     ~/.cache/llm-cost-tools/venv/bin/python tests/envoy/bench.py [--rounds 5] [--seconds 4]
         [--connections 16] [--stream-chunks 10000] [--no-build] [--path P]
-        [--upstream-delay-ms D] [--plugin-config JSON]
+        [--upstream-delay-ms D] [--plugin-config JSON] [--compare NAME=WASM ...]
 
 Builds the two baseline filters first (cargo, wasm32-unknown-unknown, release; `--no-build`
 skips it) and uses dist/llm_cost_plugin.wasm as `scripts/build-plugin` left it. Not part of the
@@ -167,6 +167,9 @@ def main():
                     help="make the upstream answer after this delay (Envoy fault filter), like a real LLM")
     ap.add_argument("--plugin-config", default='{"collector": {"flush_interval_ms": 500}}',
                     help="plugin_config JSON of the 'collector on' row")
+    ap.add_argument("--compare", metavar="NAME=WASM", action="append", default=[],
+                    help="one more 'collector on' row in both tables, running another build of the "
+                         "filter (e.g. before a change), so before and after come from one run")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("bench: wrk not found (apt-get install wrk)")
@@ -205,7 +208,12 @@ def main():
             ("llm-cost, collector off", envoy(plugin_config={"collector": {"enabled": False}})),
             ("llm-cost, collector on", envoy(plugin_config=json.loads(args.plugin_config))),
         ]
-        stream_rows = [rows[0], rows[1], rows[4]] if args.stream_chunks else []
+        for spec in args.compare:
+            name, _, wasm = spec.partition("=")
+            if not os.path.isfile(wasm):
+                sys.exit("bench: --compare %s: no such file" % spec)
+            rows.append((name, envoy(wasm=wasm, plugin_config=json.loads(args.plugin_config))))
+        stream_rows = [rows[0], rows[1]] + rows[4:] if args.stream_chunks else []
         json_runs = {name: [] for name, _ in rows}
         stream_runs = {name: [] for name, _ in stream_rows}
         for _ in range(args.rounds):
