@@ -66,6 +66,7 @@ pub const RESERVED_NAMES: &[&str] = &[
     "attributes",
     "budget_would_exceed",
     "budget_thresholds",
+    "budget_error",
     // report dimensions and metric labels that are not record fields
     "day",
     "month",

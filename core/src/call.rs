@@ -8,6 +8,7 @@ use alloc::{borrow::ToOwned, boxed::Box, rc::Rc, string::String, vec::Vec};
 
 use crate::attribution::BodyValues;
 use crate::budget::{BudgetFacts, BudgetMark};
+use crate::budget_check::BudgetError;
 use crate::config::{Adjustment, MeterConfig};
 use crate::cost::{price, Breakdown};
 use crate::error_code::ErrorCode;
@@ -171,6 +172,8 @@ pub struct Call {
     finished: bool,
     /// The host answered the call itself ([`Call::finish_refused`]).
     refused: bool,
+    /// The host let the call through without checking its budget ([`Call::budget_unchecked`]).
+    budget_error: Option<BudgetError>,
 }
 
 impl Call {
@@ -200,6 +203,7 @@ impl Call {
             response: ResponseState::Pending,
             finished: false,
             refused: false,
+            budget_error: None,
         };
         call.request.model = gemini_model_from_path(head.path);
         if head
@@ -264,6 +268,12 @@ impl Call {
         self.finished = true;
         self.refused = true;
         self.outcome(None, None, Some(reason), Vec::new(), now_unix_ms)
+    }
+
+    /// The host could not check this call's budget (its store failed) and let it through: the
+    /// record's `budget_error` says why. Call before the `finish_*` that ends the call.
+    pub fn budget_unchecked(&mut self, why: BudgetError) {
+        self.budget_error = Some(why);
     }
 
     /// Whether to buffer the request body for the rewrite, or only observe it.
@@ -676,6 +686,7 @@ impl Call {
             attributes: attributes.values,
             budget_would_exceed: Vec::new(),
             budget_thresholds: Vec::new(),
+            budget_error: self.budget_error,
         };
         let mut sse_comment = stream_tail;
         if matches!(self.response, ResponseState::Stream(_)) && self.stream_cost_comment() {
@@ -968,6 +979,30 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
                 (CostStatus::NoUsage, Some(code))
             );
         }
+    }
+
+    #[test]
+    fn a_call_let_through_unchecked_says_why_and_is_metered_as_usual() {
+        let config = Rc::new(MeterConfig::default());
+        let head = RequestHead {
+            method: "POST",
+            host: "openrouter.ai",
+            path: "/api/v1/chat/completions",
+            ..RequestHead::default()
+        };
+        let checked = Call::new(&config, head, 0).finish_json(USAGE, 1);
+        let mut call = Call::new(&config, head, 0);
+        call.budget_unchecked(BudgetError::StoreTimeout);
+        let unchecked = call.finish_json(USAGE, 1);
+        assert_eq!(checked.record.budget_error, None);
+        assert_eq!(
+            unchecked.record.budget_error,
+            Some(BudgetError::StoreTimeout)
+        );
+        assert_eq!(unchecked.cost, checked.cost);
+        assert!(unchecked
+            .record_json
+            .contains(r#""budget_error":"store_timeout""#));
     }
 
     #[test]

@@ -13,6 +13,7 @@ extern crate alloc;
 
 pub mod attribution;
 pub mod budget;
+pub mod budget_check;
 pub mod call;
 pub mod config;
 pub mod cost;
@@ -43,6 +44,7 @@ pub mod usage;
 pub struct CoreApiDoc;
 
 pub use budget::{BudgetFacts, BudgetMark, Budgets, Charge, Decision, Ledger, Period, Rejection};
+pub use budget_check::BudgetError;
 pub use call::{Call, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan};
 pub use config::{ConfigError, ConfigWarning, HostSupport, MeterConfig};
 pub use error_code::ErrorCode;

@@ -9,6 +9,7 @@ use alloc::{collections::BTreeMap, format, string::String, vec::Vec};
 use serde::Serialize;
 
 use crate::budget::BudgetMark;
+use crate::budget_check::BudgetError;
 use crate::cost::Breakdown;
 use crate::error_code::ErrorCode;
 
@@ -140,6 +141,8 @@ pub struct CostRecord {
     /// Budget thresholds (50 / 80 / 100 % of a limit) this call's cost crossed first in the
     /// period (`[]` when none).
     pub budget_thresholds: Vec<BudgetMark>,
+    /// Why the call passed without its budget checked (the store failed); null otherwise.
+    pub budget_error: Option<BudgetError>,
 }
 
 /// The subset of the record carried by the stream-end comment.

@@ -82,6 +82,7 @@ fn emitted_headers() -> Vec<String> {
         attributes: Default::default(),
         budget_would_exceed: Vec::new(),
         budget_thresholds: Vec::new(),
+        budget_error: None,
     };
     record
         .headers("x-llm-")

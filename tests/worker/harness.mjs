@@ -102,12 +102,26 @@ function compatibilityDate() {
   return m[1];
 }
 
+/** wrangler.toml lines binding the budget Durable Object class (`scriptName`: to another
+ *  Worker's class, e.g. one that is not running, as a broken store). */
+export function budgetBinding(scriptName = null) {
+  const lines = [
+    `[[durable_objects.bindings]]`,
+    `name = "BUDGETS"`,
+    `class_name = "BudgetLedger"`,
+  ];
+  if (scriptName) lines.push(`script_name = ${JSON.stringify(scriptName)}`);
+  else lines.push(`[[migrations]]`, `tag = "v1"`, `new_sqlite_classes = ["BudgetLedger"]`);
+  return lines;
+}
+
 /**
  * Runs the built bundle (worker/build, made by scripts/build-worker) under `wrangler dev --local`.
  * The config is generated (same name, main and compatibility date as worker/wrangler.toml, test
- * vars) so wrangler does not rebuild. Resolves to `{ url, logs() }`.
+ * vars, then `extra` wrangler.toml lines such as bindings) so wrangler does not rebuild.
+ * Resolves to `{ url, logs() }`.
  */
-export async function startWorker(vars) {
+export async function startWorker(vars, extra = []) {
   const dir = mkdtempSync(join(tmpdir(), "llm-cost-wrangler-"));
   const lines = [
     `name = "llm-cost-test"`,
@@ -115,6 +129,7 @@ export async function startWorker(vars) {
     `compatibility_date = "${compatibilityDate()}"`,
     `[vars]`,
     ...Object.entries(vars).map(([k, v]) => `${k} = ${JSON.stringify(v)}`),
+    ...extra,
   ];
   const config = join(dir, "wrangler.toml");
   writeFileSync(config, lines.join("\n") + "\n");

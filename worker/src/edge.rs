@@ -15,7 +15,8 @@ use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::*;
 
-use crate::settings::{is_forwardable_request_header, Settings};
+use crate::budget_object::{self, Admission, Reservation};
+use crate::settings::{is_forwardable_request_header, Settings, BUDGETS_BINDING};
 
 type Loaded = Rc<core::result::Result<Settings, String>>;
 
@@ -33,15 +34,21 @@ fn read_var(env: &Env, name: &str) -> Option<String> {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
-    let loaded = SETTINGS.with(|cell| cell.get_or_init(|| load(&env)).clone());
+    let loaded = settings_for(&env);
     match loaded.as_ref() {
-        Ok(settings) => proxy(req, settings, &ctx).await,
+        Ok(settings) => proxy(req, settings, &env, &ctx).await,
         Err(_) => Response::error("llm-cost worker: bad configuration (see logs)", 500),
     }
 }
 
+/// This isolate's settings (parsed on first use; the budget Durable Object reads them too).
+pub(crate) fn settings_for(env: &Env) -> Loaded {
+    SETTINGS.with(|cell| cell.get_or_init(|| load(env)).clone())
+}
+
 fn load(env: &Env) -> Loaded {
-    let settings = Settings::from_vars(|name| read_var(env, name));
+    let budgets_bound = env.durable_object(BUDGETS_BINDING).is_ok();
+    let settings = Settings::from_vars(|name| read_var(env, name), budgets_bound);
     match &settings {
         Ok(s) => {
             if let Err(why) = &s.meter {
@@ -61,7 +68,7 @@ fn now_ms() -> u64 {
 }
 
 /// Proxies one request, metering it when the core configuration is valid.
-async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response> {
+async fn proxy(mut req: Request, s: &Settings, env: &Env, ctx: &Context) -> Result<Response> {
     let url = req.url()?;
     let path_and_query = match url.query() {
         Some(q) => format!("{}?{}", url.path(), q),
@@ -136,6 +143,24 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
     // Health checks, `GET /models` and the like pass untouched and leave no record.
     let mut call = call.filter(Call::is_metered);
 
+    // The budget decides before the body is read: a refused call never reaches the upstream.
+    let mut reservation = None;
+    if let (Ok(config), Some(c)) = (&s.meter, call.as_mut()) {
+        let key_id = c.key_id().map(str::to_owned);
+        if let Some(key_id) = key_id.filter(|k| config.budgets.limit_for(k).is_some()) {
+            match budget_object::admit(env, &key_id).await {
+                Admission::Unlimited => {}
+                Admission::Admitted(held) => reservation = Some(held),
+                Admission::Unchecked(why) => c.budget_unchecked(why),
+                Admission::Refused(refused) => {
+                    let outcome = c.finish_refused(429, ErrorCode::BudgetExceeded, now_ms());
+                    emit_now(s, ctx, &outcome, None);
+                    return Ok(refused);
+                }
+            }
+        }
+    }
+
     let body: Option<JsValue> = if matches!(method, Method::Get | Method::Head) {
         None
     } else {
@@ -190,6 +215,7 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
                     s,
                     ctx,
                     &c.finish_refused(502, ErrorCode::UpstreamUnreachable, now_ms()),
+                    reservation,
                 );
             }
             return Response::error("llm-cost worker: upstream unreachable", 502);
@@ -231,11 +257,12 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
                 Ok(Buffered::Over(prefix)) => {
                     // Larger than the core wants to hold: the rest streams through unchanged.
                     call.response_body_too_large();
-                    let body = metered_body(source, prefix, call, Mode::PassThrough, s, ctx)?;
+                    let body =
+                        metered_body(source, prefix, call, reservation, Mode::PassThrough, s, ctx)?;
                     return respond_stream(body, status, headers);
                 }
                 Err(_) => {
-                    emit_now(s, ctx, &call.finish_aborted(now_ms()));
+                    emit_now(s, ctx, &call.finish_aborted(now_ms()), reservation);
                     return Response::error("llm-cost worker: upstream body failed", 502);
                 }
             };
@@ -243,19 +270,27 @@ async fn proxy(mut req: Request, s: &Settings, ctx: &Context) -> Result<Response
             for (name, value) in &outcome.headers {
                 headers.set(name, value)?;
             }
-            emit_now(s, ctx, &outcome);
+            emit_now(s, ctx, &outcome, reservation);
             Ok(Response::from_bytes(body)?
                 .with_status(status)
                 .with_headers(headers))
         }
         ResponsePlan::Stream => {
             let source = upstream_stream(&upstream);
-            let body = metered_body(source, Vec::new(), call, Mode::Stream, s, ctx)?;
+            let body = metered_body(source, Vec::new(), call, reservation, Mode::Stream, s, ctx)?;
             respond_stream(body, status, headers)
         }
         ResponsePlan::PassThrough => {
             let source = upstream_stream(&upstream);
-            let body = metered_body(source, Vec::new(), call, Mode::PassThrough, s, ctx)?;
+            let body = metered_body(
+                source,
+                Vec::new(),
+                call,
+                reservation,
+                Mode::PassThrough,
+                s,
+                ctx,
+            )?;
             respond_stream(body, status, headers)
         }
     }
@@ -316,10 +351,14 @@ fn respond_stream(body: ResponseBody, status: u16, headers: Headers) -> Result<R
         .with_headers(headers))
 }
 
-/// Writes the record as one log line and, when a sink is configured, posts it after the response
-/// (`ctx.wait_until`: the client never waits on the sink).
-fn emit_now(s: &Settings, ctx: &Context, outcome: &Outcome) {
+/// Writes the record as one log line and, when a sink is configured, posts it after the response;
+/// settles the call's budget reservation, if it holds one (`ctx.wait_until`: the client never
+/// waits on the sink or the budget).
+fn emit_now(s: &Settings, ctx: &Context, outcome: &Outcome, reservation: Option<Reservation>) {
     console_log!("{}", outcome.record_json);
+    if let Some(held) = reservation {
+        ctx.wait_until(budget_object::settle(held, outcome.cost));
+    }
     if let Some(sink) = s.log_sink_url.as_deref() {
         ctx.wait_until(post_record(sink.to_owned(), outcome.record_json.clone()));
     }
@@ -399,6 +438,7 @@ fn metered_body(
     source: Option<web_sys::ReadableStream>,
     prefix: Vec<Uint8Array>,
     call: Call,
+    reservation: Option<Reservation>,
     mode: Mode,
     s: &Settings,
     ctx: &Context,
@@ -410,7 +450,7 @@ fn metered_body(
             Mode::Stream => call.finish_stream(now_ms()),
             Mode::PassThrough => call.finish_passthrough(now_ms()),
         };
-        emit_now(s, ctx, &outcome);
+        emit_now(s, ctx, &outcome, reservation);
         return Ok(match outcome.sse_comment.is_empty() {
             true => ResponseBody::Empty,
             false => ResponseBody::Body(outcome.sse_comment),
@@ -488,6 +528,9 @@ fn metered_body(
             }
         };
         console_log!("{}", outcome.record_json);
+        if let Some(held) = reservation {
+            budget_object::settle(held, outcome.cost).await;
+        }
         if let Some(sink) = sink {
             post_record(sink, outcome.record_json).await;
         }

@@ -2,9 +2,13 @@
 //!
 //! Proxies OpenRouter / OpenAI-compatible API calls to `UPSTREAM_BASE_URL` with the client's own
 //! `Authorization`, and adds the cost headers, the stream-end cost comment and the cost record.
-//! The runtime glue ([`edge`], wasm32 only) is thin; [`settings`] is pure and host-tested.
+//! The runtime glue (`edge`, `budget_object`: wasm32 only) is thin; [`settings`] and [`ledger`]
+//! are pure and host-tested.
 
+pub mod ledger;
 pub mod settings;
 
+#[cfg(target_arch = "wasm32")]
+mod budget_object;
 #[cfg(target_arch = "wasm32")]
 mod edge;

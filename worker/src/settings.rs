@@ -11,14 +11,19 @@ use serde_json::{Map, Value};
 pub const DEFAULT_UPSTREAM: &str = "https://openrouter.ai";
 
 /// What the Worker can do with the shared configuration: it builds its own responses (so it
-/// always holds headers), its isolates share no counters (no spend limits), and it sends records
-/// to `LOG_SINK_URL`, not an Envoy cluster. The core drops those fields with a warning each.
+/// always holds headers), keeps spend counters in a Durable Object per budget key (`budgets`,
+/// when the [`BUDGETS_BINDING`] is there: see [`Settings::from_vars`]), and sends records to
+/// `LOG_SINK_URL`, not an Envoy cluster. The core drops the fields it cannot honour with a
+/// warning each.
 pub const WORKER: HostSupport = HostSupport {
     name: "the Worker",
     hold_headers_setting: false,
-    shared_counters: false,
+    shared_counters: true,
     collector: false,
 };
+
+/// The Durable Object namespace binding (wrangler.toml) that holds the budget ledgers.
+pub const BUDGETS_BINDING: &str = "BUDGETS";
 
 /// Everything the Worker needs per request, parsed once per isolate.
 pub struct Settings {
@@ -36,9 +41,14 @@ pub struct Settings {
 
 impl Settings {
     /// Builds settings from a variable lookup (`UPSTREAM_BASE_URL`, `LOG_SINK_URL`,
-    /// `METER_CONFIG`, `HEADER_PREFIX`, `MODEL_OVERRIDES`). Only a bad URL is fatal; a bad
-    /// metering variable disables metering and is reported in `meter`.
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+    /// `METER_CONFIG`, `HEADER_PREFIX`, `MODEL_OVERRIDES`) and whether the [`BUDGETS_BINDING`]
+    /// exists (without it, `budgets` is ignored with a warning: a limit kept per isolate would
+    /// not hold). Only a bad URL is fatal; a bad metering variable disables metering and is
+    /// reported in `meter`.
+    pub fn from_vars(
+        var: impl Fn(&str) -> Option<String>,
+        budgets_bound: bool,
+    ) -> Result<Settings, String> {
         let non_empty = |name: &str| {
             var(name)
                 .map(|v| v.trim().to_owned())
@@ -61,6 +71,7 @@ impl Settings {
             non_empty("METER_CONFIG"),
             non_empty("HEADER_PREFIX"),
             non_empty("MODEL_OVERRIDES"),
+            budgets_bound,
         ) {
             Ok((meter, warnings)) => (Ok(meter), warnings),
             Err(why) => (Err(why), Vec::new()),
@@ -93,6 +104,7 @@ fn meter_config(
     meter_config: Option<String>,
     header_prefix: Option<String>,
     model_overrides: Option<String>,
+    budgets_bound: bool,
 ) -> Result<(Rc<MeterConfig>, Vec<String>), String> {
     let mut config = match meter_config {
         None => Map::new(),
@@ -119,11 +131,17 @@ fn meter_config(
         }
     }
     let json = serde_json::to_vec(&Value::Object(config)).map_err(|e| e.to_string())?;
-    let (meter, warnings) = MeterConfig::for_host(&json, &WORKER).map_err(|e| e.to_string())?;
-    let warnings = warnings
+    let (mut meter, warnings) = MeterConfig::for_host(&json, &WORKER).map_err(|e| e.to_string())?;
+    let mut warnings: Vec<String> = warnings
         .iter()
         .map(|w| format!("METER_CONFIG: {w}"))
         .collect();
+    if !budgets_bound && !meter.budgets.is_empty() {
+        meter.budgets = Default::default();
+        warnings.push(format!(
+            "METER_CONFIG: field `budgets` ignored by the Worker: no `{BUDGETS_BINDING}` Durable Object binding in wrangler.toml (docs/WORKER.md, \"Budgets\")"
+        ));
+    }
     Ok((Rc::new(meter), warnings))
 }
 
@@ -174,7 +192,7 @@ mod tests {
 
     #[test]
     fn defaults_to_openrouter_without_sink() {
-        let s = Settings::from_vars(vars(&[])).expect("defaults are valid");
+        let s = Settings::from_vars(vars(&[]), false).expect("defaults are valid");
         assert_eq!(s.upstream_base, "https://openrouter.ai");
         assert_eq!(s.upstream_authority, "openrouter.ai");
         assert!(s.log_sink_url.is_none());
@@ -188,15 +206,18 @@ mod tests {
 
     #[test]
     fn reads_upstream_sink_and_prefix() {
-        let s = Settings::from_vars(vars(&[
-            ("UPSTREAM_BASE_URL", "http://127.0.0.1:9000/"),
-            ("LOG_SINK_URL", "http://127.0.0.1:9001/records"),
-            ("HEADER_PREFIX", "X-Team-"),
-            (
-                "MODEL_OVERRIDES",
-                r#"{"acme/private-1": {"prompt": "0.000001", "completion": "0.000002"}}"#,
-            ),
-        ]))
+        let s = Settings::from_vars(
+            vars(&[
+                ("UPSTREAM_BASE_URL", "http://127.0.0.1:9000/"),
+                ("LOG_SINK_URL", "http://127.0.0.1:9001/records"),
+                ("HEADER_PREFIX", "X-Team-"),
+                (
+                    "MODEL_OVERRIDES",
+                    r#"{"acme/private-1": {"prompt": "0.000001", "completion": "0.000002"}}"#,
+                ),
+            ]),
+            false,
+        )
         .expect("valid settings");
         assert_eq!(s.upstream_base, "http://127.0.0.1:9000");
         assert_eq!(s.upstream_authority, "127.0.0.1:9000");
@@ -215,17 +236,21 @@ mod tests {
 
     #[test]
     fn bad_upstream_is_fatal_bad_metering_is_not() {
-        assert!(Settings::from_vars(vars(&[("UPSTREAM_BASE_URL", "ftp://x")])).is_err());
-        assert!(Settings::from_vars(vars(&[("LOG_SINK_URL", "nope")])).is_err());
-        let s = Settings::from_vars(vars(&[("MODEL_OVERRIDES", "{not json")]))
+        assert!(Settings::from_vars(vars(&[("UPSTREAM_BASE_URL", "ftp://x")]), false).is_err());
+        assert!(Settings::from_vars(vars(&[("LOG_SINK_URL", "nope")]), false).is_err());
+        let s = Settings::from_vars(vars(&[("MODEL_OVERRIDES", "{not json")]), false)
             .expect("metering faults are not fatal");
         assert!(s.meter.unwrap_err().starts_with("MODEL_OVERRIDES"));
-        let s = Settings::from_vars(vars(&[("MODEL_OVERRIDES", r#"{"m": {"promt": "1"}}"#)]))
-            .expect("not fatal");
+        let s = Settings::from_vars(
+            vars(&[("MODEL_OVERRIDES", r#"{"m": {"promt": "1"}}"#)]),
+            false,
+        )
+        .expect("not fatal");
         assert!(s.meter.unwrap_err().contains("models.m.promt"));
-        let s = Settings::from_vars(vars(&[("HEADER_PREFIX", "bad\"prefix")])).expect("not fatal");
+        let s = Settings::from_vars(vars(&[("HEADER_PREFIX", "bad\"prefix")]), false)
+            .expect("not fatal");
         assert!(s.meter.unwrap_err().contains("header_prefix"));
-        let s = Settings::from_vars(vars(&[("METER_CONFIG", "[1]")])).expect("not fatal");
+        let s = Settings::from_vars(vars(&[("METER_CONFIG", "[1]")]), false).expect("not fatal");
         assert!(s.meter.is_err());
     }
 
@@ -243,7 +268,7 @@ mod tests {
                 "MODEL_OVERRIDES",
                 r#"{"b/2": {"prompt": "3", "completion": "3"}, "c/3": {"prompt": "4", "completion": "4"}}"#,
             ),
-        ]))
+        ]), false)
         .expect("valid settings");
         let meter = s.meter.as_ref().expect("valid meter config");
         assert_eq!(meter.header_prefix, "x-top-");
@@ -254,12 +279,12 @@ mod tests {
 
     #[test]
     fn filter_only_fields_are_ignored_with_a_warning_and_the_rest_meters() {
-        // Isolates share no counter store: a limit here would be silently per-isolate, so it is
-        // ignored (not enforced), said once, and the rest of the configuration still applies.
+        // Without the BUDGETS binding isolates share no counter store: a limit would be silently
+        // per-isolate, so it is ignored (not enforced), said once, and the rest still applies.
         let config = r#"{"budgets": {"default_limit_usd": "5"}, "hold_headers": false,
             "collector": {"cluster": "c"}, "key_id_header": true,
             "pricing": {"source": {"cluster": "c", "authority": "a", "path": "/p", "format": "openrouter"}}}"#;
-        let s = Settings::from_vars(vars(&[("METER_CONFIG", config)])).expect("valid");
+        let s = Settings::from_vars(vars(&[("METER_CONFIG", config)]), false).expect("valid");
         let meter = s.meter.as_ref().expect("metering stays on");
         assert!(meter.budgets.is_empty());
         assert!(meter.hold_headers, "the Worker always holds headers");
@@ -273,9 +298,27 @@ mod tests {
                 s.warnings
             );
         }
-        let plain = Settings::from_vars(vars(&[("METER_CONFIG", r#"{"inject_usage": false}"#)]))
-            .expect("valid");
+        let plain = Settings::from_vars(
+            vars(&[("METER_CONFIG", r#"{"inject_usage": false}"#)]),
+            false,
+        )
+        .expect("valid");
         assert!(plain.warnings.is_empty());
+    }
+
+    #[test]
+    fn budgets_hold_with_the_durable_object_binding() {
+        let config = r#"{"budgets": {"default_limit_usd": "5", "period": "day"}}"#;
+        let s = Settings::from_vars(vars(&[("METER_CONFIG", config)]), true).expect("valid");
+        let meter = s.meter.as_ref().expect("metering on");
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert_eq!(
+            meter.budgets.limit_for("0123456789ab"),
+            Some(llm_cost_core::Usd::parse("5").unwrap())
+        );
+        let unbound = Settings::from_vars(vars(&[("METER_CONFIG", config)]), false).expect("valid");
+        assert!(unbound.meter.as_ref().expect("on").budgets.is_empty());
+        assert!(unbound.warnings[0].contains("no `BUDGETS` Durable Object binding"));
     }
 
     #[test]
