@@ -41,9 +41,36 @@ impl Backoff {
     }
 }
 
+/// The wait before redelivering a message that has been pending `age_ms` since it was first sent
+/// (a queue that tells its consumer when a message was sent, not how often it was tried:
+/// Cloudflare Queues). Waiting as long again as the message has already waited doubles the wait
+/// each round, from `base_s` up to `max_s` (whole seconds, as queues take them).
+pub fn redelivery_delay_s(age_ms: u64, base_s: u32, max_s: u32) -> u32 {
+    let age_s = u32::try_from(age_ms / 1000).unwrap_or(u32::MAX);
+    age_s.max(base_s).min(max_s.max(base_s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redelivery_waits_double_with_the_age_of_the_message() {
+        let mut age_ms = 0;
+        let mut waits = alloc::vec::Vec::new();
+        for _ in 0..8 {
+            let wait = redelivery_delay_s(age_ms, 2, 60);
+            waits.push(wait);
+            age_ms += u64::from(wait) * 1000 + 150; // the consumer's own time
+        }
+        assert_eq!(waits, [2, 2, 4, 8, 16, 32, 60, 60]);
+        assert_eq!(redelivery_delay_s(u64::MAX, 1, 30), 30);
+        assert_eq!(
+            redelivery_delay_s(0, 5, 1),
+            5,
+            "a cap below the base is the base"
+        );
+    }
 
     #[test]
     fn waits_double_per_failed_round_up_to_the_cap_and_reset_on_success() {

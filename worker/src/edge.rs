@@ -16,6 +16,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::*;
 
 use crate::budget_object::{self, Admission, Reservation};
+use crate::delivery::Delivery;
 use crate::settings::{is_forwardable_request_header, Settings, BUDGETS_BINDING};
 
 type Loaded = Rc<core::result::Result<Settings, String>>;
@@ -69,6 +70,7 @@ fn now_ms() -> u64 {
 
 /// Proxies one request, metering it when the core configuration is valid.
 async fn proxy(mut req: Request, s: &Settings, env: &Env, ctx: &Context) -> Result<Response> {
+    let delivery = Delivery::new(env, s);
     let url = req.url()?;
     let path_and_query = match url.query() {
         Some(q) => format!("{}?{}", url.path(), q),
@@ -154,7 +156,7 @@ async fn proxy(mut req: Request, s: &Settings, env: &Env, ctx: &Context) -> Resu
                 Admission::Unchecked(why) => c.budget_unchecked(why),
                 Admission::Refused(refused) => {
                     let outcome = c.finish_refused(429, ErrorCode::BudgetExceeded, now_ms());
-                    emit_now(s, ctx, &outcome, None);
+                    emit_now(&delivery, ctx, &outcome, None);
                     return Ok(refused);
                 }
             }
@@ -212,7 +214,7 @@ async fn proxy(mut req: Request, s: &Settings, env: &Env, ctx: &Context) -> Resu
         Err(_) => {
             if let Some(mut c) = call {
                 emit_now(
-                    s,
+                    &delivery,
                     ctx,
                     &c.finish_refused(502, ErrorCode::UpstreamUnreachable, now_ms()),
                     reservation,
@@ -257,12 +259,19 @@ async fn proxy(mut req: Request, s: &Settings, env: &Env, ctx: &Context) -> Resu
                 Ok(Buffered::Over(prefix)) => {
                     // Larger than the core wants to hold: the rest streams through unchanged.
                     call.response_body_too_large();
-                    let body =
-                        metered_body(source, prefix, call, reservation, Mode::PassThrough, s, ctx)?;
+                    let body = metered_body(
+                        source,
+                        prefix,
+                        call,
+                        reservation,
+                        Mode::PassThrough,
+                        delivery,
+                        ctx,
+                    )?;
                     return respond_stream(body, status, headers);
                 }
                 Err(_) => {
-                    emit_now(s, ctx, &call.finish_aborted(now_ms()), reservation);
+                    emit_now(&delivery, ctx, &call.finish_aborted(now_ms()), reservation);
                     return Response::error("llm-cost worker: upstream body failed", 502);
                 }
             };
@@ -270,14 +279,22 @@ async fn proxy(mut req: Request, s: &Settings, env: &Env, ctx: &Context) -> Resu
             for (name, value) in &outcome.headers {
                 headers.set(name, value)?;
             }
-            emit_now(s, ctx, &outcome, reservation);
+            emit_now(&delivery, ctx, &outcome, reservation);
             Ok(Response::from_bytes(body)?
                 .with_status(status)
                 .with_headers(headers))
         }
         ResponsePlan::Stream => {
             let source = upstream_stream(&upstream);
-            let body = metered_body(source, Vec::new(), call, reservation, Mode::Stream, s, ctx)?;
+            let body = metered_body(
+                source,
+                Vec::new(),
+                call,
+                reservation,
+                Mode::Stream,
+                delivery,
+                ctx,
+            )?;
             respond_stream(body, status, headers)
         }
         ResponsePlan::PassThrough => {
@@ -288,7 +305,7 @@ async fn proxy(mut req: Request, s: &Settings, env: &Env, ctx: &Context) -> Resu
                 call,
                 reservation,
                 Mode::PassThrough,
-                s,
+                delivery,
                 ctx,
             )?;
             respond_stream(body, status, headers)
@@ -351,59 +368,21 @@ fn respond_stream(body: ResponseBody, status: u16, headers: Headers) -> Result<R
         .with_headers(headers))
 }
 
-/// Writes the record as one log line and, when a sink is configured, posts it after the response;
-/// settles the call's budget reservation, if it holds one (`ctx.wait_until`: the client never
-/// waits on the sink or the budget).
-fn emit_now(s: &Settings, ctx: &Context, outcome: &Outcome, reservation: Option<Reservation>) {
+/// Writes the record as one log line and hands it to `delivery` after the response; settles the
+/// call's budget reservation, if it holds one (`ctx.wait_until`: the client never waits on the
+/// sink, the queue or the budget).
+fn emit_now(
+    delivery: &Delivery,
+    ctx: &Context,
+    outcome: &Outcome,
+    reservation: Option<Reservation>,
+) {
     console_log!("{}", outcome.record_json);
     if let Some(held) = reservation {
         ctx.wait_until(budget_object::settle(held, outcome.cost));
     }
-    if let Some(sink) = s.log_sink_url.as_deref() {
-        ctx.wait_until(post_record(sink.to_owned(), outcome.record_json.clone()));
-    }
-}
-
-/// Waits before the second and third attempt to post a record: doubling from 500 ms, like the
-/// filter's collector backoff (`llm_cost_core::retry`). Within `wait_until`'s 30 s.
-const SINK_RETRY_DELAYS_MS: [u64; 2] = [500, 1000];
-
-/// POSTs one NDJSON line to the sink, trying again after a failure (no answer, or not 2xx). A
-/// sink that stored a line but failed to answer may get it twice: `llm-cost collect` drops the
-/// copy. Failures are logged without the URL (it may hold a token).
-async fn post_record(sink: String, record: String) {
-    let line = format!("{record}\n");
-    for delay_ms in [0].into_iter().chain(SINK_RETRY_DELAYS_MS) {
-        if delay_ms > 0 {
-            Delay::from(std::time::Duration::from_millis(delay_ms)).await;
-        }
-        match post_line(&sink, &line).await {
-            Ok(()) => return,
-            Err(why) => console_warn!("llm-cost: log sink {why}"),
-        }
-    }
-    let attempts = SINK_RETRY_DELAYS_MS.len() + 1;
-    console_warn!("llm-cost: log sink failed {attempts} times; record kept in this log only");
-}
-
-/// One POST of `line`; the failure, worded for the log.
-async fn post_line(sink: &str, line: &str) -> core::result::Result<(), String> {
-    let headers = Headers::new();
-    headers
-        .set("content-type", "application/x-ndjson")
-        .map_err(|_| "request not built".to_owned())?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post)
-        .with_headers(headers)
-        .with_body(Some(JsValue::from_str(line)));
-    let sent = match Request::new_with_init(sink, &init) {
-        Ok(req) => Fetch::Request(req).send().await,
-        Err(e) => Err(e),
-    };
-    match sent {
-        Ok(resp) if resp.status_code() < 300 => Ok(()),
-        Ok(resp) => Err(format!("answered HTTP {}", resp.status_code())),
-        Err(_) => Err("unreachable".to_owned()),
+    if !delivery.is_log_only() {
+        ctx.wait_until(delivery.clone().deliver(outcome.record_json.clone()));
     }
 }
 
@@ -440,7 +419,7 @@ fn metered_body(
     call: Call,
     reservation: Option<Reservation>,
     mode: Mode,
-    s: &Settings,
+    delivery: Delivery,
     ctx: &Context,
 ) -> Result<ResponseBody> {
     let Some(source) = source else {
@@ -450,7 +429,7 @@ fn metered_body(
             Mode::Stream => call.finish_stream(now_ms()),
             Mode::PassThrough => call.finish_passthrough(now_ms()),
         };
-        emit_now(s, ctx, &outcome, reservation);
+        emit_now(&delivery, ctx, &outcome, reservation);
         return Ok(match outcome.sse_comment.is_empty() {
             true => ResponseBody::Empty,
             false => ResponseBody::Body(outcome.sse_comment),
@@ -515,7 +494,6 @@ fn metered_body(
     let pipe = TransformStream::new_with_transformer(&transformer)?;
     let done = JsFuture::from(source.pipe_to(&pipe.writable()));
 
-    let sink = s.log_sink_url.clone();
     ctx.wait_until(async move {
         // Resolves after `flush`; rejects when the upstream breaks or the client goes away.
         let _ = done.await;
@@ -531,9 +509,7 @@ fn metered_body(
         if let Some(held) = reservation {
             budget_object::settle(held, outcome.cost).await;
         }
-        if let Some(sink) = sink {
-            post_record(sink, outcome.record_json).await;
-        }
+        delivery.deliver(outcome.record_json).await;
     });
     Ok(ResponseBody::Stream(pipe.readable()))
 }

@@ -2,7 +2,7 @@
 //!
 //! Proxies OpenRouter / OpenAI-compatible API calls to `UPSTREAM_BASE_URL` with the client's own
 //! `Authorization`, and adds the cost headers, the stream-end cost comment and the cost record.
-//! The runtime glue (`edge`, `budget_object`: wasm32 only) is thin; [`settings`] and [`ledger`]
+//! The runtime glue (`edge`, `budget_object`, `delivery`: wasm32 only) is thin; [`settings`] and [`ledger`]
 //! are pure and host-tested.
 
 pub mod ledger;
@@ -10,5 +10,7 @@ pub mod settings;
 
 #[cfg(target_arch = "wasm32")]
 mod budget_object;
+#[cfg(target_arch = "wasm32")]
+mod delivery;
 #[cfg(target_arch = "wasm32")]
 mod edge;

@@ -1,0 +1,109 @@
+// Durable record delivery with a Cloudflare Queue in the real workerd runtime (`wrangler dev
+// --local` runs Queues locally): the fetch handler enqueues each record, the same Worker consumes
+// the queue and POSTs NDJSON batches to LOG_SINK_URL, and a refused batch is redelivered later.
+// The sink is the real `llm-cost collect`, down for the first batches.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  ROOT, startUpstream, startWorker, startProcess, stopAll, fixturesDir, removeDir, freePort,
+  requestBody, waitFor, sleep,
+} from "./harness.mjs";
+
+const CHAT = "/api/v1/chat/completions";
+const JSON_FIXTURE = "openrouter-cache-instructions-e2e";
+const CALLS = 12;
+
+const QUEUE = [
+  `[[queues.producers]]`,
+  `binding = "RECORDS"`,
+  `queue = "llm-cost-records"`,
+  `[[queues.consumers]]`,
+  `queue = "llm-cost-records"`,
+  `max_batch_size = 5`,
+  `max_batch_timeout = 1`,
+  `max_retries = 10`,
+  `dead_letter_queue = "llm-cost-records-dlq"`,
+];
+
+let upstream, worker, fixtures, sinkPort, outDir;
+
+before(async () => {
+  fixtures = fixturesDir([JSON_FIXTURE]);
+  upstream = await startUpstream(fixtures);
+  sinkPort = await freePort(); // nothing listens there yet: the sink is down
+  worker = await startWorker(
+    { UPSTREAM_BASE_URL: upstream.url, LOG_SINK_URL: `http://127.0.0.1:${sinkPort}/ingest` },
+    QUEUE,
+  );
+  outDir = mkdtempSync(join(tmpdir(), "llm-cost-queue-collect-"));
+});
+
+after(async () => {
+  await stopAll();
+  for (const dir of [fixtures, outDir, worker?.dir]) if (dir) removeDir(dir);
+});
+
+function collectBinary() {
+  return process.env.LLM_COST_CLI ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, "target"), "debug/llm-cost");
+}
+
+function storedLines() {
+  return readdirSync(outDir)
+    .filter((f) => f.endsWith(".ndjson"))
+    .flatMap((f) => readFileSync(join(outDir, f), "utf8").split("\n").filter(Boolean))
+    .map((l) => JSON.parse(l));
+}
+
+test("sink down for the first batches, then up: every record arrives exactly once after collect", async () => {
+  const ids = Array.from({ length: CALLS }, () => randomUUID());
+  const started = Date.now();
+  for (const id of ids) {
+    const res = await fetch(worker.url + CHAT, {
+      method: "POST",
+      headers: {
+        authorization: "Bearer sk-or-test-queue-0123456789",
+        "content-type": "application/json",
+        "x-replay-fixture": JSON_FIXTURE,
+        "x-request-id": id,
+      },
+      body: JSON.stringify(requestBody(JSON_FIXTURE)),
+      signal: AbortSignal.timeout(30_000),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-llm-cost-status"), "exact");
+    await res.arrayBuffer();
+  }
+  assert.ok(Date.now() - started < 20_000, "a down sink costs the clients nothing");
+  // The consumer tried and handed the batches back (at least two refusals, the sink still down).
+  await waitFor(
+    "two refused batches",
+    () => (worker.logs().match(/log sink unreachable; \d+ records back to the queue/g) ?? []).length >= 2,
+    30_000,
+  );
+  assert.equal(storedLines().length, 0);
+  const collect = startProcess("collect", collectBinary(), [
+    "collect", "--listen", `127.0.0.1:${sinkPort}`, "--out", outDir,
+  ]);
+  await waitFor("collect to listen", () => {
+    if (collect.exited) throw new Error(`collect exited: ${collect.out}`);
+    return /listening on/.test(collect.out);
+  }, 10_000);
+  const records = await waitFor(
+    `${CALLS} records stored`,
+    () => {
+      const lines = storedLines();
+      return lines.length >= CALLS && lines;
+    },
+    90_000,
+  );
+  await sleep(2000); // a late copy would land by now
+  const stored = storedLines();
+  const got = stored.map((r) => r.request_id).sort();
+  assert.deepEqual(got, [...ids].sort(), "each record once, each with its request_id");
+  assert.equal(records.length, CALLS);
+  for (const r of stored) assert.equal(r.cost_status, "exact");
+});
