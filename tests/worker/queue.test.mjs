@@ -1,7 +1,8 @@
 // Durable record delivery with a Cloudflare Queue in the real workerd runtime (`wrangler dev
 // --local` runs Queues locally): the fetch handler enqueues each record, the same Worker consumes
 // the queue and POSTs NDJSON batches to LOG_SINK_URL, and a refused batch is redelivered later.
-// The sink is the real `llm-cost collect`, down for the first batches.
+// The sink is the real `llm-cost collect`, down for the first batches. The Worker also has the
+// Analytics Engine binding (not stored by wrangler dev: docs/WORKER.md).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
@@ -27,6 +28,10 @@ const QUEUE = [
   `max_batch_timeout = 1`,
   `max_retries = 10`,
   `dead_letter_queue = "llm-cost-records-dlq"`,
+  // Analytics Engine too: wrangler dev binds it but stores nothing; the calls must meter as usual.
+  `[[analytics_engine_datasets]]`,
+  `binding = "ANALYTICS"`,
+  `dataset = "llm_cost"`,
 ];
 
 let upstream, worker, fixtures, sinkPort, outDir;
@@ -106,4 +111,5 @@ test("sink down for the first batches, then up: every record arrives exactly onc
   assert.deepEqual(got, [...ids].sort(), "each record once, each with its request_id");
   assert.equal(records.length, CALLS);
   for (const r of stored) assert.equal(r.cost_status, "exact");
+  assert.doesNotMatch(worker.logs(), /Analytics Engine data point not written/);
 });

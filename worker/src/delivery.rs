@@ -1,6 +1,7 @@
 //! Where cost records go after the response (wasm32 only): a Cloudflare Queue when the
 //! [`RECORDS_BINDING`] producer exists, else one POST per record to `LOG_SINK_URL`, else only the
-//! log line the Worker always writes.
+//! log line the Worker always writes; and, with the [`ANALYTICS_BINDING`] dataset, one Analytics
+//! Engine data point per call (layout: [`crate::analytics`]).
 //!
 //! With the queue, this Worker is also the queue's consumer ([`consume`]): each batch goes to
 //! `LOG_SINK_URL` as one NDJSON POST; a batch the sink refuses (no answer, or not 2xx) is handed
@@ -10,12 +11,15 @@
 //! a batch but failed to answer gets it again, and `llm-cost collect` drops the copies (the lines
 //! are identical; each record carries its `request_id`).
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use llm_cost_core::retry::redelivery_delay_s;
+use llm_cost_core::CostRecord;
 use worker::wasm_bindgen::JsValue;
 use worker::*;
 
+use crate::analytics::{data_point, ANALYTICS_BINDING};
 use crate::edge::settings_for;
 use crate::settings::Settings;
 
@@ -29,7 +33,22 @@ pub const REDELIVERY_MAX_S: u32 = 300;
 
 /// How this isolate delivers records.
 #[derive(Clone)]
-pub enum Delivery {
+pub struct Delivery {
+    route: Route,
+    analytics: Option<Analytics>,
+}
+
+/// The Analytics Engine dataset and what its points carry.
+#[derive(Clone)]
+struct Analytics {
+    dataset: AnalyticsEngineDataset,
+    labels: Rc<[String]>,
+    index_by: Rc<str>,
+}
+
+/// Where the record line goes.
+#[derive(Clone)]
+enum Route {
     /// Enqueue each record; the consumer posts batches (and `LOG_SINK_URL` is where they go).
     Queue(Queue, Option<String>),
     /// POST each record to this sink, retried twice.
@@ -41,23 +60,52 @@ pub enum Delivery {
 impl Delivery {
     /// The delivery `env` and `s` provide for.
     pub fn new(env: &Env, s: &Settings) -> Delivery {
-        match (env.queue(RECORDS_BINDING), &s.log_sink_url) {
-            (Ok(queue), sink) => Delivery::Queue(queue, sink.clone()),
-            (Err(_), Some(sink)) => Delivery::Post(sink.clone()),
-            (Err(_), None) => Delivery::LogOnly,
-        }
+        let route = match (env.queue(RECORDS_BINDING), &s.log_sink_url) {
+            (Ok(queue), sink) => Route::Queue(queue, sink.clone()),
+            (Err(_), Some(sink)) => Route::Post(sink.clone()),
+            (Err(_), None) => Route::LogOnly,
+        };
+        let analytics = env
+            .analytics_engine(ANALYTICS_BINDING)
+            .ok()
+            .map(|dataset| Analytics {
+                dataset,
+                labels: match &s.meter {
+                    Ok(meter) => meter.attribution.metric_labels.clone().into(),
+                    Err(_) => Rc::from(Vec::new()),
+                },
+                index_by: Rc::from(s.analytics_index.as_str()),
+            });
+        Delivery { route, analytics }
     }
 
     /// True when records stay in the log only.
     pub fn is_log_only(&self) -> bool {
-        matches!(self, Delivery::LogOnly)
+        matches!(self.route, Route::LogOnly)
+    }
+
+    /// Writes the call's Analytics Engine data point, if the dataset is bound. Fire and forget
+    /// (`writeDataPoint` does not wait); a failure is logged, never raised.
+    pub fn write_point(&self, record: &CostRecord) {
+        let Some(analytics) = &self.analytics else {
+            return;
+        };
+        let point = data_point(record, &analytics.labels, &analytics.index_by);
+        let written = AnalyticsEngineDataPointBuilder::new()
+            .indexes([point.index.as_str()])
+            .blobs(point.blobs)
+            .doubles(point.doubles)
+            .write_to(&analytics.dataset);
+        if written.is_err() {
+            console_warn!("llm-cost: Analytics Engine data point not written");
+        }
     }
 
     /// Sends one record (a JSON line without its newline) its way. A queue that refuses it falls
     /// back to the direct POST when a sink is set; either way the log line is the last copy.
     pub async fn deliver(self, record: String) {
-        match self {
-            Delivery::Queue(queue, sink) => {
+        match self.route {
+            Route::Queue(queue, sink) => {
                 if let Err(why) = queue.send(record.clone()).await {
                     console_warn!("llm-cost: records queue refused a record ({why}); posting it");
                     if let Some(sink) = sink {
@@ -65,8 +113,8 @@ impl Delivery {
                     }
                 }
             }
-            Delivery::Post(sink) => post_record(sink, record).await,
-            Delivery::LogOnly => {}
+            Route::Post(sink) => post_record(sink, record).await,
+            Route::LogOnly => {}
         }
     }
 }

@@ -378,6 +378,7 @@ fn emit_now(
     reservation: Option<Reservation>,
 ) {
     console_log!("{}", outcome.record_json);
+    delivery.write_point(&outcome.record);
     if let Some(held) = reservation {
         ctx.wait_until(budget_object::settle(held, outcome.cost));
     }
@@ -506,6 +507,7 @@ fn metered_body(
             }
         };
         console_log!("{}", outcome.record_json);
+        delivery.write_point(&outcome.record);
         if let Some(held) = reservation {
             budget_object::settle(held, outcome.cost).await;
         }

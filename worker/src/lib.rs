@@ -2,9 +2,10 @@
 //!
 //! Proxies OpenRouter / OpenAI-compatible API calls to `UPSTREAM_BASE_URL` with the client's own
 //! `Authorization`, and adds the cost headers, the stream-end cost comment and the cost record.
-//! The runtime glue (`edge`, `budget_object`, `delivery`: wasm32 only) is thin; [`settings`] and [`ledger`]
-//! are pure and host-tested.
+//! The runtime glue (`edge`, `budget_object`, `delivery`: wasm32 only) is thin; [`settings`], [`ledger`]
+//! and [`analytics`] are pure and host-tested.
 
+pub mod analytics;
 pub mod ledger;
 pub mod settings;
 

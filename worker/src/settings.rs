@@ -33,6 +33,9 @@ pub struct Settings {
     pub upstream_authority: String,
     /// Where cost records are POSTed as NDJSON, if anywhere.
     pub log_sink_url: Option<String>,
+    /// What indexes the Analytics Engine data points: `key_id` or an attribution dimension
+    /// (`ANALYTICS_INDEX`; default `key_id`).
+    pub analytics_index: String,
     /// Core metering configuration; `Err` holds why metering is disabled (traffic still flows).
     pub meter: Result<Rc<MeterConfig>, String>,
     /// Fields of `METER_CONFIG` the Worker ignored, one message each (logged at start-up).
@@ -62,6 +65,7 @@ impl Settings {
             .ok_or_else(|| "UPSTREAM_BASE_URL must be an http:// or https:// URL".to_owned())?
             .to_owned();
         let log_sink_url = non_empty("LOG_SINK_URL");
+        let analytics_index = non_empty("ANALYTICS_INDEX").unwrap_or_else(|| "key_id".to_owned());
         if let Some(sink) = &log_sink_url {
             if authority_of(sink).is_none() {
                 return Err("LOG_SINK_URL must be an http:// or https:// URL".to_owned());
@@ -76,10 +80,27 @@ impl Settings {
             Ok((meter, warnings)) => (Ok(meter), warnings),
             Err(why) => (Err(why), Vec::new()),
         };
+        let mut warnings = warnings;
+        let mut analytics_index = analytics_index;
+        if let Ok(meter) = &meter {
+            let known = analytics_index == "key_id"
+                || meter
+                    .attribution
+                    .dimensions
+                    .iter()
+                    .any(|d| d.name == analytics_index);
+            if !known {
+                warnings.push(format!(
+                    "ANALYTICS_INDEX: {analytics_index:?} is neither `key_id` nor an attribution dimension of METER_CONFIG; indexing by key_id"
+                ));
+                analytics_index = "key_id".to_owned();
+            }
+        }
         Ok(Settings {
             upstream_base,
             upstream_authority,
             log_sink_url,
+            analytics_index,
             meter,
             warnings,
         })
@@ -304,6 +325,26 @@ mod tests {
         )
         .expect("valid");
         assert!(plain.warnings.is_empty());
+    }
+
+    #[test]
+    fn analytics_index_is_key_id_or_a_dimension() {
+        let config = r#"{"attribution": {"dimensions": {"team": {"from": ["header:x-team"]}}}}"#;
+        let s = Settings::from_vars(vars(&[]), false).expect("valid");
+        assert_eq!(s.analytics_index, "key_id");
+        let s = Settings::from_vars(
+            vars(&[("METER_CONFIG", config), ("ANALYTICS_INDEX", "team")]),
+            false,
+        )
+        .expect("valid");
+        assert_eq!((s.analytics_index.as_str(), s.warnings.len()), ("team", 0));
+        let s = Settings::from_vars(
+            vars(&[("METER_CONFIG", config), ("ANALYTICS_INDEX", "tenant")]),
+            false,
+        )
+        .expect("a bad index is not fatal");
+        assert_eq!(s.analytics_index, "key_id");
+        assert!(s.warnings[0].starts_with("ANALYTICS_INDEX: \"tenant\""));
     }
 
     #[test]
