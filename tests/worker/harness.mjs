@@ -91,6 +91,10 @@ export async function startUpstream(fixtures) {
   return startHelper("replay_upstream", "replay_upstream.py", ["--fixtures", fixtures, "--port", "0"]);
 }
 
+export async function startPricingServer() {
+  return startHelper("pricing_server", "pricing_server.py", ["--port", "0"]);
+}
+
 export async function startCollector() {
   return startHelper("collector", "collector.py", ["--port", "0"]);
 }
@@ -118,10 +122,10 @@ export function budgetBinding(scriptName = null) {
 /**
  * Runs the built bundle (worker/build, made by scripts/build-worker) under `wrangler dev --local`.
  * The config is generated (same name, main and compatibility date as worker/wrangler.toml, test
- * vars, then `extra` wrangler.toml lines such as bindings) so wrangler does not rebuild.
- * Resolves to `{ url, logs() }`.
+ * vars, then `extra` wrangler.toml lines such as bindings) so wrangler does not rebuild; `args`
+ * go to `wrangler dev` (e.g. `--test-scheduled`). Resolves to `{ url, logs() }`.
  */
-export async function startWorker(vars, extra = []) {
+export async function startWorker(vars, extra = [], args = []) {
   const dir = mkdtempSync(join(tmpdir(), "llm-cost-wrangler-"));
   const lines = [
     `name = "llm-cost-test"`,
@@ -143,7 +147,7 @@ export async function startWorker(vars, extra = []) {
     [
       wrangler, "dev", "--config", config, "--local", "--ip", "127.0.0.1", "--port", String(port),
       "--inspector-port", String(inspector), "--persist-to", join(dir, "state"),
-      "--show-interactive-dev-session=false",
+      "--show-interactive-dev-session=false", ...args,
     ],
     {
       cwd: dir,

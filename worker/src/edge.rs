@@ -6,7 +6,8 @@ use std::rc::Rc;
 
 use llm_cost_core::identity::credential;
 use llm_cost_core::{
-    Call, ErrorCode, Forward, Outcome, RequestBodyPlan, RequestHead, ResponseHead, ResponsePlan,
+    Call, ErrorCode, Forward, MeterConfig, Outcome, RequestBodyPlan, RequestHead, ResponseHead,
+    ResponsePlan,
 };
 use web_sys::{ReadableStreamDefaultReader, TransformStream, TransformStreamDefaultController};
 use worker::js_sys::{Object, Reflect, Uint8Array};
@@ -17,6 +18,7 @@ use worker::*;
 
 use crate::budget_object::{self, Admission, Reservation};
 use crate::delivery::Delivery;
+use crate::live_prices;
 use crate::settings::{is_forwardable_request_header, Settings, BUDGETS_BINDING};
 
 type Loaded = Rc<core::result::Result<Settings, String>>;
@@ -37,7 +39,10 @@ fn read_var(env: &Env, name: &str) -> Option<String> {
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let loaded = settings_for(&env);
     match loaded.as_ref() {
-        Ok(settings) => proxy(req, settings, &env, &ctx).await,
+        Ok(settings) => {
+            let meter = live_prices::meter(&env, settings, &ctx).await;
+            proxy(req, settings, &meter, &env, &ctx).await
+        }
         Err(_) => Response::error("llm-cost worker: bad configuration (see logs)", 500),
     }
 }
@@ -69,7 +74,14 @@ fn now_ms() -> u64 {
 }
 
 /// Proxies one request, metering it when the core configuration is valid.
-async fn proxy(mut req: Request, s: &Settings, env: &Env, ctx: &Context) -> Result<Response> {
+/// `meter`: the configuration to meter with (`s.meter`, or it with live prices installed).
+async fn proxy(
+    mut req: Request,
+    s: &Settings,
+    meter: &core::result::Result<Rc<MeterConfig>, String>,
+    env: &Env,
+    ctx: &Context,
+) -> Result<Response> {
     let delivery = Delivery::new(env, s);
     let url = req.url()?;
     let path_and_query = match url.query() {
@@ -79,7 +91,7 @@ async fn proxy(mut req: Request, s: &Settings, env: &Env, ctx: &Context) -> Resu
     let method = req.method();
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let authorization = credential(header, &path_and_query);
-    let attribution_headers: Vec<(String, String)> = match &s.meter {
+    let attribution_headers: Vec<(String, String)> = match meter {
         Ok(config) => config
             .attribution
             .header_names()
@@ -105,7 +117,7 @@ async fn proxy(mut req: Request, s: &Settings, env: &Env, ctx: &Context) -> Resu
     // A client must not hand our headers to the upstream as if we had set them.
     // Attribution sources (e.g. `x-llm-tags`) stay unless `remove_headers` says otherwise.
     let is_own = |name: &str| {
-        s.meter.as_ref().is_ok_and(|c| {
+        meter.as_ref().is_ok_and(|c| {
             if c.attribution.is_source_header(name) {
                 c.attribution.remove_headers
             } else {
@@ -120,7 +132,7 @@ async fn proxy(mut req: Request, s: &Settings, env: &Env, ctx: &Context) -> Resu
         }
     }
 
-    let call = s.meter.as_ref().ok().map(|config| {
+    let call = meter.as_ref().ok().map(|config| {
         Call::new(
             config,
             RequestHead {
@@ -137,7 +149,7 @@ async fn proxy(mut req: Request, s: &Settings, env: &Env, ctx: &Context) -> Resu
             now_ms(),
         )
     });
-    if let (Ok(config), Some(key_id)) = (&s.meter, call.as_ref().and_then(Call::key_id)) {
+    if let (Ok(config), Some(key_id)) = (meter, call.as_ref().and_then(Call::key_id)) {
         if let Some(name) = &config.key_id_header {
             upstream_headers.set(name, key_id)?;
         }
@@ -147,7 +159,7 @@ async fn proxy(mut req: Request, s: &Settings, env: &Env, ctx: &Context) -> Resu
 
     // The budget decides before the body is read: a refused call never reaches the upstream.
     let mut reservation = None;
-    if let (Ok(config), Some(c)) = (&s.meter, call.as_mut()) {
+    if let (Ok(config), Some(c)) = (meter, call.as_mut()) {
         let key_id = c.key_id().map(str::to_owned);
         if let Some(key_id) = key_id.filter(|k| config.budgets.limit_for(k).is_some()) {
             match budget_object::admit(env, &key_id).await {

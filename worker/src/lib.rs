@@ -2,11 +2,13 @@
 //!
 //! Proxies OpenRouter / OpenAI-compatible API calls to `UPSTREAM_BASE_URL` with the client's own
 //! `Authorization`, and adds the cost headers, the stream-end cost comment and the cost record.
-//! The runtime glue (`edge`, `budget_object`, `delivery`: wasm32 only) is thin; [`settings`], [`ledger`]
+//! The runtime glue (`edge`, `budget_object`, `delivery`, `live_prices`: wasm32
+//! only) is thin; [`settings`], [`ledger`]
 //! and [`analytics`] are pure and host-tested.
 
 pub mod analytics;
 pub mod ledger;
+pub mod prices;
 pub mod settings;
 
 #[cfg(target_arch = "wasm32")]
@@ -15,3 +17,5 @@ mod budget_object;
 mod delivery;
 #[cfg(target_arch = "wasm32")]
 mod edge;
+#[cfg(target_arch = "wasm32")]
+mod live_prices;

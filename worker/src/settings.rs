@@ -5,6 +5,8 @@
 use std::rc::Rc;
 
 use llm_cost_core::{HostSupport, MeterConfig};
+
+use crate::prices::PriceFeed;
 use serde_json::{Map, Value};
 
 /// Upstream used when `UPSTREAM_BASE_URL` is unset or empty.
@@ -36,6 +38,8 @@ pub struct Settings {
     /// What indexes the Analytics Engine data points: `key_id` or an attribution dimension
     /// (`ANALYTICS_INDEX`; default `key_id`).
     pub analytics_index: String,
+    /// Live prices (`PRICES_URL`, …: [`PriceFeed`]); `None` prices with the bundled table.
+    pub prices: Option<PriceFeed>,
     /// Core metering configuration; `Err` holds why metering is disabled (traffic still flows).
     pub meter: Result<Rc<MeterConfig>, String>,
     /// Fields of `METER_CONFIG` the Worker ignored, one message each (logged at start-up).
@@ -81,6 +85,13 @@ impl Settings {
             Err(why) => (Err(why), Vec::new()),
         };
         let mut warnings = warnings;
+        let prices = match PriceFeed::from_vars(non_empty) {
+            Ok(feed) => feed,
+            Err(why) => {
+                warnings.push(format!("{why}; live prices off, the bundled table prices"));
+                None
+            }
+        };
         let mut analytics_index = analytics_index;
         if let Ok(meter) = &meter {
             let known = analytics_index == "key_id"
@@ -101,6 +112,7 @@ impl Settings {
             upstream_authority,
             log_sink_url,
             analytics_index,
+            prices,
             meter,
             warnings,
         })
