@@ -3,8 +3,9 @@
 // It includes workerd's own HTTP work (client and upstream sockets, wrangler's entry worker), so
 // it is an upper bound of the Worker's CPU time; the unmetered pass-through line is the baseline.
 // Run: scripts/test-worker --bench   (or: node tests/worker/bench.mjs [N])
+import { join } from "node:path";
 import {
-  startUpstream, startWorker, stopAll, fixturesDir, removeDir, requestBody, workerdCpuSeconds,
+  ROOT, startUpstream, startWorker, stopAll, fixturesDir, removeDir, requestBody, workerdCpuSeconds,
 } from "./harness.mjs";
 
 const N = Math.min(Number(process.argv[2] ?? 300), 2000);
@@ -14,14 +15,20 @@ const cases = [
   { label: "pass-through SSE (POST /api/v1/other, no metering)", fixture: "openrouter-stream-with-reasoning", path: "/api/v1/other" },
   { label: "JSON chat completion (metered, 1.4 KB)", fixture: "openrouter-cache-instructions-e2e" },
   { label: "SSE chat completion (metered, 110 events, 30 KB)", fixture: "openrouter-stream-with-reasoning" },
+  // The floor: the same stream through a plain-JS Worker with a forwarding TransformStream.
+  { label: "SSE chat completion, plain-JS TransformStream Worker (floor)", fixture: "openrouter-stream-with-reasoning", floor: true },
 ];
 
 const fixtures = fixturesDir(cases.map((c) => c.fixture));
 try {
   const upstream = await startUpstream(fixtures);
-  const worker = await startWorker({ UPSTREAM_BASE_URL: upstream.url });
+  const [worker, floor] = await Promise.all([
+    startWorker({ UPSTREAM_BASE_URL: upstream.url }),
+    startWorker({ UPSTREAM_BASE_URL: upstream.url }, [], [], join(ROOT, "tests/worker/js-floor/index.js")),
+  ]);
+  const target = (c) => (c.floor ? floor : worker);
   const once = async (c) => {
-    const res = await fetch(worker.url + (c.path ?? CHAT), {
+    const res = await fetch(target(c).url + (c.path ?? CHAT), {
       method: c.method ?? "POST",
       headers: {
         authorization: "Bearer sk-bench", "content-type": "application/json",
@@ -36,7 +43,7 @@ try {
   console.log(`requests per case: ${N} (sequential, after 20 warm-up requests)`);
   for (const c of cases) {
     for (let i = 0; i < 20; i++) await once(c);
-    const cpu0 = workerdCpuSeconds(worker.pgid);
+    const cpu0 = workerdCpuSeconds(target(c).pgid);
     const t0 = performance.now();
     const lat = [];
     for (let i = 0; i < N; i++) {
@@ -45,7 +52,7 @@ try {
       lat.push(performance.now() - s);
     }
     const wall = performance.now() - t0;
-    const cpu = workerdCpuSeconds(worker.pgid) - cpu0;
+    const cpu = workerdCpuSeconds(target(c).pgid) - cpu0;
     lat.sort((a, b) => a - b);
     console.log(
       `${c.label}: workerd CPU ${((cpu * 1000) / N).toFixed(2)} ms/request, ` +
@@ -54,6 +61,7 @@ try {
     );
   }
   removeDir(worker.dir);
+  removeDir(floor.dir);
 } finally {
   await stopAll();
   removeDir(fixtures);

@@ -123,13 +123,14 @@ export function budgetBinding(scriptName = null) {
  * Runs the built bundle (worker/build, made by scripts/build-worker) under `wrangler dev --local`.
  * The config is generated (same name, main and compatibility date as worker/wrangler.toml, test
  * vars, then `extra` wrangler.toml lines such as bindings) so wrangler does not rebuild; `args`
- * go to `wrangler dev` (e.g. `--test-scheduled`). Resolves to `{ url, logs() }`.
+ * go to `wrangler dev` (e.g. `--test-scheduled`); `main` is another Worker's entry (the bench's
+ * plain-JS floor). Resolves to `{ url, logs() }`.
  */
-export async function startWorker(vars, extra = [], args = []) {
+export async function startWorker(vars, extra = [], args = [], main = join(WORKER, "build/index.js")) {
   const dir = mkdtempSync(join(tmpdir(), "llm-cost-wrangler-"));
   const lines = [
     `name = "llm-cost-test"`,
-    `main = ${JSON.stringify(join(WORKER, "build/index.js"))}`,
+    `main = ${JSON.stringify(main)}`,
     `compatibility_date = "${compatibilityDate()}"`,
     `[vars]`,
     ...Object.entries(vars).map(([k, v]) => `${k} = ${JSON.stringify(v)}`),
