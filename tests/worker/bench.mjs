@@ -20,6 +20,7 @@ const cases = [
 ];
 
 const fixtures = fixturesDir(cases.map((c) => c.fixture));
+const dirs = [];
 try {
   const upstream = await startUpstream(fixtures);
   const [worker, floor] = await Promise.all([
@@ -60,9 +61,9 @@ try {
         `wall ${(wall / 1000).toFixed(1)} s`,
     );
   }
-  removeDir(worker.dir);
-  removeDir(floor.dir);
+  dirs.push(worker.dir, floor.dir);
 } finally {
-  await stopAll();
+  await stopAll(); // first: wrangler writes into its directory until it stops
+  for (const dir of dirs) removeDir(dir);
   removeDir(fixtures);
 }
