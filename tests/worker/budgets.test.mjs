@@ -37,12 +37,14 @@ before(async () => {
   // One stream's exact cost, from the CLI: the reservation, and the unit of the limits.
   streamCost = cliPrice(SSE_FIXTURE, SSE_FIXTURE + ".sse").cost_usd;
   const c = units(streamCost);
+  // The filter's budget rules (issue #14): a team's monthly limit, and a key's.
+  const attribution = { dimensions: { team: { from: ["header:x-team"] } } };
   const budgets = {
     reserve_usd: streamCost,
-    limits_usd: {
-      [keyId(KEY_SEQUENTIAL)]: decimal(3n * c),
-      [keyId(KEY_CONCURRENT)]: decimal((9n * c) / 2n), // 4.5 streams
-    },
+    rules: [
+      { dimension: "team", limits_usd: { search: decimal(3n * c) }, period: "month" },
+      { dimension: "key_id", limits_usd: { [keyId(KEY_CONCURRENT)]: decimal((9n * c) / 2n) } }, // 4.5 streams
+    ],
   };
   [upstream, collector] = await Promise.all([startUpstream(fixtures), startCollector()]);
   [worker, brokenWorker] = await Promise.all([
@@ -50,7 +52,7 @@ before(async () => {
       {
         UPSTREAM_BASE_URL: upstream.url,
         LOG_SINK_URL: collector.url + "/ingest",
-        METER_CONFIG: JSON.stringify({ budgets }),
+        METER_CONFIG: JSON.stringify({ attribution, budgets }),
       },
       budgetBinding(),
     ),
@@ -73,7 +75,7 @@ after(async () => {
 });
 
 /** Streams the SSE fixture through `base` with `key`; `run` tags the call for the upstream count. */
-function stream(base, key, run) {
+function stream(base, key, run, extra = {}) {
   return fetch(base + CHAT, {
     method: "POST",
     headers: {
@@ -81,6 +83,7 @@ function stream(base, key, run) {
       "content-type": "application/json",
       "x-replay-fixture": SSE_FIXTURE,
       "x-test-run": run,
+      ...extra,
     },
     body: JSON.stringify(requestBody(SSE_FIXTURE)),
     signal: AbortSignal.timeout(60_000),
@@ -109,29 +112,31 @@ async function waitForRecords(key, status, count) {
   );
 }
 
-test("the N+1th call of a key over its limit gets the filter's 429; the upstream never sees it", async () => {
+test("the N+1th call of a team over its limit gets the filter's 429; the upstream never sees it", async () => {
   const run = randomUUID();
+  const team = { "x-team": "search" };
   for (let i = 0; i < 3; i++) {
-    const res = await stream(worker.url, KEY_SEQUENTIAL, run);
+    const res = await stream(worker.url, KEY_SEQUENTIAL, run, team);
     assert.equal(res.status, 200, `call ${i + 1} is within the limit`);
     await res.arrayBuffer();
     // Settled before its record is sent: the next call sees this one's cost, not its reservation.
     await waitForRecords(KEY_SEQUENTIAL, 200, i + 1);
   }
-  const refused = await stream(worker.url, KEY_SEQUENTIAL, run);
+  const refused = await stream(worker.url, KEY_SEQUENTIAL, run, team);
   assert.equal(refused.status, 429);
   assert.match(refused.headers.get("content-type"), /^application\/json/);
-  assert.equal(refused.headers.get("retry-after"), null, "period none: no reset to wait for");
+  assert.match(refused.headers.get("retry-after"), /^\d+$/, "the month resets: retry-after in seconds");
   const body = await refused.json();
   const limit = decimal(3n * units(streamCost));
   assert.deepEqual(body.error, {
-    message: `llm-cost: spend limit reached for this API key (key_id ${keyId(KEY_SEQUENTIAL)}): ${limit} USD spent of ${limit} USD`,
+    message: `llm-cost: spend limit reached for team search: ${limit} USD spent of ${limit} USD this month (UTC)`,
     type: "insufficient_quota",
     code: "budget_exceeded",
-    key_id: keyId(KEY_SEQUENTIAL),
+    dimension: "team",
+    value: "search",
     spent_usd: limit,
     limit_usd: limit,
-    period: "none",
+    period: "month",
   });
   assert.equal(await upstreamHits(run), 3, "the refused call never reached the upstream");
   const [record] = await waitForRecords(KEY_SEQUENTIAL, 429, 1);
@@ -139,6 +144,10 @@ test("the N+1th call of a key over its limit gets the filter's 429; the upstream
   assert.equal(record.cost_status, "no_usage");
   assert.equal(record.budget_error, null);
   assert.ok(!JSON.stringify(body).includes(KEY_SEQUENTIAL), "the 429 never carries the key");
+  // The third call's cost crossed 50 % and 80 % (2 of 3) and 100 % (3 of 3): once each.
+  const marks = (await recordsOf(KEY_SEQUENTIAL)).flatMap((r) => r.budget_thresholds ?? []);
+  assert.deepEqual(marks.map((m) => m.percent).sort((a, b) => a - b), [50, 80, 100]);
+  assert.ok(marks.every((m) => m.dimension === "team" && m.value === "search"));
 });
 
 test("20 concurrent streams against a limit of 4.5 streams: 4 or 5 admitted, the exact spend settled", async () => {

@@ -1,5 +1,5 @@
-//! Budgets on Cloudflare (wasm32 only): one Durable Object per budget key holds that key's
-//! ledger, and the Worker asks it to admit and settle each call (protocol: [`crate::ledger`]).
+//! Budgets on Cloudflare (wasm32 only): one Durable Object per ledger (budget rule and value)
+//! holds that ledger, and the Worker asks it to admit and settle each call (protocol: [`crate::ledger`]).
 //!
 //! A Durable Object runs one event at a time, and while it waits on its own storage no other
 //! event is delivered (the runtime's input gate), so a read-change-write of the ledger is atomic
@@ -10,118 +10,169 @@
 //! Metering never blocks traffic: when the object fails or does not answer within
 //! [`BUDGET_TIMEOUT_MS`], the call passes and its record's `budget_error` says why.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use llm_cost_core::{BudgetError, Usd};
+use llm_cost_core::budget::threshold_marks;
+use llm_cost_core::{
+    BudgetError, BudgetMark, Budgets, Charge, Decision, Ledger, MeterConfig, Rejection, Usd,
+};
 use worker::*;
 
 use crate::edge::settings_for;
-use crate::ledger::{object_name, Op, Reply, STORAGE_KEY};
+use crate::ledger::{apply, object_name, parse_reply, Op, STORAGE_KEY};
 use crate::settings::BUDGETS_BINDING;
 
 /// How long a call waits for its budget's answer before passing unchecked. A Durable Object
 /// answers in milliseconds when healthy; this bounds what a sick one adds to each call.
 pub const BUDGET_TIMEOUT_MS: u64 = 2_000;
 
-/// The budget's answer for one call.
+/// The budgets' answer for one call.
 pub enum Admission {
-    /// The key has no limit: nothing to settle.
-    Unlimited,
-    /// A reservation is held: settle it with [`settle`] when the call ends.
-    Admitted(Reservation),
-    /// Over budget: send this `429` (the core's JSON error); the upstream is not called.
-    Refused(Response),
-    /// The store failed: the call passes; the record says why.
-    Unchecked(BudgetError),
+    /// Every rule that applies admitted it (or could not be asked: `unchecked`). Settle the
+    /// reservations with [`Reservation::settle`] when the call ends.
+    Admitted {
+        /// The reservations held (`None` when none are).
+        reservation: Option<Reservation>,
+        /// A rule's store failed: the call passes; the record says why.
+        unchecked: Option<BudgetError>,
+    },
+    /// An enforced rule is over its limit: answer this (the upstream is not called). The
+    /// reservations other rules took are released in the background.
+    Refused(Rejection),
 }
 
-/// A held reservation: which key's ledger to settle.
+/// Reservations held by one call, with what its record needs at the end.
 pub struct Reservation {
     namespace: ObjectNamespace,
-    key_id: String,
+    config: Rc<MeterConfig>,
+    held: Vec<Charge>,
+    would_exceed: Vec<BudgetMark>,
 }
 
-/// Asks `key_id`'s ledger to admit a call.
-pub async fn admit(env: &Env, key_id: &str) -> Admission {
+/// Asks the ledger of each of `charges` to admit the call, in order; a refusal releases the
+/// reservations already taken (in `ctx.wait_until`).
+pub async fn admit(
+    env: &Env,
+    ctx: &Context,
+    config: &Rc<MeterConfig>,
+    charges: Vec<Charge>,
+) -> Admission {
     let Ok(namespace) = env.durable_object(BUDGETS_BINDING) else {
         // Settings already refuse budgets without the binding; be safe anyway.
-        return Admission::Unchecked(BudgetError::StoreUnavailable);
+        return Admission::Admitted {
+            reservation: None,
+            unchecked: Some(BudgetError::StoreUnavailable),
+        };
     };
-    match call(&namespace, key_id, &Op::Admit).await {
-        Ok(mut resp) => match resp.status_code() {
-            204 => Admission::Admitted(Reservation {
-                namespace,
-                key_id: key_id.to_owned(),
-            }),
-            200 => Admission::Unlimited,
-            429 => match refusal(&mut resp).await {
-                Ok(refused) => Admission::Refused(refused),
-                Err(_) => Admission::Unchecked(BudgetError::StoreUnavailable),
-            },
-            status => {
-                console_warn!(
-                    "llm-cost: budget store answered HTTP {status}; call passes unchecked"
-                );
-                Admission::Unchecked(BudgetError::StoreUnavailable)
+    let budgets = &config.budgets;
+    let (mut held, mut would_exceed, mut unchecked) = (Vec::new(), Vec::new(), None);
+    for charge in charges {
+        let (before, now) = match call(&namespace, budgets, &charge, &Op::Admit).await {
+            Ok(answer) => answer,
+            Err(why) => {
+                console_warn!("llm-cost: budget store {why}; call passes unchecked");
+                unchecked = Some(why);
+                continue;
             }
-        },
-        Err(why) => {
-            console_warn!("llm-cost: budget store {why}; call passes unchecked");
-            Admission::Unchecked(why)
+        };
+        // The object ran this same step on this ledger: replaying it gives its decision.
+        match before.admit(budgets, &charge, now) {
+            Decision::Admitted(_) => held.push(charge),
+            Decision::WouldExceed(_, rejection) => {
+                would_exceed.push(rejection.mark());
+                held.push(charge);
+            }
+            Decision::Refused(rejection) => {
+                let taken = Reservation {
+                    namespace,
+                    config: Rc::clone(config),
+                    held,
+                    would_exceed,
+                };
+                ctx.wait_until(taken.release());
+                return Admission::Refused(rejection);
+            }
+        }
+    }
+    let reservation = (!held.is_empty() || !would_exceed.is_empty()).then(|| Reservation {
+        namespace,
+        config: Rc::clone(config),
+        held,
+        would_exceed,
+    });
+    Admission::Admitted {
+        reservation,
+        unchecked,
+    }
+}
+
+impl Reservation {
+    /// Swaps each reservation for the call's cost (zero when it has none); returns the record's
+    /// `budget_would_exceed` and `budget_thresholds` (for `Outcome::mark_budgets`). Run it in
+    /// `ctx.wait_until`: the client does not wait for it.
+    pub async fn settle(self, cost: Option<Usd>) -> (Vec<BudgetMark>, Vec<BudgetMark>) {
+        let budgets = &self.config.budgets;
+        let cost = cost.unwrap_or(Usd::ZERO);
+        let mut thresholds = Vec::new();
+        for charge in &self.held {
+            match call(&self.namespace, budgets, charge, &Op::Settle(cost)).await {
+                Ok((before, now)) => {
+                    let (next, crossed) = before.settle(budgets, charge, cost, now);
+                    thresholds.extend(threshold_marks(budgets, charge, next.spent, crossed));
+                }
+                Err(why) => console_warn!(
+                    "llm-cost: budget store {why} on a settlement; the reservation stays held"
+                ),
+            }
+        }
+        (self.would_exceed, thresholds)
+    }
+
+    /// Gives the reservations back without a cost (another rule refused the call).
+    async fn release(self) {
+        for charge in &self.held {
+            if let Err(why) =
+                call(&self.namespace, &self.config.budgets, charge, &Op::Release).await
+            {
+                console_warn!(
+                    "llm-cost: budget store {why} on a release; the reservation stays held"
+                );
+            }
         }
     }
 }
 
-/// Swaps an admitted call's reservation for its cost (zero when it has none). Run it in
-/// `ctx.wait_until`: the client does not wait for it.
-pub async fn settle(reservation: Reservation, cost: Option<Usd>) {
-    let op = Op::Settle(cost.unwrap_or(Usd::ZERO));
-    match call(&reservation.namespace, &reservation.key_id, &op).await {
-        Ok(resp) if resp.status_code() == 204 => {}
-        Ok(resp) => console_warn!(
-            "llm-cost: budget store answered HTTP {} to a settlement; the reservation stays held",
-            resp.status_code()
-        ),
-        Err(why) => {
-            console_warn!(
-                "llm-cost: budget store {why} on a settlement; the reservation stays held"
-            )
-        }
-    }
-}
-
-/// The object's `429`, copied into a response of our own (headers and body as the core made
-/// them).
-async fn refusal(resp: &mut Response) -> Result<Response> {
-    let body = resp.text().await?;
-    let headers = Headers::new();
-    for name in ["content-type", "retry-after"] {
-        if let Some(value) = resp.headers().get(name)? {
-            headers.set(name, &value)?;
-        }
-    }
-    Ok(Response::ok(body)?.with_status(429).with_headers(headers))
-}
-
-/// One request to `key_id`'s object, bounded by [`BUDGET_TIMEOUT_MS`].
+/// One request to `charge`'s object, bounded by [`BUDGET_TIMEOUT_MS`]: the ledger before the
+/// operation and the object's clock.
 async fn call(
     namespace: &ObjectNamespace,
-    key_id: &str,
+    budgets: &Budgets,
+    charge: &Charge,
     op: &Op,
-) -> core::result::Result<Response, BudgetError> {
+) -> core::result::Result<(Ledger, u64), BudgetError> {
     let request = async {
-        let stub = namespace.id_from_name(&object_name(key_id))?.get_stub()?;
+        let stub = namespace
+            .id_from_name(&object_name(budgets, charge))?
+            .get_stub()?;
         let mut init = RequestInit::new();
         init.with_method(Method::Post)
-            .with_body(Some(op.body(key_id).into()));
+            .with_body(Some(op.body(charge).into()));
         // The host part is never resolved: the stub routes the request to the object.
         let req = Request::new_with_init(&format!("https://budget{}", op.path()), &init)?;
-        stub.fetch_with_request(req).await
+        let mut resp = stub.fetch_with_request(req).await?;
+        if resp.status_code() != 200 {
+            return Err(Error::RustError(format!(
+                "answered HTTP {}",
+                resp.status_code()
+            )));
+        }
+        resp.bytes().await
     };
     let timeout = Delay::from(Duration::from_millis(BUDGET_TIMEOUT_MS));
     match select(Box::pin(request), Box::pin(timeout)).await {
-        Either::Left((Ok(resp), _)) => Ok(resp),
+        Either::Left((Ok(body), _)) => parse_reply(&body).ok_or(BudgetError::StoreUnavailable),
         Either::Left((Err(_), _)) => Err(BudgetError::StoreUnavailable),
         Either::Right(_) => Err(BudgetError::StoreTimeout),
     }
@@ -144,10 +195,6 @@ impl DurableObject for BudgetLedger {
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let path = req.path();
         let body = req.bytes().await?;
-        let (key_id, op) = match Op::parse(&path, &body) {
-            Ok(parsed) => parsed,
-            Err(why) => return Response::error(why, 400),
-        };
         let loaded = settings_for(&self.env);
         let Some(budgets) = loaded
             .as_ref()
@@ -158,12 +205,16 @@ impl DurableObject for BudgetLedger {
         else {
             return Response::error("llm-cost budget: no metering configuration", 503);
         };
+        let (charge, op) = match Op::parse(budgets, &path, &body) {
+            Ok(parsed) => parsed,
+            Err(why) => return Response::error(why, 400),
+        };
         let storage = self.state.storage();
         // Input gate: no other event reaches this object between this read and the write.
         let stored: Option<String> = storage.get(STORAGE_KEY).await?;
-        let (next, reply) = crate::ledger::apply(
+        let (next, reply) = apply(
             budgets,
-            &key_id,
+            &charge,
             &op,
             stored.as_deref(),
             Date::now().as_millis(),
@@ -171,19 +222,6 @@ impl DurableObject for BudgetLedger {
         if let Some(next) = next {
             storage.put(STORAGE_KEY, next).await?;
         }
-        respond(reply)
+        Response::ok(reply)
     }
-}
-
-fn respond(reply: Reply) -> Result<Response> {
-    let headers = Headers::new();
-    for (name, value) in &reply.headers {
-        headers.set(name, value)?;
-    }
-    let resp = if reply.body.is_empty() {
-        Response::empty()?
-    } else {
-        Response::ok(reply.body)?
-    };
-    Ok(resp.with_status(reply.status).with_headers(headers))
 }

@@ -79,11 +79,6 @@ impl Delivery {
         Delivery { route, analytics }
     }
 
-    /// True when records stay in the log only.
-    pub fn is_log_only(&self) -> bool {
-        matches!(self.route, Route::LogOnly)
-    }
-
     /// Writes the call's Analytics Engine data point, if the dataset is bound. Fire and forget
     /// (`writeDataPoint` does not wait); a failure is logged, never raised.
     pub fn write_point(&self, record: &CostRecord) {
@@ -105,6 +100,7 @@ impl Delivery {
     /// back to the direct POST when a sink is set; either way the log line is the last copy.
     pub async fn deliver(self, record: String) {
         match self.route {
+            Route::LogOnly => {}
             Route::Queue(queue, sink) => {
                 if let Err(why) = queue.send(record.clone()).await {
                     console_warn!("llm-cost: records queue refused a record ({why}); posting it");
@@ -114,7 +110,6 @@ impl Delivery {
                 }
             }
             Route::Post(sink) => post_record(sink, record).await,
-            Route::LogOnly => {}
         }
     }
 }

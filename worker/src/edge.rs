@@ -4,10 +4,11 @@
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
+use llm_cost_core::budget::UnpricedRefusal;
 use llm_cost_core::identity::credential;
 use llm_cost_core::{
-    Call, ErrorCode, Forward, MeterConfig, Outcome, RequestBodyPlan, RequestHead, ResponseHead,
-    ResponsePlan,
+    Call, ErrorCode, Forward, MeterConfig, Outcome, Rejection, RequestBodyPlan, RequestHead,
+    ResponseHead, ResponsePlan,
 };
 use web_sys::{ReadableStreamDefaultReader, TransformStream, TransformStreamDefaultController};
 use worker::js_sys::{Object, Reflect, Uint8Array};
@@ -157,24 +158,6 @@ async fn proxy(
     // Health checks, `GET /models` and the like pass untouched and leave no record.
     let mut call = call.filter(Call::is_metered);
 
-    // The budget decides before the body is read: a refused call never reaches the upstream.
-    let mut reservation = None;
-    if let (Ok(config), Some(c)) = (meter, call.as_mut()) {
-        let key_id = c.key_id().map(str::to_owned);
-        if let Some(key_id) = key_id.filter(|k| config.budgets.limit_for(k).is_some()) {
-            match budget_object::admit(env, &key_id).await {
-                Admission::Unlimited => {}
-                Admission::Admitted(held) => reservation = Some(held),
-                Admission::Unchecked(why) => c.budget_unchecked(why),
-                Admission::Refused(refused) => {
-                    let outcome = c.finish_refused(429, ErrorCode::BudgetExceeded, now_ms());
-                    emit_now(&delivery, ctx, &outcome, None);
-                    return Ok(refused);
-                }
-            }
-        }
-    }
-
     let body: Option<JsValue> = if matches!(method, Method::Get | Method::Head) {
         None
     } else {
@@ -211,6 +194,52 @@ async fn proxy(
         }
     };
 
+    // The budgets decide once the request is known (its body read: it may name the model and
+    // attributes), before the upstream is called: a refused call never reaches it.
+    let mut reservation = None;
+    if let (Ok(config), Some(c)) = (meter, call.as_mut()) {
+        let facts = c.budget_facts();
+        let charges = config.budgets.charges(&facts);
+        if !charges.is_empty() {
+            if let Some(refusal) = config.budgets.unpriced_refusal(&facts, &charges) {
+                let outcome = c.finish_refused(
+                    UnpricedRefusal::STATUS,
+                    ErrorCode::UnpricedModelRefused,
+                    now_ms(),
+                );
+                emit_now(&delivery, ctx, outcome, None);
+                let headers = Headers::new();
+                headers.set("content-type", "application/json")?;
+                return Ok(Response::ok(refusal.body_json())?
+                    .with_status(UnpricedRefusal::STATUS)
+                    .with_headers(headers));
+            }
+            match budget_object::admit(env, ctx, config, charges).await {
+                Admission::Admitted {
+                    reservation: held,
+                    unchecked,
+                } => {
+                    reservation = held;
+                    if let Some(why) = unchecked {
+                        c.budget_unchecked(why);
+                    }
+                }
+                Admission::Refused(rejection) => {
+                    let outcome =
+                        c.finish_refused(Rejection::STATUS, ErrorCode::BudgetExceeded, now_ms());
+                    emit_now(&delivery, ctx, outcome, None);
+                    let headers = Headers::new();
+                    for (name, value) in rejection.headers() {
+                        headers.set(name, &value)?;
+                    }
+                    return Ok(Response::ok(rejection.body_json())?
+                        .with_status(Rejection::STATUS)
+                        .with_headers(headers));
+                }
+            }
+        }
+    }
+
     let mut init = RequestInit::new();
     init.with_method(method)
         .with_headers(upstream_headers)
@@ -228,7 +257,7 @@ async fn proxy(
                 emit_now(
                     &delivery,
                     ctx,
-                    &c.finish_refused(502, ErrorCode::UpstreamUnreachable, now_ms()),
+                    c.finish_refused(502, ErrorCode::UpstreamUnreachable, now_ms()),
                     reservation,
                 );
             }
@@ -283,7 +312,7 @@ async fn proxy(
                     return respond_stream(body, status, headers);
                 }
                 Err(_) => {
-                    emit_now(&delivery, ctx, &call.finish_aborted(now_ms()), reservation);
+                    emit_now(&delivery, ctx, call.finish_aborted(now_ms()), reservation);
                     return Response::error("llm-cost worker: upstream body failed", 502);
                 }
             };
@@ -291,7 +320,7 @@ async fn proxy(
             for (name, value) in &outcome.headers {
                 headers.set(name, value)?;
             }
-            emit_now(&delivery, ctx, &outcome, reservation);
+            emit_now(&delivery, ctx, outcome, reservation);
             Ok(Response::from_bytes(body)?
                 .with_status(status)
                 .with_headers(headers))
@@ -380,23 +409,28 @@ fn respond_stream(body: ResponseBody, status: u16, headers: Headers) -> Result<R
         .with_headers(headers))
 }
 
-/// Writes the record as one log line and hands it to `delivery` after the response; settles the
-/// call's budget reservation, if it holds one (`ctx.wait_until`: the client never waits on the
-/// sink, the queue or the budget).
+/// Ends a call after the response (`ctx.wait_until`: the client never waits on the budget, the
+/// sink or the queue): [`finish`].
 fn emit_now(
     delivery: &Delivery,
     ctx: &Context,
-    outcome: &Outcome,
+    outcome: Outcome,
     reservation: Option<Reservation>,
 ) {
+    ctx.wait_until(finish(delivery.clone(), outcome, reservation));
+}
+
+/// Settles the call's budget reservations, if it holds any (their shadow rules and thresholds go
+/// on the record), then writes the record as one log line, its Analytics Engine data point, and
+/// hands it to `delivery`.
+async fn finish(delivery: Delivery, mut outcome: Outcome, reservation: Option<Reservation>) {
+    if let Some(held) = reservation {
+        let (would_exceed, thresholds) = held.settle(outcome.cost).await;
+        outcome.mark_budgets(would_exceed, thresholds);
+    }
     console_log!("{}", outcome.record_json);
     delivery.write_point(&outcome.record);
-    if let Some(held) = reservation {
-        ctx.wait_until(budget_object::settle(held, outcome.cost));
-    }
-    if !delivery.is_log_only() {
-        ctx.wait_until(delivery.clone().deliver(outcome.record_json.clone()));
-    }
+    delivery.deliver(outcome.record_json).await;
 }
 
 /// What the core asked for the response body.
@@ -442,10 +476,11 @@ fn metered_body(
             Mode::Stream => call.finish_stream(now_ms()),
             Mode::PassThrough => call.finish_passthrough(now_ms()),
         };
-        emit_now(&delivery, ctx, &outcome, reservation);
-        return Ok(match outcome.sse_comment.is_empty() {
+        let tail = outcome.sse_comment.clone();
+        emit_now(&delivery, ctx, outcome, reservation);
+        return Ok(match tail.is_empty() {
             true => ResponseBody::Empty,
-            false => ResponseBody::Body(outcome.sse_comment),
+            false => ResponseBody::Body(tail),
         });
     };
     let state = Rc::new(RefCell::new(Metering {
@@ -518,12 +553,7 @@ fn metered_body(
                 None => state.call.finish_aborted(now_ms()),
             }
         };
-        console_log!("{}", outcome.record_json);
-        delivery.write_point(&outcome.record);
-        if let Some(held) = reservation {
-            budget_object::settle(held, outcome.cost).await;
-        }
-        delivery.deliver(outcome.record_json).await;
+        finish(delivery, outcome, reservation).await;
     });
     Ok(ResponseBody::Stream(pipe.readable()))
 }

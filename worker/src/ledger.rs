@@ -1,32 +1,37 @@
-//! The budget Durable Object's protocol and its one step: what the Worker asks a key's ledger,
-//! and what the ledger answers. The decisions are the core's ([`Ledger::admit`],
-//! [`Ledger::settle`]); this module only moves them in and out of requests and storage.
+//! The budget Durable Object's protocol and its one step: what the Worker asks a ledger (one
+//! per budget rule and value), and what the ledger answers. The decisions are the core's
+//! ([`Ledger::admit`], [`Ledger::release`], [`Ledger::settle`]); this module only moves them in
+//! and out of requests and storage.
 //!
 //! Pure code (no Worker runtime types): host-tested. The runtime half is `budget_object`.
 //!
-//! Protocol: the Worker POSTs `{"key_id": "<12 hex>"}` to `/admit` and `{"key_id": …, "cost_usd":
-//! "<decimal>"}` to `/settle` on the object named [`object_name`]. The object answers `/admit`
-//! with `204` (admitted: a reservation is held), `200` (no limit for this key: nothing held) or
-//! `429` with the core's JSON error and headers (refused), and `/settle` with `204`. Anything
-//! else — an error status, no answer, a thrown exception — is a store failure, and the call
-//! passes unchecked (docs/WORKER.md).
+//! Protocol: the Worker POSTs `{"rule": <index>, "value": "<the call's value>"}` (and
+//! `"cost_usd": "<decimal>"` to `/settle`) to `/admit`, `/release` or `/settle` on the object
+//! named [`object_name`]. The object applies the operation to its stored ledger atomically and
+//! answers `200` with the ledger as it was before and the clock it used (`{"ledger": "<hex>",
+//! "now_ms": N}`); the Worker replays the same pure step on that ledger to learn the decision
+//! (admitted, over a shadow rule, refused) or the thresholds crossed, with the core's own types.
+//! Anything else — an error status, no answer, a thrown exception — is a store failure, and the
+//! call passes unchecked (docs/WORKER.md).
 
-use llm_cost_core::{Budgets, Ledger, Usd};
+use llm_cost_core::{Budgets, Charge, Decision, Ledger, Usd};
 use serde_json::Value;
 
-/// The storage key under which an object keeps its ledger (one object per budget key).
+/// The storage key under which an object keeps its ledger (one object per ledger).
 pub const STORAGE_KEY: &str = "ledger";
 
-/// The Durable Object name of `key_id`'s ledger (the same key the filter uses in shared data).
-pub fn object_name(key_id: &str) -> String {
-    Budgets::storage_key(key_id)
+/// The Durable Object name of `charge`'s ledger (the key the filter uses in shared data).
+pub fn object_name(budgets: &Budgets, charge: &Charge) -> String {
+    budgets.storage_key(charge)
 }
 
 /// What the Worker asks of a ledger.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// Admit a call, holding the configured reservation.
+    /// Admit a call, holding the configured reservation (unless an enforced rule refuses).
     Admit,
+    /// Drop an admitted call's reservation without a cost (another rule refused the call).
+    Release,
     /// End an admitted call: drop its reservation, add its cost.
     Settle(Usd),
 }
@@ -36,31 +41,48 @@ impl Op {
     pub fn path(&self) -> &'static str {
         match self {
             Op::Admit => "/admit",
+            Op::Release => "/release",
             Op::Settle(_) => "/settle",
         }
     }
 
-    /// The request body for `key_id`.
-    pub fn body(&self, key_id: &str) -> String {
+    /// The request body for `charge`.
+    pub fn body(&self, charge: &Charge) -> String {
         let mut body = serde_json::Map::new();
-        body.insert("key_id".into(), Value::String(key_id.to_owned()));
+        body.insert("rule".into(), Value::from(charge.rule as u64));
+        body.insert("value".into(), Value::String(charge.value.clone()));
         if let Op::Settle(cost) = self {
             body.insert("cost_usd".into(), Value::String(cost.to_decimal_string()));
         }
         Value::Object(body).to_string()
     }
 
-    /// Reads a request: its path and body. The error says what is wrong (answered with `400`).
-    pub fn parse(path: &str, body: &[u8]) -> Result<(String, Op), String> {
+    /// Reads a request against `budgets`: the charge it is about (its limit from the object's
+    /// own configuration) and the operation. The error says what is wrong (answered `400`).
+    pub fn parse(budgets: &Budgets, path: &str, body: &[u8]) -> Result<(Charge, Op), String> {
         let value: Value = serde_json::from_slice(body).map_err(|e| format!("body: {e}"))?;
-        let key_id = value
-            .get("key_id")
+        let rule = value
+            .get("rule")
+            .and_then(Value::as_u64)
+            .and_then(|r| usize::try_from(r).ok())
+            .ok_or("body: `rule` missing")?;
+        let call_value = value
+            .get("value")
             .and_then(Value::as_str)
-            .filter(|k| !k.is_empty())
-            .ok_or("body: `key_id` missing")?
-            .to_owned();
+            .ok_or("body: `value` missing")?;
+        let limit = budgets
+            .rules
+            .get(rule)
+            .and_then(|r| r.limit_for(call_value))
+            .ok_or("no such rule, or no limit for this value")?;
+        let charge = Charge {
+            rule,
+            value: call_value.to_owned(),
+            limit,
+        };
         let op = match path {
             "/admit" => Op::Admit,
+            "/release" => Op::Release,
             "/settle" => {
                 let text = value
                     .get("cost_usd")
@@ -70,63 +92,42 @@ impl Op {
             }
             other => return Err(format!("no operation at {other}")),
         };
-        Ok((key_id, op))
+        Ok((charge, op))
     }
 }
 
-/// The object's answer to one operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Reply {
-    /// `204`, `200` or `429` (see the module header).
-    pub status: u16,
-    /// Response headers (the `429`'s content type and `retry-after`).
-    pub headers: Vec<(&'static str, String)>,
-    /// Response body (the `429`'s JSON error; empty otherwise).
-    pub body: String,
-}
-
-impl Reply {
-    fn empty(status: u16) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: String::new(),
-        }
-    }
-}
-
-/// Applies `op` for `key_id` to the stored ledger (`stored`: its hex text, if any). Returns the
-/// text to store (`None`: leave storage as it is) and the answer.
+/// Applies `op` for `charge` to the stored ledger (`stored`: its hex text, if any) at
+/// `now_unix_ms`. Returns the text to store (`None`: leave storage as it is) and the `200`
+/// answer's body.
 pub fn apply(
     budgets: &Budgets,
-    key_id: &str,
+    charge: &Charge,
     op: &Op,
     stored: Option<&str>,
     now_unix_ms: u64,
-) -> (Option<String>, Reply) {
-    let ledger = Ledger::decode(&stored.map(from_hex).unwrap_or_default());
-    match op {
-        Op::Admit => {
-            let Some(limit) = budgets.limit_for(key_id) else {
-                return (None, Reply::empty(200));
-            };
-            match ledger.admit(budgets, limit, now_unix_ms) {
-                Ok(next) => (Some(to_hex(&next.encode())), Reply::empty(204)),
-                Err(rejection) => (
-                    None,
-                    Reply {
-                        status: 429,
-                        headers: rejection.headers(),
-                        body: rejection.body_json(key_id),
-                    },
-                ),
-            }
-        }
-        Op::Settle(cost) => {
-            let next = ledger.settle(budgets, *cost, now_unix_ms);
-            (Some(to_hex(&next.encode())), Reply::empty(204))
-        }
+) -> (Option<String>, String) {
+    let before = Ledger::decode(&stored.map(from_hex).unwrap_or_default());
+    let next = match op {
+        Op::Admit => match before.admit(budgets, charge, now_unix_ms) {
+            Decision::Admitted(next) | Decision::WouldExceed(next, _) => Some(next),
+            Decision::Refused(_) => None,
+        },
+        Op::Release => Some(before.release(budgets, charge, now_unix_ms)),
+        Op::Settle(cost) => Some(before.settle(budgets, charge, *cost, now_unix_ms).0),
+    };
+    let reply = serde_json::json!({"ledger": to_hex(&before.encode()), "now_ms": now_unix_ms});
+    (next.map(|n| to_hex(&n.encode())), reply.to_string())
+}
+
+/// Reads the object's answer: the ledger before the operation, and the object's clock. Replaying
+/// the operation on it (`Ledger::admit`, `Ledger::settle`) gives the object's decision.
+pub fn parse_reply(body: &[u8]) -> Option<(Ledger, u64)> {
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let bytes = from_hex(value.get("ledger")?.as_str()?);
+    if bytes.len() != llm_cost_core::budget::LEDGER_BYTES {
+        return None;
     }
+    Some((Ledger::decode(&bytes), value.get("now_ms")?.as_u64()?))
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -168,96 +169,109 @@ mod tests {
         Usd::parse(text).unwrap()
     }
 
-    /// Runs `ops` in order against one stored ledger, as the object does; returns the statuses.
-    fn run(b: &Budgets, ops: &[Op], stored: &mut Option<String>) -> Vec<u16> {
-        ops.iter()
-            .map(|op| {
-                let (next, reply) = apply(b, KEY, op, stored.as_deref(), NOW);
-                if next.is_some() {
-                    *stored = next;
-                }
-                reply.status
-            })
-            .collect()
+    fn charge(b: &Budgets, value: &str) -> Charge {
+        let limit = b.rules[0].limit_for(value).expect("a limit");
+        Charge {
+            rule: 0,
+            value: value.to_owned(),
+            limit,
+        }
+    }
+
+    /// Runs `op` as the object does and replays it as the Worker does: the decision of an admit.
+    fn admit(b: &Budgets, c: &Charge, stored: &mut Option<String>) -> Decision {
+        let (next, reply) = apply(b, c, &Op::Admit, stored.as_deref(), NOW);
+        if next.is_some() {
+            *stored = next;
+        }
+        let (before, now) = parse_reply(reply.as_bytes()).expect("a reply");
+        before.admit(b, c, now)
+    }
+
+    fn run(b: &Budgets, c: &Charge, op: Op, stored: &mut Option<String>) {
+        let (next, _) = apply(b, c, &op, stored.as_deref(), NOW);
+        *stored = next.or(stored.take());
     }
 
     #[test]
     fn requests_round_trip_through_their_text() {
+        let b = budgets(r#"{"limits_usd": {"0123456789ab": "1"}}"#);
+        let c = charge(&b, KEY);
         for op in [
             Op::Admit,
+            Op::Release,
             Op::Settle(usd("0.000123456789012345678901234567")),
         ] {
             assert_eq!(
-                Op::parse(op.path(), op.body(KEY).as_bytes()),
-                Ok((KEY.to_owned(), op.clone()))
+                Op::parse(&b, op.path(), op.body(&c).as_bytes()),
+                Ok((c.clone(), op.clone()))
             );
         }
-        assert!(Op::parse("/admit", b"{}").is_err());
-        assert!(Op::parse("/settle", br#"{"key_id":"k","cost_usd":"-1"}"#).is_err());
-        assert!(Op::parse("/drop", br#"{"key_id":"k"}"#).is_err());
-        assert!(Op::parse("/admit", b"not json").is_err());
+        assert!(Op::parse(&b, "/admit", b"{}").is_err());
+        assert!(Op::parse(&b, "/admit", br#"{"rule":0,"value":"ffffffffffff"}"#).is_err());
+        assert!(Op::parse(&b, "/admit", br#"{"rule":7,"value":"0123456789ab"}"#).is_err());
+        assert!(Op::parse(
+            &b,
+            "/settle",
+            br#"{"rule":0,"value":"0123456789ab","cost_usd":"-1"}"#
+        )
+        .is_err());
+        assert!(Op::parse(&b, "/drop", br#"{"rule":0,"value":"0123456789ab"}"#).is_err());
+        assert!(parse_reply(b"{}").is_none());
     }
 
     #[test]
-    fn admits_up_to_the_limit_then_answers_the_filters_429() {
+    fn admits_up_to_the_limit_then_the_replayed_decision_is_the_filters_429() {
         let b = budgets(r#"{"limits_usd": {"0123456789ab": "0.3"}, "reserve_usd": "0.1"}"#);
+        let c = charge(&b, KEY);
         let mut stored = None;
-        let cost = Op::Settle(usd("0.1"));
-        let statuses = run(
-            &b,
-            &[
-                Op::Admit,
-                cost.clone(),
-                Op::Admit,
-                cost.clone(),
-                Op::Admit,
-                cost,
-            ],
-            &mut stored,
-        );
-        assert_eq!(statuses, [204; 6]);
-        let (next, refused) = apply(&b, KEY, &Op::Admit, stored.as_deref(), NOW);
-        assert_eq!(next, None, "a refusal stores nothing");
-        assert_eq!(refused.status, 429);
-        let body: Value = serde_json::from_str(&refused.body).unwrap();
+        for _ in 0..3 {
+            assert!(matches!(admit(&b, &c, &mut stored), Decision::Admitted(_)));
+            run(&b, &c, Op::Settle(usd("0.1")), &mut stored);
+        }
+        let before = stored.clone();
+        let Decision::Refused(rejection) = admit(&b, &c, &mut stored) else {
+            panic!("over the limit");
+        };
+        assert_eq!(stored, before, "a refusal stores nothing");
+        let body: Value = serde_json::from_str(&rejection.body_json()).unwrap();
         assert_eq!(body["error"]["code"], "budget_exceeded");
         assert_eq!(body["error"]["spent_usd"], "0.3");
-        assert_eq!(body["error"]["limit_usd"], "0.3");
-        assert!(refused
-            .headers
-            .contains(&("content-type", "application/json".to_owned())));
     }
 
     #[test]
-    fn concurrent_admissions_hold_one_reservation_each() {
-        // 4.5 calls' worth of limit, each call reserving exactly its cost: 5 fit, whatever the
-        // order of admissions and settlements, and the spend is the sum of the 5.
+    fn concurrent_admissions_hold_one_reservation_each_and_releases_give_them_back() {
         let b = budgets(r#"{"default_limit_usd": "0.45", "reserve_usd": "0.1"}"#);
+        let c = charge(&b, KEY);
         let mut stored = None;
-        let admits = run(&b, &vec![Op::Admit; 20], &mut stored);
-        assert_eq!(admits.iter().filter(|s| **s == 204).count(), 5);
-        run(&b, &vec![Op::Settle(usd("0.1")); 5], &mut stored);
+        let admitted = (0..20)
+            .filter(|_| matches!(admit(&b, &c, &mut stored), Decision::Admitted(_)))
+            .count();
+        assert_eq!(admitted, 5);
+        run(&b, &c, Op::Release, &mut stored);
+        for _ in 0..4 {
+            run(&b, &c, Op::Settle(usd("0.1")), &mut stored);
+        }
         let ledger = Ledger::decode(&from_hex(stored.as_deref().unwrap()));
-        assert_eq!((ledger.spent, ledger.reserved), (usd("0.5"), Usd::ZERO));
+        assert_eq!((ledger.spent, ledger.reserved), (usd("0.4"), Usd::ZERO));
     }
 
     #[test]
-    fn keys_without_a_limit_hold_nothing_and_bad_storage_is_a_fresh_ledger() {
-        let b = budgets(r#"{"limits_usd": {"ffffffffffff": "1"}}"#);
-        assert_eq!(
-            apply(&b, KEY, &Op::Admit, None, NOW),
-            (None, Reply::empty(200))
+    fn a_shadow_rule_admits_over_its_limit_and_bad_storage_is_a_fresh_ledger() {
+        let b = budgets(
+            r#"{"rules": [{"dimension": "key_id", "default_limit_usd": "0.1", "mode": "shadow"}], "reserve_usd": "0.1"}"#,
         );
-        let b = budgets(r#"{"default_limit_usd": "1"}"#);
+        let c = charge(&b, KEY);
+        let mut stored = None;
+        assert!(matches!(admit(&b, &c, &mut stored), Decision::Admitted(_)));
+        assert!(matches!(
+            admit(&b, &c, &mut stored),
+            Decision::WouldExceed(..)
+        ));
         for garbage in ["zz", "abc", ""] {
-            let (next, reply) = apply(&b, KEY, &Op::Admit, Some(garbage), NOW);
-            assert_eq!(reply.status, 204);
-            let ledger = Ledger::decode(&from_hex(&next.unwrap()));
-            assert_eq!(
-                ledger.reserved,
-                usd(llm_cost_core::budget::DEFAULT_RESERVE_USD)
-            );
+            let mut stored = Some(garbage.to_owned());
+            assert!(matches!(admit(&b, &c, &mut stored), Decision::Admitted(_)));
         }
-        assert_eq!(object_name(KEY), "llm_cost.budget.0123456789ab");
+        assert_eq!(object_name(&b, &c), "llm_cost.budget.0.key_id.0123456789ab");
     }
 }

@@ -366,7 +366,7 @@ mod tests {
         let meter = s.meter.as_ref().expect("metering on");
         assert!(s.warnings.is_empty(), "{:?}", s.warnings);
         assert_eq!(
-            meter.budgets.limit_for("0123456789ab"),
+            meter.budgets.rules[0].limit_for("0123456789ab"),
             Some(llm_cost_core::Usd::parse("5").unwrap())
         );
         let unbound = Settings::from_vars(vars(&[("METER_CONFIG", config)]), false).expect("valid");
