@@ -208,7 +208,7 @@ def test_worker_vars_in_wrangler_toml_are_the_ones_the_worker_reads_and_document
 
 def test_collect_and_worker_docs_give_the_worker_s_sink_attempts():
     """docs/COLLECT.md once said the Worker does not retry while docs/WORKER.md said three attempts."""
-    source = read("worker", "src", "edge.rs")
+    source = read("worker", "src", "delivery.rs")  # the direct POST, without the records Queue
     delays = re.search(r"SINK_RETRY_DELAYS_MS: \[u64; (\d+)\]", source)
     assert delays, "the Worker's sink retry delays moved: update this test and the docs"
     words = {1: "two", 2: "three", 3: "four", 4: "five"}

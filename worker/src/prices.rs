@@ -37,22 +37,28 @@ pub struct PriceFeed {
 }
 
 impl PriceFeed {
-    /// The feed the variables describe: `None` without `PRICES_URL`; an error names the variable.
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<PriceFeed>, String> {
-        let Some(url) = var("PRICES_URL") else {
+    /// The feed the variables describe (`non_empty`: a variable's trimmed value, `None` when
+    /// unset or empty): `None` without `PRICES_URL`; an error names the variable.
+    pub fn from_vars(
+        non_empty: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<PriceFeed>, String> {
+        let Some(url) = non_empty("PRICES_URL") else {
             return Ok(None);
         };
         if !(url.starts_with("https://") || url.starts_with("http://")) {
             return Err("PRICES_URL must be an http:// or https:// URL".into());
         }
-        let format = match var("PRICES_FORMAT") {
+        let format = match non_empty("PRICES_FORMAT") {
             None => DocFormat::OpenRouter,
             Some(name) => DocFormat::from_name(&name).ok_or_else(|| {
                 format!("PRICES_FORMAT: {name:?} is not openrouter, litellm or snapshot")
             })?,
         };
-        let number = |name: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
-            let Some(text) = var(name) else {
+        let number = |name: &str,
+                      text: Option<String>,
+                      default: u64,
+                      range: std::ops::RangeInclusive<u64>| {
+            let Some(text) = text else {
                 return Ok(default);
             };
             match text.parse::<u64>() {
@@ -67,8 +73,13 @@ impl PriceFeed {
         Ok(Some(PriceFeed {
             url,
             format,
-            max_removed_percent: number("PRICES_MAX_REMOVED_PERCENT", 20, 0..=100)? as u8,
-            check_interval_s: number("PRICES_CHECK_S", 60, 1..=3600)?,
+            max_removed_percent: number(
+                "PRICES_MAX_REMOVED_PERCENT",
+                non_empty("PRICES_MAX_REMOVED_PERCENT"),
+                20,
+                0..=100,
+            )? as u8,
+            check_interval_s: number("PRICES_CHECK_S", non_empty("PRICES_CHECK_S"), 60, 1..=3600)?,
         }))
     }
 }
