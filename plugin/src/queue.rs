@@ -4,6 +4,10 @@
 //! oldest record is dropped and counted: a slow or dead collector costs memory up to the bound,
 //! never the client's request. A failed batch is put back at the front (at-least-once delivery:
 //! a collector that stored a batch but answered an error sees it again).
+//!
+//! The queue also counts what entered it (`take_pushed`) and what it dropped (`take_dropped`):
+//! with the records the collector acknowledged and those still waiting or in flight, these make
+//! the accounting identity of docs/RELIABILITY.md (`metered = delivered + dropped + queued`).
 
 use std::collections::VecDeque;
 
@@ -13,6 +17,7 @@ pub struct RecordQueue {
     records: VecDeque<String>,
     max_records: usize,
     dropped: u64,
+    pushed: u64,
 }
 
 impl RecordQueue {
@@ -22,6 +27,7 @@ impl RecordQueue {
             records: VecDeque::new(),
             max_records: max_records.max(1),
             dropped: 0,
+            pushed: 0,
         }
     }
 
@@ -43,6 +49,7 @@ impl RecordQueue {
 
     /// Adds a record at the back.
     pub fn push(&mut self, record_json: String) {
+        self.pushed += 1;
         self.records.push_back(record_json);
         self.trim();
     }
@@ -64,6 +71,19 @@ impl RecordQueue {
     /// Records dropped since the last call (and resets the count).
     pub fn take_dropped(&mut self) -> u64 {
         std::mem::take(&mut self.dropped)
+    }
+
+    /// Records pushed since the last call (and resets the count).
+    pub fn take_pushed(&mut self) -> u64 {
+        std::mem::take(&mut self.pushed)
+    }
+
+    /// Empties the queue (shutdown: nothing more can be sent); returns how many records it held.
+    /// They are not counted as `dropped` here: the caller counts them under its own reason.
+    pub fn clear(&mut self) -> u64 {
+        let n = self.records.len() as u64;
+        self.records.clear();
+        n
     }
 
     fn trim(&mut self) {
@@ -122,6 +142,25 @@ mod tests {
         // the put-back records are the oldest, so they are the ones dropped past the bound
         assert_eq!(q.take_dropped(), 2);
         assert_eq!(q.take_batch(10), vec![rec(2), rec(3), rec(4)]);
+    }
+
+    #[test]
+    fn pushes_are_counted_once_and_put_backs_are_not_new_records() {
+        let mut q = RecordQueue::new(3);
+        (0..5).for_each(|n| q.push(rec(n)));
+        let batch = q.take_batch(2);
+        q.put_back(batch);
+        assert_eq!(q.take_pushed(), 5);
+        assert_eq!(q.take_pushed(), 0);
+        // every record pushed is still here or was dropped: 3 + 2 == 5
+        assert_eq!(q.len() as u64 + q.take_dropped(), 5);
+        assert_eq!(q.clear(), 3);
+        assert!(q.is_empty());
+        assert_eq!(
+            q.take_dropped(),
+            0,
+            "clear() leaves the reason to the caller"
+        );
     }
 
     #[test]

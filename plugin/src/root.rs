@@ -4,6 +4,12 @@
 //! Records are batched (one `dispatch_http_call` per request roughly halved Envoy's throughput in
 //! our measurements; a batch every `flush_interval_ms` costs about nothing) and sent from the root
 //! so that the collector's answer comes back here even after the request's stream is gone.
+//!
+//! Every record is accounted for ([`crate::accounting`]): delivered, dropped with a reason, or
+//! still queued. When Envoy lets the VM go (`on_done`: drain, exit, configuration change) the root
+//! sends everything still queued at once and tells Envoy it is not done until the collector has
+//! answered or `collector.timeout_ms` (+ one flush interval) has passed; what is left then is
+//! counted as dropped with reason `shutdown` (and logged, since the process may be exiting).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -12,8 +18,9 @@ use std::time::Duration;
 use llm_cost_core::{Backoff, MeterConfig};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, MapType};
+use proxy_wasm::types::{ContextType, MapType, MetricType};
 
+use crate::accounting::{self, DropReason, QueuedGauge};
 use crate::collector::CollectorConfig;
 use crate::filter::MeterFilter;
 use crate::host;
@@ -53,6 +60,14 @@ pub struct MeterRoot {
     backoff: Backoff,
     /// Live prices (`pricing.source`), if configured.
     live: Option<LivePrices>,
+    /// This VM's share of the `records_queued` gauge, and the gauge's id once defined.
+    queued_gauge: QueuedGauge,
+    queued_gauge_id: Option<u32>,
+    /// Set by `on_done`: the VM is going away. Past this host time (ms) what is still queued or
+    /// unanswered is dropped (reason `shutdown`).
+    drain_deadline_ms: Option<u64>,
+    /// Records the collector acknowledged since `on_done` (for the shutdown log line).
+    drained: u64,
 }
 
 impl Default for MeterRoot {
@@ -69,6 +84,10 @@ impl Default for MeterRoot {
             in_flight: Vec::new(),
             backoff: Backoff::default(),
             live: None,
+            queued_gauge: QueuedGauge::default(),
+            queued_gauge_id: None,
+            drain_deadline_ms: None,
+            drained: 0,
         }
     }
 }
@@ -84,23 +103,62 @@ impl MeterRoot {
 
     /// Adds `n` to the counter `llmcost.collector.<what>_total`.
     fn count(&self, what: &str, n: u64) {
-        self.shared
-            .metrics
-            .borrow_mut()
-            .add(&format!("{PREFIX}.collector.{what}_total"), n);
+        self.add(&format!("{PREFIX}.collector.{what}_total"), n);
     }
 
-    /// Sends queued records, a batch per call, while calls are free.
+    fn add(&self, name: &str, n: u64) {
+        self.shared.metrics.borrow_mut().add(name, n);
+    }
+
+    /// Records waiting in the queue or in a batch not yet answered.
+    fn queued(&self) -> u64 {
+        let in_flight: usize = self.in_flight.iter().map(|(_, batch)| batch.len()).sum();
+        (self.shared.queue.borrow().len() + in_flight) as u64
+    }
+
+    /// Counts what entered and what fell out of the queue since the last call.
+    fn take_queue_counts(&mut self) {
+        let (pushed, dropped) = {
+            let mut queue = self.shared.queue.borrow_mut();
+            (queue.take_pushed(), queue.take_dropped())
+        };
+        self.add(accounting::METERED, pushed);
+        self.add(&DropReason::QueueFull.counter(), dropped);
+        self.count("dropped_records", dropped);
+    }
+
+    /// Hands the summed counters to Envoy, then moves the `records_queued` gauge to match, in
+    /// the same callback (so the accounting identity holds whenever no callback is running).
+    fn publish(&mut self) {
+        self.take_queue_counts();
+        self.shared.metrics.borrow_mut().flush();
+        let delta = self.queued_gauge.delta_to(self.queued());
+        if delta == 0 {
+            return;
+        }
+        if self.queued_gauge_id.is_none() {
+            match hostcalls::define_metric(MetricType::Gauge, accounting::QUEUED) {
+                Ok(id) => self.queued_gauge_id = Some(id),
+                Err(status) => log::debug!("llm-cost: gauge refused: {status:?}"),
+            }
+        }
+        if let Some(id) = self.queued_gauge_id {
+            let _ = hostcalls::increment_metric(id, delta);
+        }
+    }
+
+    /// Sends queued records, a batch per call, while calls are free (all at once when draining).
     fn flush(&mut self) {
         let Some(c) = self.collector.clone() else {
             return;
         };
-        let dropped = self.shared.queue.borrow_mut().take_dropped();
-        self.count("dropped_records", dropped);
-        if !self.backoff.ready(host::now_unix_ms()) {
+        self.take_queue_counts();
+        let draining = self.drain_deadline_ms.is_some();
+        if !draining && !self.backoff.ready(host::now_unix_ms()) {
             return;
         }
-        while self.in_flight.len() < MAX_IN_FLIGHT {
+        let max_in_flight = if draining { usize::MAX } else { MAX_IN_FLIGHT };
+        while self.in_flight.len() < max_in_flight {
             let batch = self
                 .shared
                 .queue
@@ -159,10 +217,22 @@ impl Context for MeterRoot {
         // A connect failure, reset or timeout arrives here with no `:status` at all.
         let status = host::header(MapType::HttpCallResponseHeaders, ":status")
             .and_then(|s| s.parse::<u16>().ok());
+        let draining = self.drain_deadline_ms.is_some();
         match status {
             Some(200..=299) => {
-                self.count("sent_records", batch.len() as u64);
+                let n = batch.len() as u64;
+                self.count("sent_records", n);
+                self.add(accounting::DELIVERED, n);
                 self.backoff.succeeded();
+                if draining {
+                    self.drained += n;
+                }
+            }
+            _ if draining => {
+                // No retry after on_done: Envoy is waiting for us to let go.
+                log::debug!("llm-cost: collector answered {status:?} while draining");
+                self.count("failures", 1);
+                self.add(&DropReason::Shutdown.counter(), batch.len() as u64);
             }
             _ => {
                 log::debug!("llm-cost: collector answered {status:?}; batch kept for a retry");
@@ -170,6 +240,59 @@ impl Context for MeterRoot {
                 self.shared.queue.borrow_mut().put_back(batch);
                 self.backoff_after_failure();
             }
+        }
+        if draining && self.drain_finished() {
+            if let Err(status) = hostcalls::done() {
+                log::debug!("llm-cost: done refused: {status:?}");
+            }
+        }
+    }
+
+    /// Envoy is letting the VM go: send what is queued now and hold the VM until it is answered.
+    fn on_done(&mut self) -> bool {
+        let Some(c) = self.collector.clone() else {
+            return true;
+        };
+        let queued = self.queued();
+        log::info!("llm-cost: shutting down with {queued} records queued or in flight");
+        let wait = c.timeout_ms.saturating_add(c.flush_interval_ms);
+        self.drain_deadline_ms = Some(host::now_unix_ms().saturating_add(wait));
+        self.flush();
+        self.drain_finished()
+    }
+}
+
+impl MeterRoot {
+    /// While draining: publishes the counters; true (and a log line) once nothing is queued or
+    /// in flight any more.
+    fn drain_finished(&mut self) -> bool {
+        self.publish();
+        if self.queued() > 0 {
+            return false;
+        }
+        log::info!(
+            "llm-cost: shut down: {} records delivered while draining",
+            self.drained
+        );
+        true
+    }
+
+    /// Past the drain deadline: everything still queued or in flight is dropped (`shutdown`).
+    fn give_up_draining(&mut self) {
+        let mut lost = self.shared.queue.borrow_mut().clear();
+        for (_, batch) in self.in_flight.drain(..) {
+            lost += batch.len() as u64;
+        }
+        self.add(&DropReason::Shutdown.counter(), lost);
+        self.publish();
+        // Once only: later ticks (if the host keeps the VM) just send and publish.
+        self.drain_deadline_ms = Some(u64::MAX);
+        log::warn!(
+            "llm-cost: shut down: {} records delivered while draining, {lost} dropped (reason=shutdown)",
+            self.drained
+        );
+        if let Err(status) = hostcalls::done() {
+            log::debug!("llm-cost: done refused: {status:?}");
         }
     }
 }
@@ -201,13 +324,22 @@ impl RootContext for MeterRoot {
     }
 
     fn on_tick(&mut self) {
+        if let Some(deadline) = self.drain_deadline_ms {
+            if host::now_unix_ms() >= deadline {
+                self.give_up_draining();
+            } else {
+                self.flush();
+                self.publish();
+            }
+            return;
+        }
         if let Some(live) = self.live.as_mut() {
             if let Some(config) = live.on_tick(&mut self.shared.metrics.borrow_mut()) {
                 self.config = Some(config);
             }
         }
         self.flush();
-        self.shared.metrics.borrow_mut().flush();
+        self.publish();
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
