@@ -66,8 +66,10 @@ pub struct MeterRoot {
     /// Set by `on_done`: the VM is going away. Past this host time (ms) what is still queued or
     /// unanswered is dropped (reason `shutdown`).
     drain_deadline_ms: Option<u64>,
-    /// Records the collector acknowledged since `on_done` (for the shutdown log line).
+    /// Records the collector acknowledged, and records dropped, since `on_done` (for the
+    /// shutdown log line).
     drained: u64,
+    drain_lost: u64,
 }
 
 impl Default for MeterRoot {
@@ -88,6 +90,7 @@ impl Default for MeterRoot {
             queued_gauge_id: None,
             drain_deadline_ms: None,
             drained: 0,
+            drain_lost: 0,
         }
     }
 }
@@ -233,6 +236,7 @@ impl Context for MeterRoot {
                 log::debug!("llm-cost: collector answered {status:?} while draining");
                 self.count("failures", 1);
                 self.add(&DropReason::Shutdown.counter(), batch.len() as u64);
+                self.drain_lost += batch.len() as u64;
             }
             _ => {
                 log::debug!("llm-cost: collector answered {status:?}; batch kept for a retry");
@@ -254,7 +258,11 @@ impl Context for MeterRoot {
             return true;
         };
         let queued = self.queued();
-        log::info!("llm-cost: shutting down with {queued} records queued or in flight");
+        if queued > 0 {
+            // Logged before anything is sent: if Envoy exits now (SIGTERM does not wait for us),
+            // this line is the count of what may be lost.
+            log::warn!("llm-cost: VM shutting down with {queued} records queued or in flight: sending them now");
+        }
         let wait = c.timeout_ms.saturating_add(c.flush_interval_ms);
         self.drain_deadline_ms = Some(host::now_unix_ms().saturating_add(wait));
         self.flush();
@@ -270,11 +278,18 @@ impl MeterRoot {
         if self.queued() > 0 {
             return false;
         }
-        log::info!(
-            "llm-cost: shut down: {} records delivered while draining",
-            self.drained
-        );
+        self.log_drain();
         true
+    }
+
+    fn log_drain(&self) {
+        if self.drained > 0 || self.drain_lost > 0 {
+            log::warn!(
+                "llm-cost: VM shut down: {} records delivered while draining, {} dropped (reason=shutdown)",
+                self.drained,
+                self.drain_lost
+            );
+        }
     }
 
     /// Past the drain deadline: everything still queued or in flight is dropped (`shutdown`).
@@ -284,13 +299,11 @@ impl MeterRoot {
             lost += batch.len() as u64;
         }
         self.add(&DropReason::Shutdown.counter(), lost);
+        self.drain_lost += lost;
         self.publish();
         // Once only: later ticks (if the host keeps the VM) just send and publish.
         self.drain_deadline_ms = Some(u64::MAX);
-        log::warn!(
-            "llm-cost: shut down: {} records delivered while draining, {lost} dropped (reason=shutdown)",
-            self.drained
-        );
+        self.log_drain();
         if let Err(status) = hostcalls::done() {
             log::debug!("llm-cost: done refused: {status:?}");
         }

@@ -47,8 +47,11 @@ def read(envoy, timeout=5.0):
         last = now
 
 
-def wait_drained(envoy, timeout):
-    """Waits (bounded) until nothing is queued; returns the ledger."""
+def wait_drained(envoy, timeout, flush_interval_s=0.1):
+    """Waits (bounded) until nothing is queued; returns the ledger. Waits two flush intervals
+    first: counters and gauge move on the filter's timer, so right after the last call they may
+    not count it yet."""
+    time.sleep(2 * flush_interval_s)
     deadline = time.monotonic() + timeout
     while True:
         ledger = read(envoy)

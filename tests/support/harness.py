@@ -172,7 +172,7 @@ class Envoy:
     """A running Envoy rendered from envoy/demo.yaml."""
 
     def __init__(self, envoy, upstream_port, collector_port, plugin_config=None, with_filter=True,
-                 config_text=None, wasm=WASM, concurrency=1):
+                 config_text=None, wasm=WASM, concurrency=1, extra_args=(), files=None):
         self.dir = tempfile.mkdtemp(prefix="llm-cost-envoy-")
         self.access_log = os.path.join(self.dir, "access.log")
         config = plugin_config if plugin_config is not None else {"collector": {"flush_interval_ms": 100}}
@@ -180,13 +180,17 @@ class Envoy:
             config_text = render_config(wasm, upstream_port, collector_port, self.access_log, config, with_filter)
         path = os.path.join(self.dir, "envoy.yaml")
         with open(path, "w") as f:
-            f.write(config_text)
+            f.write(config_text.replace("{{DIR}}", self.dir))
+        for name, text in (files or {}).items():  # more files next to envoy.yaml (e.g. an LDS file)
+            with open(os.path.join(self.dir, name), "w") as f:
+                f.write(text.replace("{{DIR}}", self.dir))
         admin_path = os.path.join(self.dir, "admin")
         self.log_path = os.path.join(self.dir, "envoy.log")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [envoy, "-c", path, "--admin-address-path", admin_path, "--use-dynamic-base-id",
-             "--concurrency", str(concurrency), "--file-flush-interval-msec", "100", "-l", "warning"],
+             "--concurrency", str(concurrency), "--file-flush-interval-msec", "100", "-l", "warning",
+             *extra_args],
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
