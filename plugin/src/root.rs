@@ -29,6 +29,13 @@ use crate::metrics::{Metrics, PREFIX};
 use crate::pricing_fetch::LivePrices;
 use crate::queue::{ndjson, RecordQueue};
 
+/// Counter of seconds this VM's timer has been running (each tick adds the time since the
+/// previous one, at most two flush intervals, in whole seconds as they accumulate). Its rate is
+/// the number of live VMs:
+/// a VM that trapped (Envoy's `failure_policy: FAIL_OPEN` then passes traffic unmetered and Envoy
+/// 1.40 shows it in no stat) stops adding, so the `LlmCostMeteringVmDown` alert sees it.
+pub const VM_ALIVE: &str = "llmcost.vm_alive_seconds_total";
+
 /// At most this many collector batches in flight per VM (a hung collector cannot pile up calls;
 /// the records wait in the bounded queue instead).
 const MAX_IN_FLIGHT: usize = 4;
@@ -66,6 +73,9 @@ pub struct MeterRoot {
     /// Set by `on_done`: the VM is going away. Past this host time (ms) what is still queued or
     /// unanswered is dropped (reason `shutdown`).
     drain_deadline_ms: Option<u64>,
+    /// Host time of the previous tick, and the milliseconds not yet added to [`VM_ALIVE`].
+    last_tick_ms: Option<u64>,
+    alive_ms: u64,
     /// Records the collector acknowledged, and records dropped, since `on_done` (for the
     /// shutdown log line).
     drained: u64,
@@ -89,6 +99,8 @@ impl Default for MeterRoot {
             queued_gauge: QueuedGauge::default(),
             queued_gauge_id: None,
             drain_deadline_ms: None,
+            last_tick_ms: None,
+            alive_ms: 0,
             drained: 0,
             drain_lost: 0,
         }
@@ -111,6 +123,21 @@ impl MeterRoot {
 
     fn add(&self, name: &str, n: u64) {
         self.shared.metrics.borrow_mut().add(name, n);
+    }
+
+    /// Adds the time since the previous tick to [`VM_ALIVE`] (a stalled timer counts at most
+    /// two flush intervals: a VM that stops ticking looks dead, which it is for metering).
+    fn heartbeat(&mut self) {
+        let now = host::now_unix_ms();
+        if let (Some(last), Some(c)) = (self.last_tick_ms, &self.collector) {
+            let cap = c.flush_interval_ms.saturating_mul(2);
+            self.alive_ms = self
+                .alive_ms
+                .saturating_add(now.saturating_sub(last).min(cap));
+            self.add(VM_ALIVE, self.alive_ms / 1000);
+            self.alive_ms %= 1000;
+        }
+        self.last_tick_ms = Some(now);
     }
 
     /// Records waiting in the queue or in a batch not yet answered.
@@ -322,6 +349,10 @@ impl RootContext for MeterRoot {
                     .set_max_records(c.max_queue_records);
                 self.shared.send_records.set(c.enabled);
                 host::set_tick_period(Duration::from_millis(c.flush_interval_ms));
+                // Exported from the start (at 0): the heartbeat's alert needs the series.
+                if let Err(status) = hostcalls::define_metric(MetricType::Counter, VM_ALIVE) {
+                    log::debug!("llm-cost: metric refused: {status:?}");
+                }
                 let config = Rc::new(config);
                 self.live = LivePrices::new(&config);
                 self.config = Some(config);
@@ -337,6 +368,7 @@ impl RootContext for MeterRoot {
     }
 
     fn on_tick(&mut self) {
+        self.heartbeat();
         if let Some(deadline) = self.drain_deadline_ms {
             if host::now_unix_ms() >= deadline {
                 self.give_up_draining();
@@ -356,13 +388,61 @@ impl RootContext for MeterRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(MeterFilter::new(
-            self.config.clone(),
-            Rc::clone(&self.shared),
-        )))
+        let filter = MeterFilter::new(self.config.clone(), Rc::clone(&self.shared));
+        #[cfg(feature = "trap-test")]
+        let filter = trap_test::TrappingFilter(filter);
+        Some(Box::new(filter))
     }
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+}
+
+/// TEST ONLY (cargo feature `trap-test`, never in the shipped `.wasm`): a filter that traps the
+/// VM on a request carrying [`trap_test::HEADER`], to show in real Envoy what each
+/// `failure_policy` does to traffic and to metering (tests/envoy/test_survive.py).
+#[cfg(feature = "trap-test")]
+mod trap_test {
+    use proxy_wasm::traits::{Context, HttpContext};
+    use proxy_wasm::types::{Action, MapType};
+
+    use crate::filter::MeterFilter;
+    use crate::host;
+
+    /// The request header that makes the VM trap.
+    pub const HEADER: &str = "x-llm-cost-test-trap";
+
+    /// [`MeterFilter`] plus the trap.
+    pub struct TrappingFilter(pub MeterFilter);
+
+    impl Context for TrappingFilter {}
+
+    impl HttpContext for TrappingFilter {
+        fn on_http_request_headers(&mut self, n: usize, end_of_stream: bool) -> Action {
+            if host::header(MapType::HttpRequestHeaders, HEADER).is_some() {
+                // On wasm32 a Wasm `unreachable` trap: what a bug (panic = abort) does to the VM.
+                std::process::abort();
+            }
+            self.0.on_http_request_headers(n, end_of_stream)
+        }
+        fn on_http_request_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+            self.0.on_http_request_body(size, end_of_stream)
+        }
+        fn on_http_request_trailers(&mut self, n: usize) -> Action {
+            self.0.on_http_request_trailers(n)
+        }
+        fn on_http_response_headers(&mut self, n: usize, end_of_stream: bool) -> Action {
+            self.0.on_http_response_headers(n, end_of_stream)
+        }
+        fn on_http_response_body(&mut self, size: usize, end_of_stream: bool) -> Action {
+            self.0.on_http_response_body(size, end_of_stream)
+        }
+        fn on_http_response_trailers(&mut self, n: usize) -> Action {
+            self.0.on_http_response_trailers(n)
+        }
+        fn on_log(&mut self) {
+            self.0.on_log()
+        }
     }
 }

@@ -20,3 +20,12 @@ def test_shipped_wasm_was_optimised():
     """scripts/build-plugin falls back to the unoptimised cargo output without npm: CI must not."""
     cargo_output = os.path.join(harness.TARGET, "wasm32-unknown-unknown", "release", "llm_cost_plugin.wasm")
     assert os.path.getsize(harness.WASM) < os.path.getsize(cargo_output)
+
+
+def test_shipped_wasm_has_no_test_trap():
+    """The `trap-test` cargo feature (tests/envoy/test_survive.py) is never in the shipped filter:
+    its trigger header name does not occur in the .wasm."""
+    for path in (harness.WASM, harness.WASM_ESTIMATE):
+        if os.path.exists(path) or path == harness.WASM:
+            with open(path, "rb") as f:
+                assert b"x-llm-cost-test-trap" not in f.read(), path

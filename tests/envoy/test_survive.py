@@ -7,6 +7,7 @@ The accounting identity (docs/RELIABILITY.md) is read from Envoy's own `/stats` 
 """
 
 import json
+import re
 import os
 import signal
 import time
@@ -243,3 +244,73 @@ def test_waiting_for_records_queued_0_before_sigterm_loses_nothing(rig_factory):
     rig.envoy.proc.wait(timeout=30)
     assert unique_rids(rig.col) == set(rids)
     print("queued reached 0 after %.2f s; all %d arrived" % (waited, len(rids)))
+
+
+# -- 3. a crashing VM: what each failure_policy does -----------------------------------------------
+
+ALIVE = "wasmcustom.llmcost.vm_alive_seconds_total"
+
+
+def live_vms(envoy, window=5.0):
+    """Live VMs of the filter: the rate of `llmcost_vm_alive_seconds_total` (each VM adds whole
+    seconds, so over 5 s one VM reads 0.8-1.2, two 1.6-2.4)."""
+    a, t = envoy.stats().get(ALIVE, 0), time.monotonic()
+    time.sleep(window)
+    return (envoy.stats().get(ALIVE, 0) - a) / (time.monotonic() - t)
+
+
+def metered_call(envoy, trap=False):
+    """(status, metered?) of one JSON call (metered: it carries the filter's cost headers)."""
+    resp, _ = send(envoy, JSON, extra_headers={TRAP_HEADER: "1"} if trap else None, timeout=15)
+    return resp.status, bool(resp.llm_headers())
+
+
+@pytest.mark.parametrize("policy", ["FAIL_OPEN", "FAIL_CLOSED", "FAIL_RELOAD"])
+def test_a_trapping_vm_under_each_failure_policy(rig_factory, policy):
+    """The test-only build traps (a Wasm `unreachable`) on a request carrying TRAP_HEADER. Envoy
+    answers that request 503 under every policy; the policy decides the calls after it. Two
+    traps: one after the VM ran 1.5 s, one right after the first (a crash loop)."""
+    assert os.path.isfile(TRAP_WASM), "run scripts/build-plugin --trap-test"
+    rig = rig_factory({"collector": {"flush_interval_ms": 100}}, wasm=TRAP_WASM, failure_policy=policy)
+    env = rig.envoy
+    before = [metered_call(env) for _ in range(2)]
+    vms_before = live_vms(env) if policy == "FAIL_OPEN" else time.sleep(1.5)
+    trapped = metered_call(env, trap=True)
+    after_1 = [metered_call(env) for _ in range(6)]
+    trapped_again = metered_call(env, trap=True)
+    after_2 = [metered_call(env) for _ in range(6)]
+    vms_after = live_vms(env) if policy == "FAIL_OPEN" else time.sleep(1.5)  # FAIL_RELOAD's backoff passes
+    later = [metered_call(env) for _ in range(3)]
+    wasm = {k: v for k, v in env.stats().items() if k.startswith("wasm.llm_cost.vm_reload")}
+    print("%s: before %s | trap %s | after %s | trap again %s | after %s | 1.5 s later %s | live VMs %s -> %s | %s | /ready %s" % (
+        policy, before, trapped, after_1, trapped_again, after_2, later, vms_before, vms_after, wasm,
+        harness.http_text("http://%s/ready" % env.admin).strip()))
+    assert before == [(200, True)] * 2
+    assert trapped[0] == 503
+    if policy == "FAIL_OPEN":
+        # traffic flows, unmetered, until Envoy restarts (the second "trap" reaches no VM at all);
+        # the dead VM stops its heartbeat, which LlmCostMeteringVmDown alerts on
+        assert after_1 + [trapped_again] + after_2 + later == [(200, False)] * 16
+        assert vms_before >= 1.45 and vms_after <= 1.25, (vms_before, vms_after)
+        # the two series LlmCostMeteringVmDown divides (observability/prometheus-alerts.yml)
+        exposition = env.prometheus()
+        assert re.search(r"^envoy_server_concurrency(\{\})? 1$", exposition, re.M), "no envoy_server_concurrency"
+        assert re.search(r"^llmcost_vm_alive_seconds_total(\{\})? \d+$", exposition, re.M)
+    elif policy == "FAIL_CLOSED":
+        assert after_1 + [trapped_again] + after_2 + later == [(503, False)] * 16
+    else:
+        # a VM that ran longer than the backoff (1 s by default) is replaced at the next request;
+        # a crash within the backoff gets every request 503 until it has passed
+        assert after_1 == [(200, True)] * 6
+        assert trapped_again[0] == 503 and (503, False) in after_2
+        assert later == [(200, True)] * 3
+        assert wasm["wasm.llm_cost.vm_reload_success"] >= 2 and wasm["wasm.llm_cost.vm_reload_backoff"] >= 1
+
+
+def test_the_shipped_configs_fail_open():
+    """The shipped default, from the evidence above and in docs/RELIABILITY.md: FAIL_OPEN (traffic
+    never refused; the outage alerted on by LlmCostMeteringVmDown)."""
+    for name in sorted(os.listdir(os.path.join(harness.ROOT, "envoy"))):
+        if name.endswith(".yaml"):
+            text = harness.shipped_config(name)
+            assert text.count("failure_policy: FAIL_OPEN") == text.count("failure_policy:") == 1, name
