@@ -48,7 +48,7 @@ def test_alert_rules_have_the_prometheus_shape():
     with open(os.path.join(ASSETS, "prometheus-alerts.yml")) as f:
         text = f.read()
     assert text.startswith("#") and "\ngroups:\n" in text
-    assert len(re.findall(r"^      - alert: \w+$", text, re.M)) == len(re.findall(r"^        expr:", text, re.M)) == 8
+    assert len(re.findall(r"^      - alert: \w+$", text, re.M)) == len(re.findall(r"^        expr:", text, re.M)) == 9
 
 
 def exported_after_calls(envoy_bin, upstream, collector_port, wait_for, pricing=None):
