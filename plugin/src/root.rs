@@ -162,18 +162,18 @@ impl MeterRoot {
     fn publish(&mut self) {
         self.take_queue_counts();
         self.shared.metrics.borrow_mut().flush();
-        let delta = self.queued_gauge.delta_to(self.queued());
-        if delta == 0 {
-            return;
-        }
         if self.queued_gauge_id.is_none() {
             match hostcalls::define_metric(MetricType::Gauge, accounting::QUEUED) {
                 Ok(id) => self.queued_gauge_id = Some(id),
                 Err(status) => log::debug!("llm-cost: gauge refused: {status:?}"),
             }
         }
+        // Only a delta the host took moves our share (a refused gauge is retried next time).
         if let Some(id) = self.queued_gauge_id {
-            let _ = hostcalls::increment_metric(id, delta);
+            let delta = self.queued_gauge.delta_to(self.queued());
+            if delta != 0 {
+                let _ = hostcalls::increment_metric(id, delta);
+            }
         }
     }
 
