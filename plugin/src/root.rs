@@ -411,7 +411,7 @@ mod trap_test {
     use crate::host;
 
     /// The request header that makes the VM trap.
-    pub const HEADER: &str = "x-llm-cost-test-trap";
+    pub const HEADER: &str = "x-test-trap-llm-cost";
 
     /// [`MeterFilter`] plus the trap.
     pub struct TrappingFilter(pub MeterFilter);

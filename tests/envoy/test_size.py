@@ -28,4 +28,4 @@ def test_shipped_wasm_has_no_test_trap():
     for path in (harness.WASM, harness.WASM_ESTIMATE):
         if os.path.exists(path) or path == harness.WASM:
             with open(path, "rb") as f:
-                assert b"x-llm-cost-test-trap" not in f.read(), path
+                assert b"x-test-trap-llm-cost" not in f.read(), path

@@ -23,7 +23,7 @@ from support.calls import send
 JSON = "openrouter-cache-all-settings-real-api-0"
 STREAM = "openrouter-cache-streaming-e2e"
 TRAP_WASM = os.path.join(harness.ROOT, "dist", "llm_cost_plugin-trap-test.wasm")
-TRAP_HEADER = "x-llm-cost-test-trap"
+TRAP_HEADER = "x-test-trap-llm-cost"
 
 
 def configure_collector(collector, **change):
