@@ -8,10 +8,11 @@ use std::{env, fmt::Write as _, fs, path::Path};
 
 use sha2::{Digest, Sha256};
 
-// `PRICE_KEYS` and `KEY_LETTERS`: the one definition, shared with the library.
+// `PRICE_KEYS` and `KEY_CODES`: the one definition, shared with the library.
 include!("src/keys.rs");
 
-/// `(price key, canonical decimal)` pairs: prompt and completion always, other keys when non-zero.
+/// `(price key, canonical decimal)` pairs: prompt and completion always, other keys when the
+/// source names them (an explicit `"0"` is a price: free; an absent key is unknown).
 type Prices = Vec<(&'static str, String)>;
 
 /// Conditional prices of one model: long-context tiers and time-of-day windows.
@@ -46,12 +47,12 @@ fn main() {
             .to_string();
         let slug = entry["canonical_slug"].as_str().unwrap_or("").to_string();
         let pricing = &entry["pricing"];
-        let value = |key: &str| pricing[key].as_str().unwrap_or("0").to_string();
+        let value = |key: &str| pricing[key].as_str().map(str::to_string);
         // "-1" marks dynamic pricing (e.g. openrouter/auto): not a price we can apply.
-        let Some(prices) = canonical_prices(|key| value(key)) else {
+        let Some(prices) = canonical_prices(value) else {
             continue;
         };
-        let overrides = overrides(&pricing["overrides"], |key| value(key));
+        let overrides = overrides(&pricing["overrides"], value);
         models.push((id, slug, prices, overrides));
     }
     models.sort_by(|a, b| a.0.cmp(&b.0));
@@ -92,7 +93,8 @@ fn main() {
     );
     // One line per model, `id \t slug \t prices`, sorted by id: far smaller in the .wasm than a
     // table of `&str` pairs (no pointer/length per price). The slug is `=` when equal to the id;
-    // prices are `<key letter><decimal>` separated by spaces (letters: `PRICE_KEYS`' order).
+    // prices are `<key code><decimal>` separated by spaces (codes: `KEY_CODES`, in `PRICE_KEYS`'
+    // order).
     let mut table = String::new();
     let mut line_starts = Vec::new();
     for (id, slug, prices, overrides) in &models {
@@ -139,37 +141,46 @@ fn main() {
     fs::write(dest, out).expect("OUT_DIR is writable");
 }
 
-/// `<key letter><decimal>` per price, space-separated.
+/// `<key code><decimal>` per price, space-separated.
 fn write_prices(table: &mut String, prices: &Prices) {
     for (n, (key, value)) in prices.iter().enumerate() {
-        let letter = char::from(
-            KEY_LETTERS[PRICE_KEYS
-                .iter()
-                .position(|k| k == key)
-                .expect("a price key")],
-        );
+        let code = KEY_CODES[PRICE_KEYS
+            .iter()
+            .position(|k| k == key)
+            .expect("a price key")];
         let sep = if n == 0 { "" } else { " " };
-        let _ = write!(table, "{sep}{letter}{value}");
+        let _ = write!(table, "{sep}{code}{value}");
     }
 }
 
-/// Canonical prices from `value(key)`; `None` when a price is not a non-negative decimal.
-fn canonical_prices(value: impl Fn(&str) -> String) -> Option<Prices> {
+/// Canonical prices from `value(key)` (`None`: the source does not name the key); `None` when a
+/// price is not a non-negative decimal. Prompt and completion are always listed (absent: `0`,
+/// the OpenRouter convention).
+fn canonical_prices(value: impl Fn(&str) -> Option<String>) -> Option<Prices> {
     let mut prices = Vec::new();
     for key in PRICE_KEYS {
-        match canonical_decimal(&value(key))? {
-            // Zero prices are left out, except prompt and completion (always explicit).
-            v if v == "0" && key != "prompt" && key != "completion" => {}
-            v => prices.push((key, v)),
-        }
+        let text = match value(key) {
+            Some(text) => text,
+            None if key == "prompt" || key == "completion" => "0".to_string(),
+            None => continue,
+        };
+        prices.push((key, canonical_decimal(&text)?));
     }
     Some(prices)
+}
+
+/// Is `key` a service-tier price (`prompt_flex`, ...)? Conditional entries never inherit those
+/// from the base prices: a tier's price at long context is its own fact, unknown unless named.
+fn is_tier_key(key: &str) -> bool {
+    SERVICE_TIER_SUFFIXES
+        .iter()
+        .any(|t| key.strip_suffix(t).is_some_and(|k| k.ends_with('_')))
 }
 
 /// OpenRouter `overrides` (Python-style text or a JSON list): entries with `min_prompt_tokens`
 /// (long-context tiers, ascending) and with `utc_start`/`utc_end` (HHMM, as minutes after
 /// midnight), each the base prices overlaid with the entry's.
-fn overrides(overrides: &serde_json::Value, base: impl Fn(&str) -> String) -> Overrides {
+fn overrides(overrides: &serde_json::Value, base: impl Fn(&str) -> Option<String>) -> Overrides {
     let list = match overrides {
         serde_json::Value::String(text) => {
             serde_json::from_str(&text.replace('\'', "\"")).expect("pricing overrides parse")
@@ -179,8 +190,9 @@ fn overrides(overrides: &serde_json::Value, base: impl Fn(&str) -> String) -> Ov
     let mut out = Overrides::default();
     for entry in list.as_array().into_iter().flatten() {
         let value = |key: &str| match &entry[key] {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ if is_tier_key(key) => None,
             _ => base(key),
         };
         let prices = || canonical_prices(value).expect("override prices are decimals");

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use llm_cost_core::overrides::{PriceSource, Resolved};
 use llm_cost_core::pricing::{Prices, PRICE_KEYS};
+use llm_cost_core::service_tier::ServiceTier;
 use llm_cost_core::time::{minute_of_day, rfc3339_millis};
 use llm_cost_core::{MeterConfig, Provider, Usd};
 use serde_json::Value;
@@ -105,10 +106,26 @@ pub fn explain(config: &MeterConfig, provider: Provider, record_json: &str, at: 
         return out;
     };
     let prompt_tokens = record["prompt_tokens"].as_u64().unwrap_or(0);
-    let (condition, prices) = resolved
+    let tier = record["service_tier"]
+        .as_str()
+        .map(ServiceTier::from_wire)
+        .unwrap_or_default();
+    // As `cost::price`: time windows are list-price facts; another tier is priced by its keys.
+    let minute = (tier == ServiceTier::Standard).then(|| minute_of_day(at));
+    let (condition, conditional) = resolved
         .priced
         .prices
-        .condition_in_effect(prompt_tokens, Some(minute_of_day(at)));
+        .condition_in_effect(prompt_tokens, minute);
+    let Some(tiered) = conditional.for_tier(tier) else {
+        let _ = writeln!(
+            out,
+            "explain: model `{model}` priced as `{}`: no prices for service tier `{}`: unpriced",
+            resolved.priced.id,
+            tier.as_str()
+        );
+        return out;
+    };
+    let prices = &tiered;
     let _ = writeln!(
         out,
         "explain: model `{model}` priced as `{}` ({}), {condition}, {}",
@@ -121,6 +138,16 @@ pub fn explain(config: &MeterConfig, provider: Provider, record_json: &str, at: 
         ("prompt", "prompt"),
         ("cached", "input_cache_read"),
         ("cache_write", "input_cache_write"),
+        ("cache_write_1h", "input_cache_write_1h"),
+        ("audio_in", "audio"),
+        (
+            "image_in",
+            if prices.has("image") {
+                "image"
+            } else {
+                "prompt"
+            },
+        ),
         ("completion", "completion"),
         (
             "reasoning",
@@ -130,6 +157,8 @@ pub fn explain(config: &MeterConfig, provider: Provider, record_json: &str, at: 
                 "internal_reasoning"
             },
         ),
+        ("audio_out", "audio_output"),
+        ("image_out", "image_output"),
         ("request", "request"),
         ("web_search", "web_search"),
     ];
@@ -183,12 +212,11 @@ fn origin(source: &PriceSource, key: &str) -> &'static str {
     }
 }
 
-/// Prompt and completion always, other keys when non-zero.
+/// Every known price: prompt and completion always, other keys when the source named them.
 fn listed(prices: &Prices) -> Vec<(&'static str, Usd)> {
     PRICE_KEYS
         .iter()
-        .map(|k| (*k, prices.get(k)))
-        .filter(|(k, v)| *v != Usd::ZERO || *k == "prompt" || *k == "completion")
+        .filter_map(|k| Some((*k, prices.known(k)?)))
         .collect()
 }
 

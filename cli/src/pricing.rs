@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use llm_cost_core::price_doc::{self, DocFormat};
 use llm_cost_core::pricing::{ModelEntry, Prices, PRICE_KEYS};
-use llm_cost_core::{PriceTable, Usd};
+use llm_cost_core::PriceTable;
 use serde_json::{json, Map, Value};
 
 /// `llm-cost pricing …`
@@ -239,22 +239,12 @@ pub fn snapshot_json(entries: &[ModelEntry], date: &str, source: &str) -> String
     text
 }
 
-/// Prompt and completion always; other keys when non-zero. Decimal text without trailing zeros.
+/// Every known price (prompt and completion always, any other the source named), by key.
+/// Decimal text without trailing zeros.
 fn prices_of(prices: &Prices) -> BTreeMap<&'static str, String> {
-    let all = [
-        ("completion", prices.completion),
-        ("image", prices.image),
-        ("input_cache_read", prices.input_cache_read),
-        ("input_cache_write", prices.input_cache_write),
-        ("internal_reasoning", prices.internal_reasoning),
-        ("prompt", prices.prompt),
-        ("request", prices.request),
-        ("web_search", prices.web_search),
-    ];
-    debug_assert!(all.iter().map(|(k, _)| *k).eq(PRICE_KEYS));
-    all.into_iter()
-        .filter(|(key, value)| *value != Usd::ZERO || *key == "prompt" || *key == "completion")
-        .map(|(key, value)| (key, value.to_decimal_string()))
+    PRICE_KEYS
+        .iter()
+        .filter_map(|key| Some((*key, prices.known(key)?.to_decimal_string())))
         .collect()
 }
 

@@ -10,10 +10,10 @@ use crate::attribution::BodyValues;
 use crate::budget::{BudgetFacts, BudgetMark};
 use crate::budget_check::BudgetError;
 use crate::config::{Adjustment, MeterConfig};
-use crate::cost::{price, Breakdown};
+use crate::cost::{price, Breakdown, CostError};
 use crate::error_code::ErrorCode;
 use crate::identity::key_id;
-use crate::money::{MoneyError, Usd};
+use crate::money::Usd;
 use crate::pricing::{Priced, Prices};
 use crate::provider::{self, Endpoint, Provider};
 use crate::record::{BreakdownRecord, CostRecord, CostStatus};
@@ -578,10 +578,13 @@ impl Call {
         usage: &Usage,
         prices: &Prices,
         adjustment: Option<&Adjustment>,
-    ) -> Result<(Breakdown, Usd), MoneyError> {
+    ) -> Result<(Breakdown, Usd), CostError> {
         let breakdown = price(usage, prices, Some(minute_of_day(self.start_ms)))?;
         let total = match adjustment {
-            Some(a) => breakdown.total.scaled_signed_bp(a.basis_points)?,
+            Some(a) => breakdown
+                .total
+                .scaled_signed_bp(a.basis_points)
+                .map_err(CostError::Overflow)?,
             None => breakdown.total,
         };
         Ok((breakdown, total))
@@ -621,7 +624,13 @@ impl Call {
                         breakdown = Some(BreakdownRecord::from(&b));
                         priced_as = Some(priced.id);
                     }
-                    Err(_) => {
+                    Err(CostError::Unpriced(component)) => {
+                        // The entry was found, but a billed part of the call has no price.
+                        status = CostStatus::Unpriced;
+                        error = error.or(Some(component.error_code()));
+                        priced_as = Some(priced.id);
+                    }
+                    Err(CostError::Overflow(_)) => {
                         status = CostStatus::Error;
                         error = Some(ErrorCode::CostOverflow);
                     }
@@ -662,6 +671,17 @@ impl Call {
             reasoning_tokens: usage
                 .as_ref()
                 .map(|u| u.reasoning_tokens.min(u.completion_tokens)),
+            cache_write_1h_tokens: usage
+                .as_ref()
+                .map(|u| u.cache_write_1h_tokens.min(u.cache_write_tokens)),
+            audio_prompt_tokens: usage.as_ref().map(|u| u.audio_prompt_tokens),
+            audio_completion_tokens: usage.as_ref().map(|u| u.audio_completion_tokens),
+            image_prompt_tokens: usage.as_ref().map(|u| u.image_prompt_tokens),
+            image_completion_tokens: usage.as_ref().map(|u| u.image_completion_tokens),
+            service_tier: usage
+                .as_ref()
+                .and_then(|u| u.service_tier)
+                .map(|t| t.as_str()),
             cost_usd,
             cost_micros,
             upstream_cost_usd: usage.as_ref().and_then(|u| u.upstream_cost.clone()),
@@ -825,6 +845,15 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
             Row { name: "stream with usage", response_type: sse, body: STREAM, plan: Plan::Stream, ..BASE },
             Row { name: "json without usage", body: br#"{"model":"openai/gpt-4o","choices":[{}]}"#, cost_status: NoUsage, ..BASE },
             Row { name: "unknown model", body: br#"{"model":"nobody/no-such-model","usage":{"prompt_tokens":1,"completion_tokens":1}}"#, request: Some(br#"{"model":"nobody/no-such-model"}"#), cost_status: Unpriced, error: Some(E::UnknownModel), ..BASE },
+            // The entry is found, but a billed part of the call has no price in it: unpriced, named.
+            Row { name: "audio input without an audio price", body: br#"{"model":"openai/gpt-4o","usage":{"prompt_tokens":10,"completion_tokens":1,"prompt_tokens_details":{"audio_tokens":5}}}"#, cost_status: Unpriced, error: Some(E::UnpricedAudioIn), ..BASE },
+            Row { name: "audio output without an audio price", body: br#"{"model":"openai/gpt-4o","usage":{"prompt_tokens":10,"completion_tokens":9,"completion_tokens_details":{"audio_tokens":5}}}"#, cost_status: Unpriced, error: Some(E::UnpricedAudioOut), ..BASE },
+            Row { name: "cache reads without a cache price", body: br#"{"model":"bytedance-seed/seed-2.0-code","usage":{"prompt_tokens":10,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":5}}}"#, cost_status: Unpriced, error: Some(E::UnpricedCached), ..BASE },
+            Row { name: "cache writes without a write price", body: br#"{"model":"openai/gpt-4o","usage":{"prompt_tokens":10,"completion_tokens":1,"prompt_tokens_details":{"cache_write_tokens":5}}}"#, cost_status: Unpriced, error: Some(E::UnpricedCacheWrite), ..BASE },
+            Row { name: "one-hour cache writes without a one-hour price", host: "api.anthropic.com", path: "/v1/messages", request: Some(br#"{"model":"openai/gpt-4o"}"#), body: br#"{"model":"openai/gpt-4o","usage":{"input_tokens":1,"output_tokens":1,"cache_creation_input_tokens":5,"cache_creation":{"ephemeral_1h_input_tokens":5}}}"#, cost_status: Unpriced, error: Some(E::UnpricedCacheWrite1h), ..BASE },
+            Row { name: "image output without an image price", host: "generativelanguage.googleapis.com", path: "/v1beta/models/gemini-3.5-flash:generateContent", request: Some(b"{}"), body: br#"{"modelVersion":"gemini-3.5-flash","usageMetadata":{"promptTokenCount":1,"candidatesTokenCount":9,"candidatesTokensDetails":[{"modality":"IMAGE","tokenCount":5}]}}"#, cost_status: Unpriced, error: Some(E::UnpricedImageOut), ..BASE },
+            Row { name: "web searches without a search price", path: "/api/v1/responses", body: br#"{"model":"openai/gpt-4o","output":[{"type":"web_search_call"}],"usage":{"input_tokens":1,"output_tokens":1}}"#, cost_status: Unpriced, error: Some(E::UnpricedWebSearch), ..BASE },
+            Row { name: "a served tier without prices", body: br#"{"model":"openai/gpt-4o","service_tier":"scale","usage":{"prompt_tokens":1,"completion_tokens":1}}"#, cost_status: Unpriced, error: Some(E::UnpricedServiceTier), ..BASE },
             Row { name: "upstream error object", body: br#"{"error":{"code":502,"message":"x"}}"#, cost_status: Error, error: Some(E::UpstreamError), ..BASE },
             Row { name: "upstream status 400", status: 400, plan: Plan::Pass, cost_status: Error, error: Some(E::UpstreamStatus), ..BASE },
             Row { name: "upstream status", status: 503, plan: Plan::Pass, cost_status: Error, error: Some(E::UpstreamStatus), ..BASE },

@@ -75,6 +75,22 @@ error_codes! {
     UnpricedModelRefused = "unpriced_model_refused",
     /// Host-chosen: the Worker could not reach the upstream (`502`).
     UpstreamUnreachable = "upstream_unreachable",
+    /// Cached input tokens reported, but the entry has no `input_cache_read` price.
+    UnpricedCached = "unpriced_cached",
+    /// Cache writes (5-minute) reported, but the entry has no `input_cache_write` price.
+    UnpricedCacheWrite = "unpriced_cache_write",
+    /// 1-hour cache writes reported, but the entry has no `input_cache_write_1h` price.
+    UnpricedCacheWrite1h = "unpriced_cache_write_1h",
+    /// Audio input tokens reported, but the entry has no `audio` price.
+    UnpricedAudioIn = "unpriced_audio_in",
+    /// Audio output tokens reported, but the entry has no `audio_output` price.
+    UnpricedAudioOut = "unpriced_audio_out",
+    /// Image output tokens reported, but the entry has no `image_output` price.
+    UnpricedImageOut = "unpriced_image_out",
+    /// Web searches reported, but the entry has no `web_search` price.
+    UnpricedWebSearch = "unpriced_web_search",
+    /// The response names a service tier (`service_tier`) the entry has no prices for.
+    UnpricedServiceTier = "unpriced_service_tier",
 }
 
 impl fmt::Display for ErrorCode {
@@ -96,9 +112,9 @@ mod tests {
     #[test]
     fn wire_names_are_unique_snake_case_and_serialize_as_themselves() {
         let mut names: alloc::vec::Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-        assert!(names
-            .iter()
-            .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+        assert!(names.iter().all(|n| !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')));
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ErrorCode::ALL.len());

@@ -33,6 +33,7 @@ pub mod record;
 pub mod replay;
 pub mod retry;
 pub mod rewrite;
+pub mod service_tier;
 pub mod sse;
 pub mod stream;
 pub mod time;

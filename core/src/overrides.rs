@@ -56,6 +56,10 @@ impl ModelOverride {
         for (key, value) in &self.prices {
             let table_base = base.get(key);
             merged.set(key, *value);
+            // A service-tier price is the base entry's only: conditional prices never inherit it.
+            if crate::pricing::tier_of_key(key).is_some() {
+                continue;
+            }
             for (_, tier) in &mut merged.long_context {
                 if tier.get(key) == table_base {
                     tier.set(key, *value);

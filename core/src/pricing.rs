@@ -5,34 +5,57 @@
 //! bundled one is compiled in (`llm-cost-pricing-data`), so no JSON is parsed for it.
 //! Name resolution (aliases) lives in `model_names`; the arithmetic in `cost`.
 
-use alloc::{borrow::ToOwned, collections::BTreeMap, format, string::String, vec::Vec};
+use alloc::{
+    borrow::ToOwned,
+    collections::{BTreeMap, BTreeSet},
+    format,
+    string::String,
+    vec::Vec,
+};
 use core::fmt::{self, Write as _};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::money::{MoneyError, Usd};
+use crate::service_tier::ServiceTier;
 use llm_cost_pricing_data as bundled;
 
-/// Prices of one model. A missing price is zero (per the OpenRouter convention).
+/// Prices of one model. A missing `prompt` or `completion` is zero (the OpenRouter convention);
+/// every other price is known only when its source names it (an explicit `0` is free), so a
+/// billed component without a price leaves the call unpriced instead of costing a silent $0.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Prices {
-    /// Per uncached input token.
+    /// Per uncached text input token.
     pub prompt: Usd,
-    /// Per output token.
+    /// Per text output token.
     pub completion: Usd,
     /// Per request.
     pub request: Usd,
     /// Per cached (read) input token.
     pub input_cache_read: Usd,
-    /// Per input token written to the cache.
+    /// Per input token written to the cache (Anthropic: the 5-minute write).
     pub input_cache_write: Usd,
+    /// Per input token written to the 1-hour cache (Anthropic `ephemeral_1h_input_tokens`).
+    pub input_cache_write_1h: Usd,
     /// Per reasoning token; zero means "priced as completion".
     pub internal_reasoning: Usd,
-    /// Per input image (reported for reference; image tokens are already in prompt tokens).
+    /// Per input image token (unnamed: image tokens cost the `prompt` price, as OpenAI and
+    /// Gemini bill them).
     pub image: Usd,
-    /// Per web search request (reported for reference; not in token usage).
+    /// Per output image token (Gemini image output, gpt-image).
+    pub image_output: Usd,
+    /// Per input audio token.
+    pub audio: Usd,
+    /// Per output audio token.
+    pub audio_output: Usd,
+    /// Per web search request.
     pub web_search: Usd,
+    /// The base keys above that the source named (prompt and completion are always known).
+    pub named: BTreeSet<&'static str>,
+    /// Service-tier prices by key (`prompt_flex`, `completion_priority`, `input_cache_read_batch`,
+    /// ...): the price of a component when the response says that tier served the call.
+    pub tiered: BTreeMap<&'static str, Usd>,
     /// Long-context tiers (OpenRouter `overrides` with `min_prompt_tokens`), ascending: a call
     /// with at least that many prompt tokens is priced wholly at the tier's prices.
     pub long_context: Vec<(u64, Prices)>,
@@ -107,24 +130,97 @@ pub fn minutes_of_hhmm(hhmm: u64) -> Option<u16> {
     (minutes < 60 && (hours < 24 || hhmm == 2400)).then(|| (hours * 60 + minutes) as u16)
 }
 
-/// The price keys, in canonical order (sorted), as named by OpenRouter (defined once, in
-/// `pricing-data/src/keys.rs`, which the table's build script also reads).
-pub use llm_cost_pricing_data::PRICE_KEYS;
+/// The price keys, in canonical order (sorted), as named by OpenRouter, and the service-tier
+/// keys (defined once, in `pricing-data/src/keys.rs`, which the table's build script also reads).
+pub use llm_cost_pricing_data::{PRICE_KEYS, SERVICE_TIER_SUFFIXES};
+
+/// The price key `key` as the `PRICE_KEYS` entry (static), if it is one.
+pub fn price_key(key: &str) -> Option<&'static str> {
+    PRICE_KEYS.iter().copied().find(|k| *k == key)
+}
+
+/// Is `key` a service-tier key (`prompt_flex`)? Its tier's suffix, if so.
+pub fn tier_of_key(key: &str) -> Option<(&str, &'static str)> {
+    SERVICE_TIER_SUFFIXES.iter().find_map(|suffix| {
+        let base = key.strip_suffix(suffix)?.strip_suffix('_')?;
+        Some((base, *suffix))
+    })
+}
 
 impl Prices {
-    /// Sets the price named `key` (an OpenRouter pricing key); unknown keys are ignored.
+    /// Sets the price named `key` (a [`PRICE_KEYS`] entry); unknown keys are ignored.
     pub fn set(&mut self, key: &str, value: Usd) {
-        match key {
-            "prompt" => self.prompt = value,
-            "completion" => self.completion = value,
-            "request" => self.request = value,
-            "input_cache_read" => self.input_cache_read = value,
-            "input_cache_write" => self.input_cache_write = value,
-            "internal_reasoning" => self.internal_reasoning = value,
-            "image" => self.image = value,
-            "web_search" => self.web_search = value,
-            _ => {}
+        let Some(key) = price_key(key) else {
+            return;
+        };
+        if tier_of_key(key).is_some() {
+            self.tiered.insert(key, value);
+            return;
         }
+        if let Some(slot) = self.slot(key) {
+            *slot = value;
+            self.named.insert(key);
+        }
+    }
+
+    fn slot(&mut self, key: &str) -> Option<&mut Usd> {
+        Some(match key {
+            "prompt" => &mut self.prompt,
+            "completion" => &mut self.completion,
+            "request" => &mut self.request,
+            "input_cache_read" => &mut self.input_cache_read,
+            "input_cache_write" => &mut self.input_cache_write,
+            "input_cache_write_1h" => &mut self.input_cache_write_1h,
+            "internal_reasoning" => &mut self.internal_reasoning,
+            "image" => &mut self.image,
+            "image_output" => &mut self.image_output,
+            "audio" => &mut self.audio,
+            "audio_output" => &mut self.audio_output,
+            "web_search" => &mut self.web_search,
+            _ => return None,
+        })
+    }
+
+    /// Is the price named `key` known? Prompt and completion always are; any other when its
+    /// source named it (or it is non-zero).
+    pub fn has(&self, key: &str) -> bool {
+        if tier_of_key(key).is_some() {
+            return self.tiered.contains_key(key);
+        }
+        matches!(key, "prompt" | "completion")
+            || self.named.contains(key)
+            || self.get(key) != Usd::ZERO
+    }
+
+    /// The price named `key`, `None` when unknown ([`Prices::has`]).
+    pub fn known(&self, key: &str) -> Option<Usd> {
+        self.has(key).then(|| self.get(key))
+    }
+
+    /// The prices of a call served at `tier`: these for standard; for a tier with keys of its
+    /// own (`prompt_flex`, ...), those keys as base keys, plus this entry's per-request and
+    /// per-search prices (not tier-dependent). `None` when the entry prices nothing at that
+    /// tier (scale, unknown tiers, or no key with the tier's suffix).
+    pub fn for_tier(&self, tier: ServiceTier) -> Option<Prices> {
+        let Some(suffix) = tier.key_suffix() else {
+            return (tier == ServiceTier::Standard).then(|| self.clone());
+        };
+        let mut prices = Prices::default();
+        let mut any = false;
+        for (key, value) in &self.tiered {
+            if let Some((base, s)) = tier_of_key(key) {
+                if s == suffix {
+                    prices.set(base, *value);
+                    any = true;
+                }
+            }
+        }
+        for key in ["request", "web_search"] {
+            if let Some(value) = self.known(key) {
+                prices.set(key, value);
+            }
+        }
+        any.then_some(prices)
     }
 
     /// The prices for a call with `prompt_tokens` input tokens made at `minute_of_day` (UTC; `None`
@@ -198,9 +294,12 @@ impl Prices {
             if window.is_none() && min.is_none() {
                 continue;
             }
+            // Base prices inherited; service-tier prices are not (a tier's price at long context
+            // is a fact of its own, unknown unless the entry names it).
             let mut prices = Prices {
                 long_context: Vec::new(),
                 time_of_day: Vec::new(),
+                tiered: BTreeMap::new(),
                 ..self.clone()
             };
             for key in PRICE_KEYS {
@@ -227,16 +326,23 @@ impl Prices {
         Ok(self)
     }
 
-    /// The price named `key` (an OpenRouter pricing key); zero for unknown keys.
+    /// The price named `key` (a [`PRICE_KEYS`] entry); zero for unknown keys and unknown prices.
     pub fn get(&self, key: &str) -> Usd {
+        if tier_of_key(key).is_some() {
+            return self.tiered.get(key).copied().unwrap_or(Usd::ZERO);
+        }
         match key {
             "prompt" => self.prompt,
             "completion" => self.completion,
             "request" => self.request,
             "input_cache_read" => self.input_cache_read,
             "input_cache_write" => self.input_cache_write,
+            "input_cache_write_1h" => self.input_cache_write_1h,
             "internal_reasoning" => self.internal_reasoning,
             "image" => self.image,
+            "image_output" => self.image_output,
+            "audio" => self.audio,
+            "audio_output" => self.audio_output,
             "web_search" => self.web_search,
             _ => Usd::ZERO,
         }
@@ -438,7 +544,7 @@ impl PriceTable {
 
 /// First 8 hex digits of SHA-256 over the canonical text of `models` (sorted by id):
 /// one line per model, `id \t slug`, then `\t key=decimal` in key order for prompt, completion
-/// and every other non-zero price. `pricing-data/build.rs` computes the same for the bundled table.
+/// and every other known price ([`Prices::has`]). `pricing-data/build.rs` computes the same for the bundled table.
 pub fn content_hash(models: &[ModelEntry]) -> String {
     let mut canonical = String::new();
     for model in models {
@@ -473,11 +579,10 @@ fn bundled_prices(model: &bundled::BundledModel) -> Result<Prices, PricingError>
     Ok(prices)
 }
 
-/// `\tkey=decimal` for prompt, completion and every other non-zero price, in key order.
+/// `\tkey=decimal` for every known price (prompt and completion always), in key order.
 fn write_prices(out: &mut String, prices: &Prices) {
     for key in PRICE_KEYS {
-        let value = prices.get(key);
-        if value != Usd::ZERO || key == "prompt" || key == "completion" {
+        if let Some(value) = prices.known(key) {
             let _ = write!(out, "\t{key}={value}");
         }
     }

@@ -45,16 +45,26 @@ impl CostStatus {
 /// Cost per component as decimal strings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct BreakdownRecord {
-    /// Uncached input tokens.
+    /// Uncached text input tokens.
     pub prompt: String,
     /// Cached input tokens read.
     pub cached: String,
-    /// Input tokens written to the cache.
+    /// Input tokens written to the cache (5-minute write).
     pub cache_write: String,
-    /// Output tokens that are not reasoning.
+    /// Input tokens written to the 1-hour cache.
+    pub cache_write_1h: String,
+    /// Uncached audio input tokens.
+    pub audio_in: String,
+    /// Uncached image input tokens.
+    pub image_in: String,
+    /// Text output tokens that are not reasoning.
     pub completion: String,
     /// Reasoning tokens.
     pub reasoning: String,
+    /// Audio output tokens.
+    pub audio_out: String,
+    /// Image output tokens.
+    pub image_out: String,
     /// Per-request fee.
     pub request: String,
     /// Web searches the upstream reported.
@@ -67,8 +77,13 @@ impl From<&Breakdown> for BreakdownRecord {
             prompt: b.prompt.to_decimal_string(),
             cached: b.cached.to_decimal_string(),
             cache_write: b.cache_write.to_decimal_string(),
+            cache_write_1h: b.cache_write_1h.to_decimal_string(),
+            audio_in: b.audio_in.to_decimal_string(),
+            image_in: b.image_in.to_decimal_string(),
             completion: b.completion.to_decimal_string(),
             reasoning: b.reasoning.to_decimal_string(),
+            audio_out: b.audio_out.to_decimal_string(),
+            image_out: b.image_out.to_decimal_string(),
             request: b.request.to_decimal_string(),
             web_search: b.web_search.to_decimal_string(),
         }
@@ -106,6 +121,19 @@ pub struct CostRecord {
     pub cache_write_tokens: Option<u64>,
     /// Reasoning tokens (⊂ completion).
     pub reasoning_tokens: Option<u64>,
+    /// Input tokens written to the 1-hour cache (⊂ cache_write).
+    pub cache_write_1h_tokens: Option<u64>,
+    /// Uncached audio input tokens (⊂ prompt).
+    pub audio_prompt_tokens: Option<u64>,
+    /// Audio output tokens (⊂ completion).
+    pub audio_completion_tokens: Option<u64>,
+    /// Uncached image input tokens (⊂ prompt).
+    pub image_prompt_tokens: Option<u64>,
+    /// Image output tokens (⊂ completion).
+    pub image_completion_tokens: Option<u64>,
+    /// The service tier that served the call (`standard`, `flex`, `priority`, `batch`, `scale`,
+    /// `unknown`); null when the response does not say.
+    pub service_tier: Option<&'static str>,
     /// Our exact cost, decimal USD, after any configured adjustment; null unless priced.
     pub cost_usd: Option<String>,
     /// `cost_usd` in whole micro-USD, nearest, halves up.

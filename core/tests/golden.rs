@@ -141,7 +141,7 @@ fn run_case_ending(case: &Case, cuts: &[usize], end: End) -> (Value, Vec<u8>) {
     (record, client)
 }
 
-const COMPARED: [&str; 13] = [
+const COMPARED: [&str; 19] = [
     "model",
     "model_requested",
     "prompt_tokens",
@@ -149,6 +149,12 @@ const COMPARED: [&str; 13] = [
     "cached_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
+    "cache_write_1h_tokens",
+    "audio_prompt_tokens",
+    "audio_completion_tokens",
+    "image_prompt_tokens",
+    "image_completion_tokens",
+    "service_tier",
     "cost_usd",
     "cost_status",
     "error",

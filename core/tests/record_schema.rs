@@ -65,6 +65,12 @@ fn emitted_headers() -> Vec<String> {
         cached_tokens: None,
         cache_write_tokens: None,
         reasoning_tokens: None,
+        cache_write_1h_tokens: None,
+        audio_prompt_tokens: None,
+        audio_completion_tokens: None,
+        image_prompt_tokens: None,
+        image_completion_tokens: None,
+        service_tier: Some("standard"),
         cost_usd: Some("0.000001".into()),
         cost_micros: Some(1),
         upstream_cost_usd: Some("0.000001".into()),
@@ -196,7 +202,12 @@ fn readme_error_codes() -> Vec<String> {
         .split('`')
         .skip(3) // "", "error", " codes: "
         .step_by(2)
-        .filter(|name| name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .filter(|name| {
+            name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
         .map(str::to_owned)
         .collect();
     codes.sort();

@@ -2,17 +2,101 @@
 // `lib.rs` (which reads it) through `include!`, and re-exported by `llm_cost_core::pricing`.
 // Plain comments only: this file is `include!`d, where inner doc comments are not allowed.
 
-/// The price keys, in canonical order (sorted), as named by OpenRouter.
-pub const PRICE_KEYS: [&str; 8] = [
+/// The price keys, in canonical order (sorted), as named by OpenRouter, plus the service-tier
+/// keys `<key>_flex`, `<key>_priority` and `<key>_batch` (the price of that component when the
+/// response says that tier served the call).
+pub const PRICE_KEYS: [&str; 42] = [
+    "audio",
+    "audio_batch",
+    "audio_flex",
+    "audio_output",
+    "audio_output_batch",
+    "audio_output_flex",
+    "audio_output_priority",
+    "audio_priority",
     "completion",
+    "completion_batch",
+    "completion_flex",
+    "completion_priority",
     "image",
+    "image_batch",
+    "image_flex",
+    "image_output",
+    "image_output_batch",
+    "image_output_flex",
+    "image_output_priority",
+    "image_priority",
     "input_cache_read",
+    "input_cache_read_batch",
+    "input_cache_read_flex",
+    "input_cache_read_priority",
     "input_cache_write",
+    "input_cache_write_1h",
+    "input_cache_write_1h_batch",
+    "input_cache_write_1h_flex",
+    "input_cache_write_1h_priority",
+    "input_cache_write_batch",
+    "input_cache_write_flex",
+    "input_cache_write_priority",
     "internal_reasoning",
+    "internal_reasoning_batch",
+    "internal_reasoning_flex",
+    "internal_reasoning_priority",
     "prompt",
+    "prompt_batch",
+    "prompt_flex",
+    "prompt_priority",
     "request",
     "web_search",
 ];
 
-/// The letter that marks each price key in the generated table, in [`PRICE_KEYS`] order.
-pub const KEY_LETTERS: [u8; 8] = [b'c', b'i', b'r', b'w', b'x', b'p', b'q', b's'];
+/// The code that marks each price key in the generated table, in [`PRICE_KEYS`] order: one
+/// lower-case letter per base key, prefixed by `B`, `F` or `P` for its batch, flex or priority
+/// price.
+pub const KEY_CODES: [&str; 42] = [
+    "a",
+    "Ba",
+    "Fa",
+    "o",
+    "Bo",
+    "Fo",
+    "Po",
+    "Pa",
+    "c",
+    "Bc",
+    "Fc",
+    "Pc",
+    "i",
+    "Bi",
+    "Fi",
+    "g",
+    "Bg",
+    "Fg",
+    "Pg",
+    "Pi",
+    "r",
+    "Br",
+    "Fr",
+    "Pr",
+    "w",
+    "h",
+    "Bh",
+    "Fh",
+    "Ph",
+    "Bw",
+    "Fw",
+    "Pw",
+    "x",
+    "Bx",
+    "Fx",
+    "Px",
+    "p",
+    "Bp",
+    "Fp",
+    "Pp",
+    "q",
+    "s",
+];
+
+/// The service tiers with price keys of their own, as the key suffixes name them.
+pub const SERVICE_TIER_SUFFIXES: [&str; 3] = ["batch", "flex", "priority"];

@@ -9,7 +9,7 @@
 
 include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 
-// `PRICE_KEYS` and `KEY_LETTERS`: the one definition, shared with `build.rs`.
+// `PRICE_KEYS` and `KEY_CODES`: the one definition, shared with `build.rs`.
 include!("keys.rs");
 
 /// One model of the bundled snapshot: USD per token (or per request) as decimal strings.
@@ -22,11 +22,17 @@ pub struct BundledModel {
     prices: &'static str,
 }
 
-/// `(price key, decimal)` pairs of `c0.000001 p0.0000005`-style text.
+/// `(price key, decimal)` pairs of `c0.000001 p0.0000005 Fp0.00000025`-style text (a key's code
+/// is one lower-case letter, or a tier's capital and the letter).
 fn pairs(text: &'static str) -> impl Iterator<Item = (&'static str, &'static str)> {
     text.split(' ').filter_map(|price| {
-        let (letter, value) = (*price.as_bytes().first()?, price.get(1..)?);
-        let index = KEY_LETTERS.iter().position(|l| *l == letter)?;
+        let code_len = if price.as_bytes().first()?.is_ascii_uppercase() {
+            2
+        } else {
+            1
+        };
+        let (code, value) = (price.get(..code_len)?, price.get(code_len..)?);
+        let index = KEY_CODES.iter().position(|c| *c == code)?;
         Some((PRICE_KEYS[index], value))
     })
 }
@@ -121,10 +127,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn price_keys_are_sorted_and_their_letters_distinct() {
+    fn price_keys_are_sorted_and_their_codes_distinct() {
         assert!(PRICE_KEYS.windows(2).all(|w| w[0] < w[1]));
-        for (n, letter) in KEY_LETTERS.iter().enumerate() {
-            assert!(!KEY_LETTERS[n + 1..].contains(letter));
+        for (n, code) in KEY_CODES.iter().enumerate() {
+            assert!(!KEY_CODES[n + 1..].contains(code));
+            // A tier key's code is the tier's capital and its base key's letter.
+            let key = PRICE_KEYS[n];
+            match SERVICE_TIER_SUFFIXES
+                .iter()
+                .find_map(|t| key.strip_suffix(t)?.strip_suffix('_'))
+            {
+                Some(base) => {
+                    let base_code = KEY_CODES[PRICE_KEYS.iter().position(|k| *k == base).unwrap()];
+                    assert_eq!(&code[1..], base_code, "{key}");
+                    assert!(code.as_bytes()[0].is_ascii_uppercase(), "{key}");
+                }
+                None => assert!(code.len() == 1 && code.as_bytes()[0].is_ascii_lowercase()),
+            }
         }
     }
 

@@ -3,8 +3,10 @@
 //! they replace, never add to, the earlier ones.
 //!
 //! `input_tokens` excludes cache tokens, so prompt = input + cache_read + cache_creation;
-//! cache reads are `cached_tokens`, cache creation `cache_write_tokens` (priced at the cache-write
-//! price); `output_tokens_details.thinking_tokens` is reasoning (⊂ output);
+//! cache reads are `cached_tokens`, cache creation `cache_write_tokens`, of which
+//! `cache_creation.ephemeral_1h_input_tokens` are `cache_write_1h_tokens` (priced at the 1-hour
+//! write price; the rest, and a total without the split, at the 5-minute price);
+//! `usage.service_tier` (`standard`, `priority`, `batch`) is the tier that served the call; `output_tokens_details.thinking_tokens` is reasoning (⊂ output);
 //! `server_tool_use.web_search_requests` are web searches, priced at the `web_search` price.
 //! With compaction, `usage.iterations[]` lists every sampling pass of the request and the top-level
 //! fields only the last: the billed total is the sum of the iterations, which is what we report.
@@ -14,6 +16,7 @@ use alloc::{string::String, vec::Vec};
 use serde::Deserialize;
 
 use super::{ErrorObject, Facts, Report, Usage};
+use crate::service_tier::ServiceTier;
 
 /// Anthropic's raw counters, each optional because stream events carry only some of them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,6 +33,10 @@ pub struct Counts {
     pub thinking: Option<u64>,
     /// `server_tool_use.web_search_requests`.
     pub web_searches: Option<u64>,
+    /// `cache_creation.ephemeral_1h_input_tokens`.
+    pub cache_creation_1h: Option<u64>,
+    /// `service_tier`.
+    pub service_tier: Option<ServiceTier>,
 }
 
 impl Counts {
@@ -42,6 +49,8 @@ impl Counts {
             cache_creation: later.cache_creation.or(self.cache_creation),
             thinking: later.thinking.or(self.thinking),
             web_searches: later.web_searches.or(self.web_searches),
+            cache_creation_1h: later.cache_creation_1h.or(self.cache_creation_1h),
+            service_tier: later.service_tier.or(self.service_tier),
         }
     }
 
@@ -58,8 +67,10 @@ impl Counts {
             completion_tokens: self.output.unwrap_or(0),
             cached_tokens: cache_read,
             cache_write_tokens: cache_creation,
+            cache_write_1h_tokens: self.cache_creation_1h.unwrap_or(0).min(cache_creation),
             reasoning_tokens: self.thinking.unwrap_or(0),
             web_search_requests: self.web_searches.unwrap_or(0),
+            service_tier: self.service_tier,
             ..Usage::default()
         })
     }
@@ -103,6 +114,17 @@ struct RawUsage {
     iterations: Option<Vec<RawUsage>>,
     #[serde(default)]
     server_tool_use: Option<ServerToolUse>,
+    #[serde(default)]
+    cache_creation: Option<CacheCreation>,
+    #[serde(default)]
+    service_tier: Option<String>,
+}
+
+/// The cache writes by time to live.
+#[derive(Deserialize, Default)]
+struct CacheCreation {
+    #[serde(default)]
+    ephemeral_1h_input_tokens: Option<u64>,
 }
 
 #[derive(Deserialize, Default)]
@@ -127,6 +149,10 @@ impl RawUsage {
             cache_creation: self.cache_creation_input_tokens,
             thinking: self.output_tokens_details.and_then(|d| d.thinking_tokens),
             web_searches: self.server_tool_use.and_then(|s| s.web_search_requests),
+            cache_creation_1h: self
+                .cache_creation
+                .and_then(|c| c.ephemeral_1h_input_tokens),
+            service_tier: self.service_tier.as_deref().map(ServiceTier::from_wire),
         };
         match self.iterations {
             Some(iterations) if !iterations.is_empty() => {
@@ -138,6 +164,7 @@ impl RawUsage {
                     output: Some(0),
                     cache_read: Some(0),
                     cache_creation: Some(0),
+                    cache_creation_1h: Some(0),
                     ..own
                 };
                 for iteration in iterations {
@@ -146,6 +173,7 @@ impl RawUsage {
                     sum.output = Some(add(sum.output, c.output)?);
                     sum.cache_read = Some(add(sum.cache_read, c.cache_read)?);
                     sum.cache_creation = Some(add(sum.cache_creation, c.cache_creation)?);
+                    sum.cache_creation_1h = Some(add(sum.cache_creation_1h, c.cache_creation_1h)?);
                 }
                 Some(sum)
             }
@@ -237,6 +265,25 @@ mod tests {
             parse(iterations.as_bytes()).unwrap().usage,
             Some(Report::Overflow)
         );
+    }
+
+    #[test]
+    fn one_hour_cache_writes_and_the_tier_come_from_usage() {
+        let body = br#"{"usage":{"input_tokens":3,"cache_creation_input_tokens":1969,"cache_read_input_tokens":26315,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":1969},"output_tokens":1,"service_tier":"standard"}}"#;
+        let u = counts(body).normalise().unwrap();
+        assert_eq!(
+            (u.cache_write_tokens, u.cache_write_1h_tokens),
+            (1969, 1969)
+        );
+        assert_eq!(u.service_tier, Some(ServiceTier::Standard));
+        // A total without the split stays a 5-minute write; a split above the total is clamped.
+        let total_only =
+            counts(br#"{"usage":{"cache_creation_input_tokens":10,"service_tier":"batch"}}"#);
+        let u = total_only.normalise().unwrap();
+        assert_eq!((u.cache_write_tokens, u.cache_write_1h_tokens), (10, 0));
+        assert_eq!(u.service_tier, Some(ServiceTier::Batch));
+        let over = counts(br#"{"usage":{"cache_creation_input_tokens":1,"cache_creation":{"ephemeral_1h_input_tokens":5}}}"#);
+        assert_eq!(over.normalise().unwrap().cache_write_1h_tokens, 1);
     }
 
     #[test]

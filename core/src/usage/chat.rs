@@ -1,13 +1,15 @@
 //! OpenAI / OpenRouter chat completions: `usage` on the body or on a stream chunk (the last
 //! non-null one counts); `prompt_tokens_details.{cached_tokens, cache_write_tokens}` ⊂ prompt,
-//! `completion_tokens_details.reasoning_tokens` ⊂ completion; OpenRouter's `cost`,
+//! `completion_tokens_details.reasoning_tokens` ⊂ completion; `audio_tokens` in either details
+//! ⊂ prompt / completion; the top-level `service_tier` that served the call; OpenRouter's `cost`,
 //! `cost_details.upstream_inference_cost`, `is_byok`.
 
 use alloc::string::String;
 
 use serde::Deserialize;
 
-use super::{ErrorObject, Facts, OpenAiUsage, Report};
+use super::{ErrorObject, Facts, OpenAiUsage, Report, Usage};
+use crate::service_tier::ServiceTier;
 
 #[derive(Deserialize)]
 struct ChatDoc<'a> {
@@ -19,6 +21,9 @@ struct ChatDoc<'a> {
     choices: Option<serde::de::IgnoredAny>,
     #[serde(default, borrow)]
     error: Option<ErrorObject<'a>>,
+    /// The tier that served the call (`default`, `flex`, `priority`, `scale`).
+    #[serde(default)]
+    service_tier: Option<String>,
 }
 
 /// Counts an array's elements without keeping them.
@@ -56,7 +61,11 @@ struct ChoicesOnly {
 /// Parses a chat-completions document. Errors only when it is not JSON of an object.
 pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
     let doc: ChatDoc<'_> = serde_json::from_slice(bytes)?;
-    let usage = doc.usage.map(OpenAiUsage::normalise);
+    let tier = doc.service_tier.as_deref().map(ServiceTier::from_wire);
+    let usage = doc.usage.map(|u| Usage {
+        service_tier: tier,
+        ..u.normalise()
+    });
     let usage_only = usage.is_some()
         && doc.choices.is_some()
         && serde_json::from_slice::<ChoicesOnly>(bytes)

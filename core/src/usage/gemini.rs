@@ -4,6 +4,10 @@
 //! `thoughtsTokenCount` is NOT inside `candidatesTokenCount`: completion = candidates + thoughts,
 //! reasoning = thoughts. `cachedContentTokenCount` ⊂ `promptTokenCount`. Tool-use prompt tokens
 //! (`toolUsePromptTokenCount`, e.g. fetched web pages) are input: prompt = prompt + tool-use prompt.
+//! By modality: `promptTokensDetails` `AUDIO` / `IMAGE` less their cached part
+//! (`cacheTokensDetails`) are the uncached audio / image input tokens, `candidatesTokensDetails`
+//! `AUDIO` / `IMAGE` the audio / image output tokens (⊂ candidates); the other modalities (text,
+//! video, document) are billed as text.
 
 use alloc::{string::String, vec::Vec};
 
@@ -44,6 +48,34 @@ struct Metadata {
     cached_content_token_count: Option<u64>,
     #[serde(default)]
     tool_use_prompt_token_count: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<Vec<ModalityCount>>,
+    #[serde(default)]
+    cache_tokens_details: Option<Vec<ModalityCount>>,
+    #[serde(default)]
+    candidates_tokens_details: Option<Vec<ModalityCount>>,
+}
+
+/// One `{"modality": "AUDIO", "tokenCount": N}` entry.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ModalityCount {
+    #[serde(default)]
+    modality: Option<String>,
+    #[serde(default)]
+    token_count: Option<u64>,
+}
+
+/// Tokens of `modality` in `details` (saturating: absurd counts stay bounded by the totals the
+/// cost clamps them to).
+fn of_modality(details: &Option<Vec<ModalityCount>>, modality: &str) -> u64 {
+    details
+        .iter()
+        .flatten()
+        .filter(|d| d.modality.as_deref() == Some(modality))
+        .fold(0, |sum: u64, d| {
+            sum.saturating_add(d.token_count.unwrap_or(0))
+        })
 }
 
 /// Parses a Gemini body or stream event.
@@ -58,13 +90,23 @@ pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
             .checked_add(m.tool_use_prompt_token_count.unwrap_or(0));
         let completion = m.candidates_token_count.unwrap_or(0).checked_add(thoughts);
         match (prompt, completion) {
-            (Some(prompt_tokens), Some(completion_tokens)) => Report::Complete(Usage {
-                prompt_tokens,
-                completion_tokens,
-                cached_tokens: m.cached_content_token_count.unwrap_or(0),
-                reasoning_tokens: thoughts,
-                ..Usage::default()
-            }),
+            (Some(prompt_tokens), Some(completion_tokens)) => {
+                let uncached = |modality| {
+                    of_modality(&m.prompt_tokens_details, modality)
+                        .saturating_sub(of_modality(&m.cache_tokens_details, modality))
+                };
+                Report::Complete(Usage {
+                    prompt_tokens,
+                    completion_tokens,
+                    cached_tokens: m.cached_content_token_count.unwrap_or(0),
+                    reasoning_tokens: thoughts,
+                    audio_prompt_tokens: uncached("AUDIO"),
+                    image_prompt_tokens: uncached("IMAGE"),
+                    audio_completion_tokens: of_modality(&m.candidates_tokens_details, "AUDIO"),
+                    image_completion_tokens: of_modality(&m.candidates_tokens_details, "IMAGE"),
+                    ..Usage::default()
+                })
+            }
             _ => Report::Overflow,
         }
     });
@@ -120,6 +162,19 @@ mod tests {
                 Some(Report::Overflow)
             );
         }
+    }
+
+    #[test]
+    fn audio_and_image_tokens_come_from_the_modality_details() {
+        let body = br#"{"usageMetadata":{"promptTokenCount":1300,"cachedContentTokenCount":200,"candidatesTokenCount":1300,"promptTokensDetails":[{"modality":"TEXT","tokenCount":100},{"modality":"AUDIO","tokenCount":900},{"modality":"IMAGE","tokenCount":300}],"cacheTokensDetails":[{"modality":"AUDIO","tokenCount":200}],"candidatesTokensDetails":[{"modality":"IMAGE","tokenCount":1290},{"modality":"TEXT","tokenCount":10}]}}"#;
+        let Some(Report::Complete(u)) = parse(body).unwrap().usage else {
+            panic!("usage")
+        };
+        assert_eq!((u.audio_prompt_tokens, u.image_prompt_tokens), (700, 300));
+        assert_eq!(
+            (u.image_completion_tokens, u.audio_completion_tokens),
+            (1290, 0)
+        );
     }
 
     #[test]

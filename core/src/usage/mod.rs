@@ -2,8 +2,12 @@
 //!
 //! Normalised meaning, the same for every provider: `prompt_tokens` counts every input token
 //! including cached and cache-written ones; `completion_tokens` every output token including
-//! reasoning; `cached_tokens` and `cache_write_tokens` are subsets of prompt, `reasoning_tokens` a
-//! subset of completion. Upstream-reported costs are kept as exact decimal text.
+//! reasoning; `cached_tokens` and `cache_write_tokens` are subsets of prompt
+//! (`cache_write_1h_tokens` of `cache_write_tokens`), `audio_prompt_tokens` and
+//! `image_prompt_tokens` subsets of its uncached part; `reasoning_tokens`,
+//! `audio_completion_tokens` and `image_completion_tokens` subsets of completion. The service tier
+//! is the one the response says served the call. Upstream-reported costs are kept as exact
+//! decimal text.
 //!
 //! One module per format: `chat` (OpenAI / OpenRouter chat completions), `responses` (OpenAI
 //! Responses API), `anthropic` (Messages), `gemini` (generateContent). Each parses one document —
@@ -14,6 +18,7 @@ use alloc::string::String;
 use memchr::memmem::Finder;
 
 use crate::provider::Endpoint;
+use crate::service_tier::ServiceTier;
 
 pub mod anthropic;
 pub mod chat;
@@ -31,8 +36,20 @@ pub struct Usage {
     pub cached_tokens: u64,
     /// Input tokens written to the cache (⊂ prompt).
     pub cache_write_tokens: u64,
+    /// Of those, written to the 1-hour cache (Anthropic `ephemeral_1h_input_tokens`).
+    pub cache_write_1h_tokens: u64,
     /// Reasoning tokens (⊂ completion).
     pub reasoning_tokens: u64,
+    /// Uncached audio input tokens (⊂ prompt).
+    pub audio_prompt_tokens: u64,
+    /// Audio output tokens (⊂ completion).
+    pub audio_completion_tokens: u64,
+    /// Uncached image input tokens (⊂ prompt; Gemini's `IMAGE` modality).
+    pub image_prompt_tokens: u64,
+    /// Image output tokens (⊂ completion).
+    pub image_completion_tokens: u64,
+    /// The tier that served the call, when the response says (`service_tier`).
+    pub service_tier: Option<ServiceTier>,
     /// Web searches the upstream ran and bills per search (OpenRouter
     /// `server_tool_use_details.web_search_requests`), priced at the `web_search` price.
     pub web_search_requests: u64,
@@ -221,12 +238,18 @@ struct CacheDetails {
     cached_tokens: Option<u64>,
     #[serde(default)]
     cache_write_tokens: Option<u64>,
+    /// Audio input tokens (⊂ prompt; gpt-audio, gpt-4o-audio-preview).
+    #[serde(default)]
+    audio_tokens: Option<u64>,
 }
 
 #[derive(serde::Deserialize)]
 struct ReasoningDetails {
     #[serde(default)]
     reasoning_tokens: Option<u64>,
+    /// Audio output tokens (⊂ completion).
+    #[serde(default)]
+    audio_tokens: Option<u64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -239,15 +262,21 @@ impl OpenAiUsage<'_> {
     /// The normalised usage (both shapes already mean what `Usage` means).
     pub(crate) fn normalise(self) -> Usage {
         let cache = self.prompt_tokens_details;
+        let output = self.completion_tokens_details;
         Usage {
             prompt_tokens: self.prompt_tokens.unwrap_or(0),
             completion_tokens: self.completion_tokens.unwrap_or(0),
             cached_tokens: cache.as_ref().and_then(|d| d.cached_tokens).unwrap_or(0),
-            cache_write_tokens: cache.and_then(|d| d.cache_write_tokens).unwrap_or(0),
-            reasoning_tokens: self
-                .completion_tokens_details
+            cache_write_tokens: cache
+                .as_ref()
+                .and_then(|d| d.cache_write_tokens)
+                .unwrap_or(0),
+            audio_prompt_tokens: cache.and_then(|d| d.audio_tokens).unwrap_or(0),
+            reasoning_tokens: output
+                .as_ref()
                 .and_then(|d| d.reasoning_tokens)
                 .unwrap_or(0),
+            audio_completion_tokens: output.and_then(|d| d.audio_tokens).unwrap_or(0),
             upstream_cost: raw_decimal(self.cost),
             upstream_inference_cost: raw_decimal(
                 self.cost_details.and_then(|d| d.upstream_inference_cost),
@@ -257,6 +286,7 @@ impl OpenAiUsage<'_> {
                 .server_tool_use_details
                 .and_then(|d| d.web_search_requests)
                 .unwrap_or(0),
+            ..Usage::default()
         }
     }
 }

@@ -1,7 +1,7 @@
 //! OpenAI Responses API (`/v1/responses`, also via OpenRouter): `usage` on the body, or on the
 //! `response` of the `response.completed` / `response.incomplete` / `response.failed` stream
 //! events. `input_tokens_details.{cached_tokens, cache_write_tokens}` ⊂ input,
-//! `output_tokens_details.reasoning_tokens` ⊂ output. Each `web_search_call` item of the output is
+//! `output_tokens_details.reasoning_tokens` ⊂ output; the response's `service_tier` served it. Each `web_search_call` item of the output is
 //! one web search, priced at the `web_search` price.
 
 use alloc::string::String;
@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{ErrorObject, Facts, OpenAiUsage, Report};
+use crate::service_tier::ServiceTier;
 
 #[derive(Deserialize)]
 struct Doc<'a> {
@@ -21,6 +22,8 @@ struct Doc<'a> {
     model: Option<String>,
     #[serde(default, borrow)]
     usage: Option<OpenAiUsage<'a>>,
+    #[serde(default)]
+    service_tier: Option<String>,
     #[serde(default, borrow)]
     error: Option<ErrorObject<'a>>,
     /// Top-level streaming `error` events carry `code` beside `type: "error"`.
@@ -32,6 +35,9 @@ struct Doc<'a> {
 struct Body<'a> {
     #[serde(default)]
     model: Option<String>,
+    /// The tier that served the call.
+    #[serde(default)]
+    service_tier: Option<String>,
     #[serde(default, borrow)]
     usage: Option<OpenAiUsage<'a>>,
     #[serde(default, borrow)]
@@ -72,10 +78,11 @@ pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
         kind,
         "response.completed" | "response.incomplete" | "response.failed"
     );
-    let (model, usage, error) = match doc.response {
-        Some(body) => (body.model, body.usage, body.error),
-        None => (doc.model, doc.usage, doc.error),
+    let (model, usage, error, tier) = match doc.response {
+        Some(body) => (body.model, body.usage, body.error, body.service_tier),
+        None => (doc.model, doc.usage, doc.error, doc.service_tier),
     };
+    let tier = tier.as_deref().map(ServiceTier::from_wire);
     let error = match (error, kind) {
         (Some(e), _) => Some(e.reason()),
         (None, "error") => Some(
@@ -89,6 +96,7 @@ pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
         model,
         usage: usage.map(|u| {
             let mut usage = u.normalise();
+            usage.service_tier = tier;
             // OpenRouter may report the searches itself; never count them twice.
             usage.web_search_requests = usage.web_search_requests.max(web_search_calls(bytes));
             Report::Complete(usage)
