@@ -275,7 +275,8 @@ pub fn diff(old_entries: &[ModelEntry], new_entries: &[ModelEntry]) -> String {
                 for key in keys {
                     let (x, y) = (a.get(key), b.get(key));
                     if x != y {
-                        let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "0".into());
+                        // An absent price is unknown, not free: `none`.
+                        let show = |v: Option<&String>| v.cloned().unwrap_or_else(|| "none".into());
                         let _ = writeln!(out, "~ {id} {key} {} -> {}", show(x), show(y));
                     }
                 }

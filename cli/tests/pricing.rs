@@ -81,6 +81,61 @@ fn litellm_imports_with_exact_decimals_and_a_date() {
         .unwrap();
     assert_eq!(gpt4o["pricing"]["prompt"], "0.0000025");
     assert_eq!(gpt4o["pricing"]["input_cache_read"], "0.00000125");
+    // Tiers, 1-hour cache writes, audio and the per-search price survive the import.
+    let entry = |id: &str| {
+        doc["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap()["pricing"]
+            .clone()
+    };
+    assert_eq!(gpt4o["pricing"]["prompt_priority"], "0.00000425");
+    assert_eq!(gpt4o["pricing"]["completion_batch"], "0.000005");
+    let gpt5 = entry("gpt-5");
+    assert_eq!(gpt5["prompt_flex"], "0.000000625");
+    assert_eq!(gpt5["web_search"], "0.01");
+    assert_eq!(
+        entry("claude-sonnet-4-5")["input_cache_write_1h"],
+        "0.000006"
+    );
+    let audio = entry("gpt-audio");
+    assert_eq!(
+        (&audio["audio"], &audio["audio_output"]),
+        (&json!("0.000032"), &json!("0.000064"))
+    );
+}
+
+#[test]
+fn diff_shows_tier_audio_and_search_prices() {
+    let dir = std::env::temp_dir().join(format!("llm-cost-diff-tiers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, pricing: Value| {
+        let path = dir.join(name);
+        let doc = json!({"snapshot_date": "2026-11-01", "data": [{"id": "openai/gpt-5", "pricing": pricing}]});
+        std::fs::write(&path, doc.to_string()).unwrap();
+        path.display().to_string()
+    };
+    let old = write(
+        "old.json",
+        json!({"prompt": "0.00000125", "completion": "0.00001"}),
+    );
+    let new = write(
+        "new.json",
+        json!({"prompt": "0.00000125", "completion": "0.00001", "prompt_flex": "0.000000625",
+               "audio": "0.00004", "web_search": "0.01", "input_cache_write_1h": "0.0000025"}),
+    );
+    let (ok, out, stderr) = llm_cost(&["pricing", "diff", &old, &new]);
+    assert!(ok, "{stderr}");
+    for line in [
+        "~ openai/gpt-5 audio none -> 0.00004",
+        "~ openai/gpt-5 input_cache_write_1h none -> 0.0000025",
+        "~ openai/gpt-5 prompt_flex none -> 0.000000625",
+        "~ openai/gpt-5 web_search none -> 0.01",
+    ] {
+        assert!(out.contains(line), "{line} in {out}");
+    }
 }
 
 #[test]

@@ -660,14 +660,68 @@ fn load_openrouter(doc: &serde_json::Value) -> Result<PriceTable, PricingError> 
     ))
 }
 
-/// LiteLLM key → OpenRouter key.
-const LITELLM_KEYS: [(&str, &str); 5] = [
+/// LiteLLM price name → price key. A LiteLLM key is one of these names, then optionally
+/// `_above_<N>k_tokens` (a long-context price, for prompts of more than N thousand tokens), then
+/// optionally `_flex`, `_priority` or `_batches` (a service tier's price).
+const LITELLM_KEYS: [(&str, &str); 11] = [
     ("input_cost_per_token", "prompt"),
     ("output_cost_per_token", "completion"),
     ("cache_read_input_token_cost", "input_cache_read"),
     ("cache_creation_input_token_cost", "input_cache_write"),
+    (
+        "cache_creation_input_token_cost_above_1hr",
+        "input_cache_write_1h",
+    ),
     ("output_cost_per_reasoning_token", "internal_reasoning"),
+    ("input_cost_per_audio_token", "audio"),
+    ("output_cost_per_audio_token", "audio_output"),
+    ("input_cost_per_image_token", "image"),
+    ("output_cost_per_image_token", "image_output"),
+    ("input_cost_per_request", "request"),
 ];
+
+/// LiteLLM's tier suffix → ours.
+const LITELLM_TIERS: [(&str, &str); 3] = [
+    ("_flex", "flex"),
+    ("_priority", "priority"),
+    ("_batches", "batch"),
+];
+
+/// A LiteLLM key as `(price key, long-context threshold, tier suffix)`; `None` for keys that are
+/// not per-token prices we apply (per second, per character, per page, ...).
+fn litellm_key(name: &str) -> Option<(&'static str, Option<u64>, Option<&'static str>)> {
+    let (rest, tier) = LITELLM_TIERS
+        .iter()
+        .find_map(|(suffix, tier)| Some((name.strip_suffix(suffix)?, Some(*tier))))
+        .unwrap_or((name, None));
+    let (rest, above) = match rest
+        .rsplit_once("_above_")
+        .and_then(|(base, n)| Some((base, n.strip_suffix("k_tokens")?.parse::<u64>().ok()?)))
+    {
+        // LiteLLM applies the price to prompts of *more* than N thousand tokens.
+        Some((base, thousands)) => (base, Some(thousands.checked_mul(1000)?.checked_add(1)?)),
+        None => (rest, None),
+    };
+    let key = LITELLM_KEYS
+        .iter()
+        .find_map(|(litellm, key)| (*litellm == rest).then_some(*key))?;
+    let key = match tier {
+        None => key,
+        Some(tier) => price_key(&format!("{key}_{tier}"))?,
+    };
+    Some((key, above, tier))
+}
+
+/// A LiteLLM number as a price (its shortest decimal form is the price intended).
+fn litellm_price(model: &str, key: &str, n: &serde_json::Number) -> Result<Usd, PricingError> {
+    let text = format!("{n}");
+    let plain = crate::decimal::plain(&text).unwrap_or(text);
+    Usd::parse(&plain).map_err(|reason| PricingError::BadPrice {
+        model: model.to_owned(),
+        key: key.to_owned(),
+        reason,
+    })
+}
 
 fn load_litellm(doc: &serde_json::Value) -> Result<PriceTable, PricingError> {
     let object = doc
@@ -682,28 +736,55 @@ fn load_litellm(doc: &serde_json::Value) -> Result<PriceTable, PricingError> {
             continue;
         };
         let mut prices = Prices::default();
+        // Long-context prices by threshold, as OpenRouter-style `overrides` entries.
+        let mut tiers: BTreeMap<u64, serde_json::Map<String, serde_json::Value>> = BTreeMap::new();
         let mut priced = false;
-        for (litellm_key, key) in LITELLM_KEYS {
-            if let Some(serde_json::Value::Number(n)) = spec.get(litellm_key) {
-                // LiteLLM stores JSON numbers; their shortest decimal form is the price intended.
-                let text = format!("{n}");
-                let plain = crate::decimal::plain(&text).unwrap_or(text);
-                let usd = Usd::parse(&plain).map_err(|reason| PricingError::BadPrice {
-                    model: id.clone(),
-                    key: key.to_owned(),
-                    reason,
-                })?;
-                prices.set(key, usd);
-                priced = true;
+        for (name, value) in spec {
+            let serde_json::Value::Number(n) = value else {
+                continue;
+            };
+            let Some((key, above, _)) = litellm_key(name) else {
+                continue;
+            };
+            let usd = litellm_price(id, key, n)?;
+            match above {
+                None => prices.set(key, usd),
+                Some(min) => {
+                    tiers
+                        .entry(min)
+                        .or_default()
+                        .insert(key.into(), serde_json::Value::String(format!("{usd}")));
+                }
+            }
+            priced = true;
+        }
+        // The per-search web price, by search context size: the default (`medium`) applies.
+        if let Some(per_query) = spec.get("search_context_cost_per_query") {
+            let medium = per_query
+                .get("search_context_size_medium")
+                .or_else(|| per_query.as_number().map(|_| per_query));
+            if let Some(serde_json::Value::Number(n)) = medium {
+                prices.set("web_search", litellm_price(id, "web_search", n)?);
             }
         }
-        if priced {
-            entries.push(ModelEntry {
-                id: id.clone(),
-                canonical_slug: String::new(),
-                prices,
-            });
+        if !priced {
+            continue;
         }
+        if !tiers.is_empty() {
+            let overrides: Vec<serde_json::Value> = tiers
+                .into_iter()
+                .map(|(min, mut keys)| {
+                    keys.insert("min_prompt_tokens".into(), serde_json::json!(min));
+                    serde_json::Value::Object(keys)
+                })
+                .collect();
+            prices = prices.with_overrides(&serde_json::Value::Array(overrides))?;
+        }
+        entries.push(ModelEntry {
+            id: id.clone(),
+            canonical_slug: String::new(),
+            prices,
+        });
     }
     Ok(PriceTable::from_entries("litellm", entries))
 }
@@ -762,6 +843,49 @@ mod tests {
         assert_eq!(prices.completion.to_decimal_string(), "0.00001");
         assert_eq!(prices.input_cache_read.to_decimal_string(), "0.00000125");
         assert!(table.version().starts_with("litellm+"));
+    }
+
+    #[test]
+    fn litellm_tiers_long_context_cache_ttl_audio_and_search_prices_are_kept() {
+        let json =
+            br#"{"gpt-5.4": {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1.5e-05,
+                "cache_read_input_token_cost": 2.5e-07,
+                "input_cost_per_token_flex": 1.25e-06, "output_cost_per_token_priority": 3e-05,
+                "input_cost_per_token_batches": 1.25e-06,
+                "input_cost_per_token_above_272k_tokens": 5e-06,
+                "cache_read_input_token_cost_above_272k_tokens": 5e-07,
+                "input_cost_per_token_above_272k_tokens_priority": 1e-05,
+                "input_cost_per_token_ultrafast": 9e-06, "input_cost_per_second": 0.1,
+                "search_context_cost_per_query": {"search_context_size_low": 0.01,
+                    "search_context_size_medium": 0.025, "search_context_size_high": 0.03}},
+            "claude-sonnet-4-5": {"input_cost_per_token": 3e-06, "output_cost_per_token": 1.5e-05,
+                "cache_creation_input_token_cost": 3.75e-06,
+                "cache_creation_input_token_cost_above_1hr": 6e-06},
+            "gpt-audio": {"input_cost_per_token": 2.5e-06, "output_cost_per_token": 1e-05,
+                "input_cost_per_audio_token": 3.2e-05, "output_cost_per_audio_token": 6.4e-05}}"#;
+        let table = PriceTable::from_json(json).unwrap();
+        let usd = |s| Usd::parse(s).unwrap();
+        let gpt = table.get("gpt-5.4").unwrap().prices;
+        assert_eq!(gpt.get("prompt_flex"), usd("0.00000125"));
+        assert_eq!(gpt.get("completion_priority"), usd("0.00003"));
+        assert_eq!(gpt.get("prompt_batch"), usd("0.00000125"));
+        assert_eq!(gpt.web_search, usd("0.025"));
+        assert_eq!(gpt.long_context.len(), 1);
+        let (min, long) = &gpt.long_context[0];
+        assert_eq!(*min, 272_001);
+        assert_eq!(long.prompt, usd("0.000005"));
+        assert_eq!(long.input_cache_read, usd("0.0000005"));
+        assert_eq!(long.completion, usd("0.000015")); // inherited
+        assert_eq!(long.get("prompt_priority"), usd("0.00001"));
+        assert!(!long.has("prompt_flex")); // a tier's long-context price is its own fact
+        let claude = table.get("claude-sonnet-4-5").unwrap().prices;
+        assert_eq!(claude.input_cache_write_1h, usd("0.000006"));
+        let audio = table.get("gpt-audio").unwrap().prices;
+        assert_eq!(
+            (audio.audio, audio.audio_output),
+            (usd("0.000032"), usd("0.000064"))
+        );
+        assert!(!audio.has("web_search"));
     }
 
     #[test]
