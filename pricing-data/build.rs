@@ -24,11 +24,19 @@ struct Overrides {
     windows: Vec<(u16, u16, Prices)>,
 }
 
-/// `(id, canonical_slug, prices, overrides)` of one model.
-type Model = (String, String, Prices, Overrides);
+/// `(id, canonical_slug, prices, overrides, supplement)` of one model; the supplement is the
+/// source of the prices `supplement.json` added (`litellm:gpt-5`) and their keys.
+type Model = (
+    String,
+    String,
+    Prices,
+    Overrides,
+    Option<(String, Vec<&'static str>)>,
+);
 
 fn main() {
     println!("cargo:rerun-if-changed=bundled.json");
+    println!("cargo:rerun-if-changed=supplement.json");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src/keys.rs");
     let text = fs::read_to_string("bundled.json").expect("pricing-data/bundled.json is readable");
@@ -36,6 +44,12 @@ fn main() {
     let snapshot_date = doc["snapshot_date"]
         .as_str()
         .expect("bundled.json has snapshot_date");
+    // Provider facts OpenRouter's listing lacks (service tiers, ...), from LiteLLM: see
+    // `supplement.py`. A price the snapshot lists always wins.
+    let supplement: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string("supplement.json").expect("pricing-data/supplement.json is readable"),
+    )
+    .expect("supplement.json is JSON");
     let mut models: Vec<Model> = Vec::new();
     for entry in doc["data"]
         .as_array()
@@ -48,12 +62,21 @@ fn main() {
         let slug = entry["canonical_slug"].as_str().unwrap_or("").to_string();
         let pricing = &entry["pricing"];
         let value = |key: &str| pricing[key].as_str().map(str::to_string);
+        let added = &supplement["models"][&id];
+        let merged =
+            |key: &str| value(key).or_else(|| added["pricing"][key].as_str().map(str::to_string));
         // "-1" marks dynamic pricing (e.g. openrouter/auto): not a price we can apply.
-        let Some(prices) = canonical_prices(value) else {
+        let Some(prices) = canonical_prices(merged) else {
             continue;
         };
         let overrides = overrides(&pricing["overrides"], value);
-        models.push((id, slug, prices, overrides));
+        let taken: Vec<&'static str> = PRICE_KEYS
+            .into_iter()
+            .filter(|key| value(key).is_none() && added["pricing"][key].is_string())
+            .collect();
+        let source = added["from"].as_str().map(|from| format!("litellm:{from}"));
+        let supplement = source.filter(|_| !taken.is_empty()).map(|s| (s, taken));
+        models.push((id, slug, prices, overrides, supplement));
     }
     models.sort_by(|a, b| a.0.cmp(&b.0));
     models.dedup_by(|a, b| a.0 == b.0);
@@ -64,7 +87,7 @@ fn main() {
             let _ = write!(out, "\t{key}={value}");
         }
     };
-    for (id, slug, prices, overrides) in &models {
+    for (id, slug, prices, overrides, _) in &models {
         let _ = write!(canonical, "{id}\t{slug}");
         canonical_prices_text(&mut canonical, prices);
         for (min, tier) in &overrides.tiers {
@@ -97,7 +120,7 @@ fn main() {
     // order).
     let mut table = String::new();
     let mut line_starts = Vec::new();
-    for (id, slug, prices, overrides) in &models {
+    for (id, slug, prices, overrides, supplement) in &models {
         line_starts.push(table.len());
         let slug = if slug == id { "=" } else { slug.as_str() };
         let _ = write!(table, "{id}\t{slug}\t");
@@ -109,6 +132,20 @@ fn main() {
         for (start, end, window) in &overrides.windows {
             let _ = write!(table, "|@{start}-{end}:");
             write_prices(&mut table, window);
+        }
+        // `|+<source> <codes>`: the keys the supplement added (provenance, not prices).
+        if let Some((source, keys)) = supplement {
+            let _ = write!(table, "|+{source}");
+            for key in keys {
+                let _ = write!(
+                    table,
+                    " {}",
+                    KEY_CODES[PRICE_KEYS
+                        .iter()
+                        .position(|k| k == key)
+                        .expect("a price key")]
+                );
+            }
         }
         table.push('\n');
     }

@@ -4,7 +4,7 @@
 //! `docs/CORE_API.md`). Every fault — bad JSON, unknown model, oversize body, truncated stream,
 //! abort, upstream error — leaves the traffic as it was and shows up in the record's `error`.
 
-use alloc::{borrow::ToOwned, boxed::Box, rc::Rc, string::String, vec::Vec};
+use alloc::{borrow::ToOwned, boxed::Box, format, rc::Rc, string::String, vec::Vec};
 
 use crate::attribution::BodyValues;
 use crate::budget::{BudgetFacts, BudgetMark};
@@ -622,7 +622,12 @@ impl Call {
                         };
                         cost = Some(total);
                         breakdown = Some(BreakdownRecord::from(&b));
-                        priced_as = Some(priced.id);
+                        // `openai/gpt-5+litellm:gpt-5`: the entry, and the second source of a
+                        // price it used (e.g. a flex price OpenRouter does not list).
+                        priced_as = Some(match priced.prices.supplement.as_ref() {
+                            Some(s) if b.supplemented => format!("{}+{}", priced.id, s.source),
+                            _ => priced.id,
+                        });
                     }
                     Err(CostError::Unpriced(component)) => {
                         // The entry was found, but a billed part of the call has no price.

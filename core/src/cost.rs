@@ -56,6 +56,9 @@ pub struct Breakdown {
     pub web_search: Usd,
     /// Sum of the above.
     pub total: Usd,
+    /// A price used came from the entry's supplement ([`Prices::supplement`]): `priced_as` names
+    /// its source.
+    pub supplemented: bool,
 }
 
 /// A billed part of a call that needs a price of its own.
@@ -212,7 +215,34 @@ pub fn price(
             Component::WebSearch,
         )?,
         total: Usd::ZERO,
+        supplemented: false,
     };
+    // Which prices the call used: a component with units, or the per-request fee.
+    let used = [
+        ("prompt", text_in),
+        ("input_cache_read", usage.cached_tokens),
+        ("input_cache_write", write_5m),
+        ("input_cache_write_1h", write_1h),
+        ("audio", audio_in),
+        (image_key, image_in),
+        ("completion", text_out),
+        (
+            if prices.internal_reasoning == Usd::ZERO {
+                "completion"
+            } else {
+                "internal_reasoning"
+            },
+            reasoning,
+        ),
+        ("audio_output", audio_out),
+        ("image_output", image_out),
+        ("request", 1),
+        ("web_search", usage.web_search_requests),
+    ];
+    b.supplemented = prices.supplement.as_ref().is_some_and(|s| {
+        used.iter()
+            .any(|(key, n)| *n > 0 && s.keys.contains(key) && prices.get(key) != Usd::ZERO)
+    });
     b.total = [
         b.prompt,
         b.cached,

@@ -56,6 +56,10 @@ impl ModelOverride {
         for (key, value) in &self.prices {
             let table_base = base.get(key);
             merged.set(key, *value);
+            // The configuration's price is no longer the supplement's.
+            if let Some(supplement) = &mut merged.supplement {
+                supplement.keys.remove(key);
+            }
             // A service-tier price is the base entry's only: conditional prices never inherit it.
             if crate::pricing::tier_of_key(key).is_some() {
                 continue;

@@ -62,6 +62,18 @@ pub struct Prices {
     /// Time-of-day prices (OpenRouter `overrides` with `utc_start`/`utc_end`): a call made inside
     /// a window is priced at the window's prices.
     pub time_of_day: Vec<TimeWindow>,
+    /// Prices a second source added to the entry (the bundled table's facts from LiteLLM that
+    /// OpenRouter's listing lacks): a call priced with one says so in `priced_as`.
+    pub supplement: Option<Supplement>,
+}
+
+/// Which prices of an entry came from a second source, and from which entry of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Supplement {
+    /// The source entry, e.g. `litellm:gpt-5`.
+    pub source: String,
+    /// The price keys it added.
+    pub keys: BTreeSet<&'static str>,
 }
 
 /// A daily price window in UTC, from `start` (inclusive) to `end` (exclusive), in minutes after
@@ -197,6 +209,19 @@ impl Prices {
         self.has(key).then(|| self.get(key))
     }
 
+    /// The same prices, whatever their provenance ([`Prices::supplement`] aside).
+    pub fn same_prices(&self, other: &Prices) -> bool {
+        let bare = |p: &Prices| {
+            let mut p = p.clone();
+            p.supplement = None;
+            for (_, tier) in &mut p.long_context {
+                tier.supplement = None;
+            }
+            p
+        };
+        bare(self) == bare(other)
+    }
+
     /// The prices of a call served at `tier`: these for standard; for a tier with keys of its
     /// own (`prompt_flex`, ...), those keys as base keys, plus this entry's per-request and
     /// per-search prices (not tier-dependent). `None` when the entry prices nothing at that
@@ -220,6 +245,19 @@ impl Prices {
                 prices.set(key, value);
             }
         }
+        // A tier price the supplement added is, at that tier, a base price it added.
+        prices.supplement = self.supplement.as_ref().map(|s| Supplement {
+            source: s.source.clone(),
+            keys: s
+                .keys
+                .iter()
+                .filter_map(|key| match tier_of_key(key) {
+                    Some((base, t)) if t == suffix => price_key(base),
+                    Some(_) => None,
+                    None => matches!(*key, "request" | "web_search").then_some(*key),
+                })
+                .collect(),
+        });
         any.then_some(prices)
     }
 
@@ -576,6 +614,16 @@ fn bundled_prices(model: &bundled::BundledModel) -> Result<Prices, PricingError>
             prices: Prices::from_pairs(window)?,
         });
     }
+    if let Some((source, keys)) = model.supplement() {
+        let supplement = Supplement {
+            source: source.to_owned(),
+            keys: keys.collect(),
+        };
+        for (_, tier) in &mut prices.long_context {
+            tier.supplement = Some(supplement.clone());
+        }
+        prices.supplement = Some(supplement);
+    }
     Ok(prices)
 }
 
@@ -826,8 +874,28 @@ mod tests {
     fn bundled_version_equals_the_hash_of_the_same_snapshot_loaded_at_run_time() {
         let text = include_bytes!("../../pricing-data/bundled.json");
         let loaded = PriceTable::from_json(text).unwrap();
-        assert_eq!(loaded.version(), PriceTable::bundled().version());
-        assert_eq!(loaded.len(), PriceTable::bundled().len());
+        // The bundled table is the snapshot plus `supplement.json`'s prices for keys it lacks.
+        let supplement: serde_json::Value =
+            serde_json::from_slice(include_bytes!("../../pricing-data/supplement.json")).unwrap();
+        let mut entries = loaded.entries();
+        for entry in &mut entries {
+            let added = &supplement["models"][entry.id.as_str()]["pricing"];
+            for (key, value) in added.as_object().into_iter().flatten() {
+                if !entry.prices.has(key) {
+                    entry
+                        .prices
+                        .set(key, Usd::parse(value.as_str().unwrap()).unwrap());
+                }
+            }
+        }
+        let merged = PriceTable::from_entries("openrouter-2026-08-19", entries);
+        assert_eq!(merged.version(), PriceTable::bundled().version());
+        assert_eq!(merged.len(), PriceTable::bundled().len());
+        // Each supplemented price is marked with its source.
+        let gpt5 = PriceTable::bundled().get("openai/gpt-5").unwrap().prices;
+        let from = gpt5.supplement.expect("supplemented");
+        assert_eq!(from.source, "litellm:gpt-5");
+        assert!(from.keys.contains("prompt_flex") && !from.keys.contains("prompt"));
     }
 
     #[test]

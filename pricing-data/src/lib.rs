@@ -68,6 +68,21 @@ impl BundledModel {
     }
 }
 
+impl BundledModel {
+    /// The keys `supplement.json` added to this model's prices (facts from LiteLLM's table that
+    /// OpenRouter's listing lacks), with their source (`litellm:gpt-5`).
+    pub fn supplement(&self) -> Option<(&'static str, impl Iterator<Item = &'static str>)> {
+        let entry = self.prices.split('|').find_map(|e| e.strip_prefix('+'))?;
+        let mut parts = entry.split(' ');
+        let source = parts.next()?;
+        let keys = parts.filter_map(|code| {
+            let index = KEY_CODES.iter().position(|c| *c == code)?;
+            Some(PRICE_KEYS[index])
+        });
+        Some((source, keys))
+    }
+}
+
 /// Number of bundled models.
 pub fn len() -> usize {
     LINE_STARTS.len()
@@ -198,6 +213,21 @@ mod tests {
         assert_eq!(min, 200_000);
         assert!(prices.any(|p| p == ("input_cache_read", "0.00000025")));
         assert!(models().filter(|m| m.tiers().next().is_some()).count() > 10);
+    }
+
+    #[test]
+    fn provider_facts_openrouter_lacks_are_bundled_with_their_source() {
+        // gpt-5 flex and priority prices come from LiteLLM's table; the list prices stay OpenRouter's.
+        let gpt5 = find("openai/gpt-5").expect("bundled");
+        assert!(gpt5.prices().any(|p| p == ("prompt_flex", "0.000000625")));
+        let (source, mut keys) = gpt5.supplement().expect("supplemented");
+        assert_eq!(source, "litellm:gpt-5");
+        assert!(keys.any(|k| k == "completion_priority"));
+        assert!(gpt5.supplement().unwrap().1.all(|k| k != "prompt"));
+        assert!(find("deepseek/deepseek-v4-pro")
+            .unwrap()
+            .supplement()
+            .is_none());
     }
 
     #[test]

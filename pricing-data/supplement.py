@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""Writes pricing-data/supplement.json: the provider facts OpenRouter's listing lacks, from LiteLLM.
+
+Direct calls to api.openai.com, api.anthropic.com and generativelanguage.googleapis.com are billed
+by the provider's own rules: service tiers (flex, priority, batch), Anthropic's 1-hour cache
+writes, audio and image token prices. OpenRouter's `/api/v1/models` has some of them, not all; this
+script takes the missing ones from LiteLLM's price table (MIT) for the bundled `openai/`,
+`anthropic/` and `google/` entries, and only where LiteLLM's entry is the same model at the same
+list price (its input and output prices equal OpenRouter's exactly). A price OpenRouter lists is
+never replaced. `build.rs` merges the file into the bundled table and marks the keys it took, so a
+record priced with one of them says so in `priced_as` (`openai/gpt-5+litellm:gpt-5`).
+
+    pricing-data/supplement.py [BUNDLED_JSON] [LITELLM_JSON]   # defaults: this directory's
+"""
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+LITELLM_VERSION = "1.110.2"
+
+# LiteLLM price name → price key (as `core/src/pricing.rs` imports LiteLLM's table).
+LITELLM_KEYS = {
+    "input_cost_per_token": "prompt",
+    "output_cost_per_token": "completion",
+    "cache_read_input_token_cost": "input_cache_read",
+    "cache_creation_input_token_cost": "input_cache_write",
+    "cache_creation_input_token_cost_above_1hr": "input_cache_write_1h",
+    "output_cost_per_reasoning_token": "internal_reasoning",
+    "input_cost_per_audio_token": "audio",
+    "output_cost_per_audio_token": "audio_output",
+    "input_cost_per_image_token": "image",
+    "output_cost_per_image_token": "image_output",
+}
+TIERS = {"_flex": "flex", "_priority": "priority", "_batches": "batch"}
+
+
+def decimal_text(number):
+    """A LiteLLM JSON number as plain decimal text without trailing zeros."""
+    text = format(Decimal(repr(number)).normalize(), "f")
+    return text
+
+
+def litellm_prices(spec):
+    """Base and service-tier prices of one LiteLLM entry, by price key (long-context keys left out:
+    OpenRouter's tiers carry those, and a tier's long-context price stays unknown)."""
+    out = {}
+    for name, value in spec.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        tier = next((t for s, t in TIERS.items() if name.endswith(s)), None)
+        base = name[: -len(next(s for s in TIERS if name.endswith(s)))] if tier else name
+        key = LITELLM_KEYS.get(base)
+        if key is None:
+            continue
+        out[f"{key}_{tier}" if tier else key] = decimal_text(value)
+    per_query = spec.get("search_context_cost_per_query")
+    if isinstance(per_query, dict) and "search_context_size_medium" in per_query:
+        out["web_search"] = decimal_text(per_query["search_context_size_medium"])
+    return out
+
+
+def candidates(model_id):
+    """LiteLLM's names for an OpenRouter id: `openai/gpt-5` → `gpt-5`; `anthropic/claude-sonnet-4.5`
+    → `claude-sonnet-4-5`; `google/gemini-2.5-flash` → `gemini/gemini-2.5-flash`."""
+    provider, _, name = model_id.partition("/")
+    if provider == "openai":
+        return [name]
+    if provider == "anthropic":
+        return [name.replace(".", "-"), name]
+    if provider == "google":
+        return [f"gemini/{name}", name]
+    return []
+
+
+def main():
+    bundled_path = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "bundled.json"
+    litellm_path = Path(sys.argv[2]) if len(sys.argv) > 2 else HERE / "snapshots" / f"litellm-model-prices-{LITELLM_VERSION}.json"
+    bundled = json.loads(bundled_path.read_text())
+    litellm = json.loads(litellm_path.read_text())
+    models = {}
+    for model in bundled["data"]:
+        model_id, pricing = model["id"], model["pricing"]
+        if ":" in model_id:
+            continue  # variants (`:free`, `:batch`) are OpenRouter's own offers
+        for name in candidates(model_id):
+            spec = litellm.get(name)
+            if not isinstance(spec, dict) or spec.get("mode", "chat") != "chat":
+                continue
+            theirs = litellm_prices(spec)
+            same = all(
+                key in theirs and Decimal(theirs[key]) == Decimal(pricing.get(key, "0"))
+                for key in ("prompt", "completion")
+            )
+            if not same:
+                continue
+            missing = {k: v for k, v in sorted(theirs.items()) if k not in pricing}
+            if missing:
+                models[model_id] = {"from": name, "pricing": missing}
+            break
+    doc = {
+        "source": f"LiteLLM {LITELLM_VERSION} model_prices_and_context_window_backup.json "
+                  f"(snapshots/litellm-model-prices-{LITELLM_VERSION}.json, MIT), written by supplement.py",
+        "litellm_version": LITELLM_VERSION,
+        "models": models,
+    }
+    (HERE / "supplement.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    print(f"wrote supplement.json: {len(models)} models")
+
+
+if __name__ == "__main__":
+    main()
