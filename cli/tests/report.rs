@@ -58,7 +58,7 @@ fn totals_are_the_exact_sum_of_the_records() {
     let (ok, out, _) = llm_cost(&["report", "--json", "-"], records.as_bytes());
     assert!(ok);
     let report: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["total"]["calls"], 49);
+    assert_eq!(report["total"]["calls"], 51);
     assert_eq!(report["total"]["cost_usd"], expected.to_decimal_string());
     let by_model: Usd = report["by"]["model"]
         .as_object()

@@ -95,7 +95,7 @@ fn cases() -> Vec<(String, Value, Vec<u8>, String)> {
 #[test]
 fn every_stream_cut_before_its_usage_still_gets_an_honest_record() {
     let cases = cases();
-    assert_eq!(cases.len(), 16);
+    assert_eq!(cases.len(), 17);
     for (name, entry, request, cut) in cases {
         let r = record(&entry, &request, cut.as_bytes());
         assert_eq!(r["error"], "truncated_stream", "{name}");
@@ -118,7 +118,7 @@ fn every_stream_cut_before_its_usage_still_gets_an_honest_record() {
 }
 
 /// Why an estimate from what the gateway sees cannot come within 10 % of a recording's truth.
-const OUT_OF_SIGHT: [(&str, &str); 11] = [
+const OUT_OF_SIGHT: [(&str, &str); 12] = [
     (
         "anthropic-advisor-tool-stream",
         "the server-side advisor adds input mid-stream",
@@ -142,6 +142,10 @@ const OUT_OF_SIGHT: [(&str, &str); 11] = [
     (
         "openai-responses-stream-0",
         "~200 prompt tokens the Responses API adds",
+    ),
+    (
+        "openai-responses-streaming-usage-flex",
+        "encrypted reasoning (448 of 469 output tokens)",
     ),
     (
         "openrouter-advisor-tool-stream",
