@@ -5,13 +5,7 @@
 //! bundled one is compiled in (`llm-cost-pricing-data`), so no JSON is parsed for it.
 //! Name resolution (aliases) lives in `model_names`; the arithmetic in `cost`.
 
-use alloc::{
-    borrow::ToOwned,
-    collections::{BTreeMap, BTreeSet},
-    format,
-    string::String,
-    vec::Vec,
-};
+use alloc::{borrow::ToOwned, collections::BTreeMap, format, string::String, vec::Vec};
 use core::fmt::{self, Write as _};
 
 use serde::Deserialize;
@@ -52,10 +46,10 @@ pub struct Prices {
     /// Per web search request.
     pub web_search: Usd,
     /// The base keys above that the source named (prompt and completion are always known).
-    pub named: BTreeSet<&'static str>,
+    pub named: KeySet,
     /// Service-tier prices by key (`prompt_flex`, `completion_priority`, `input_cache_read_batch`,
     /// ...): the price of a component when the response says that tier served the call.
-    pub tiered: BTreeMap<&'static str, Usd>,
+    pub tiered: Vec<(&'static str, Usd)>,
     /// Long-context tiers (OpenRouter `overrides` with `min_prompt_tokens`), ascending: a call
     /// with at least that many prompt tokens is priced wholly at the tier's prices.
     pub long_context: Vec<(u64, Prices)>,
@@ -73,7 +67,54 @@ pub struct Supplement {
     /// The source entry, e.g. `litellm:gpt-5`.
     pub source: String,
     /// The price keys it added.
-    pub keys: BTreeSet<&'static str>,
+    pub keys: KeySet,
+}
+
+/// A set of [`PRICE_KEYS`] (a bit each: small and cheap to copy, unlike a tree of strings).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeySet(u64);
+
+impl KeySet {
+    fn bit(key: &str) -> u64 {
+        PRICE_KEYS
+            .iter()
+            .position(|k| *k == key)
+            .map_or(0, |i| 1 << i)
+    }
+
+    /// Adds `key` (a no-op for a name that is not a price key).
+    pub fn insert(&mut self, key: &str) {
+        self.0 |= Self::bit(key);
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: &str) {
+        self.0 &= !Self::bit(key);
+    }
+
+    /// Is `key` in the set?
+    pub fn contains(&self, key: &str) -> bool {
+        self.0 & Self::bit(key) != 0
+    }
+
+    /// The keys, in [`PRICE_KEYS`] order.
+    pub fn iter(&self) -> impl Iterator<Item = &'static str> + '_ {
+        PRICE_KEYS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.0 & (1 << i) != 0)
+            .map(|(_, k)| *k)
+    }
+}
+
+impl<'a> FromIterator<&'a str> for KeySet {
+    fn from_iter<I: IntoIterator<Item = &'a str>>(keys: I) -> Self {
+        let mut set = KeySet::default();
+        for key in keys {
+            set.insert(key);
+        }
+        set
+    }
 }
 
 /// A daily price window in UTC, from `start` (inclusive) to `end` (exclusive), in minutes after
@@ -166,7 +207,10 @@ impl Prices {
             return;
         };
         if tier_of_key(key).is_some() {
-            self.tiered.insert(key, value);
+            match self.tiered.binary_search_by(|(k, _)| (*k).cmp(key)) {
+                Ok(at) => self.tiered[at].1 = value,
+                Err(at) => self.tiered.insert(at, (key, value)),
+            }
             return;
         }
         if let Some(slot) = self.slot(key) {
@@ -197,7 +241,7 @@ impl Prices {
     /// source named it (or it is non-zero).
     pub fn has(&self, key: &str) -> bool {
         if tier_of_key(key).is_some() {
-            return self.tiered.contains_key(key);
+            return self.tiered.iter().any(|(k, _)| *k == key);
         }
         matches!(key, "prompt" | "completion")
             || self.named.contains(key)
@@ -254,7 +298,7 @@ impl Prices {
                 .filter_map(|key| match tier_of_key(key) {
                     Some((base, t)) if t == suffix => price_key(base),
                     Some(_) => None,
-                    None => matches!(*key, "request" | "web_search").then_some(*key),
+                    None => matches!(key, "request" | "web_search").then_some(key),
                 })
                 .collect(),
         });
@@ -337,7 +381,7 @@ impl Prices {
             let mut prices = Prices {
                 long_context: Vec::new(),
                 time_of_day: Vec::new(),
-                tiered: BTreeMap::new(),
+                tiered: Vec::new(),
                 ..self.clone()
             };
             for key in PRICE_KEYS {
@@ -367,7 +411,11 @@ impl Prices {
     /// The price named `key` (a [`PRICE_KEYS`] entry); zero for unknown keys and unknown prices.
     pub fn get(&self, key: &str) -> Usd {
         if tier_of_key(key).is_some() {
-            return self.tiered.get(key).copied().unwrap_or(Usd::ZERO);
+            return self
+                .tiered
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or(Usd::ZERO, |(_, v)| *v);
         }
         match key {
             "prompt" => self.prompt,
