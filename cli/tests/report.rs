@@ -368,8 +368,8 @@ fn model_is_the_price_table_id_and_answered_model_the_response_model() {
             .map(|t| t["calls"].as_u64().unwrap())
             .sum()
     };
-    assert_eq!(sum("model"), 49);
-    assert_eq!(sum("answered_model"), 49);
+    assert_eq!(sum("model"), 51);
+    assert_eq!(sum("answered_model"), 51);
 }
 
 #[test]
