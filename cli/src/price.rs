@@ -91,13 +91,24 @@ enum BodyFormat {
     Responses,
     Messages,
     Gemini,
+    /// OpenAI / OpenRouter embeddings (`"object":"list"` of `"embedding"`s).
+    Embeddings,
+    /// Gemini `:embedContent` / `:batchEmbedContents` (`"embedding"`/`"embeddings"` of `"values"`).
+    GeminiEmbeddings,
 }
 
 /// Which format and provider a recorded response body comes from, from its own markers.
 fn detect(response: &[u8]) -> (BodyFormat, ProviderArg) {
     let text = String::from_utf8_lossy(&response[..response.len().min(64 * 1024)]);
     let has = |needle: &str| text.contains(needle);
-    let format = if has("\"object\":\"response\"") || has("\"type\":\"response.") {
+    let squeezed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let format = if squeezed.starts_with("{\"embedding\":{\"values\"")
+        || squeezed.starts_with("{\"embeddings\":[{\"values\"")
+    {
+        BodyFormat::GeminiEmbeddings
+    } else if squeezed.contains("\"object\":\"embedding\"") {
+        BodyFormat::Embeddings
+    } else if has("\"object\":\"response\"") || has("\"type\":\"response.") {
         BodyFormat::Responses
     } else if has("\"type\":\"message_start\"")
         || (has("\"type\":\"message\"") && has("\"stop_reason\""))
@@ -117,7 +128,7 @@ fn detect(response: &[u8]) -> (BodyFormat, ProviderArg) {
     let openrouter = has("OPENROUTER PROCESSING") || has("\"provider\":") || model_has_prefix;
     let provider = match format {
         BodyFormat::Messages => ProviderArg::Anthropic,
-        BodyFormat::Gemini => ProviderArg::Gemini,
+        BodyFormat::Gemini | BodyFormat::GeminiEmbeddings => ProviderArg::Gemini,
         _ if openrouter => ProviderArg::Openrouter,
         _ => ProviderArg::Openai,
     };
@@ -137,6 +148,8 @@ fn path_for(format: BodyFormat, provider: ProviderArg, stream: bool) -> String {
         BodyFormat::Messages => format!("{prefix}/messages"),
         BodyFormat::Gemini if stream => "/v1beta/models/model:streamGenerateContent?alt=sse".into(),
         BodyFormat::Gemini => "/v1beta/models/model:generateContent".into(),
+        BodyFormat::Embeddings => format!("{prefix}/embeddings"),
+        BodyFormat::GeminiEmbeddings => "/v1beta/models/model:batchEmbedContents".into(),
     }
 }
 

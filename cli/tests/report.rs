@@ -58,7 +58,7 @@ fn totals_are_the_exact_sum_of_the_records() {
     let (ok, out, _) = llm_cost(&["report", "--json", "-"], records.as_bytes());
     assert!(ok);
     let report: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["total"]["calls"], 51);
+    assert_eq!(report["total"]["calls"], 56);
     assert_eq!(report["total"]["cost_usd"], expected.to_decimal_string());
     let by_model: Usd = report["by"]["model"]
         .as_object()
@@ -67,7 +67,7 @@ fn totals_are_the_exact_sum_of_the_records() {
         .map(|t| Usd::parse(t["cost_usd"].as_str().unwrap()).unwrap())
         .fold(Usd::ZERO, |a, b| a.checked_add(b).unwrap());
     assert_eq!(by_model, expected, "breakdown sums to the total");
-    assert_eq!(report["by"]["provider"]["gemini"]["calls"], 6);
+    assert_eq!(report["by"]["provider"]["gemini"]["calls"], 8);
     assert_eq!(report["malformed_lines"], 0);
 }
 
@@ -368,8 +368,8 @@ fn model_is_the_price_table_id_and_answered_model_the_response_model() {
             .map(|t| t["calls"].as_u64().unwrap())
             .sum()
     };
-    assert_eq!(sum("model"), 51);
-    assert_eq!(sum("answered_model"), 51);
+    assert_eq!(sum("model"), 56);
+    assert_eq!(sum("answered_model"), 56);
 }
 
 #[test]

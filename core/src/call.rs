@@ -317,8 +317,9 @@ impl Call {
         }
         match rewrite(body, self.provider, self.endpoint) {
             Ok(mut result) => {
-                // Gemini names the model in the path, not the body.
-                result.facts.model = result.facts.model.or(self.request.model.take());
+                // Gemini names the model in the path; a body's `model` (`:embedContent` may
+                // carry `models/…`) does not override it.
+                result.facts.model = self.request.model.take().or(result.facts.model);
                 self.request = result.facts;
                 if !may_rewrite {
                     return None;
@@ -426,7 +427,7 @@ impl Call {
                     Some(Report::Overflow) => Some(None),
                     None => None,
                 };
-                let fault = if facts.error.is_some() {
+                let mut fault = if facts.error.is_some() {
                     Some(ErrorCode::UpstreamError)
                 } else if matches!(reported, Some(None)) {
                     Some(ErrorCode::CostOverflow)
@@ -441,6 +442,11 @@ impl Call {
                     }
                     None => None,
                 };
+                if usage.is_none() && fault.is_none() && format == Format::GeminiEmbeddings {
+                    // Some Gemini embedding answers carry no usage: nothing to price, and the
+                    // record says so rather than looking like a free call.
+                    fault = Some(ErrorCode::UsageNotReported);
+                }
                 self.outcome(usage, facts.model, fault, Vec::new(), now_unix_ms)
             }
             Err(_) => self.outcome(
@@ -646,8 +652,9 @@ impl Call {
                 }
             }
         } else if let Some(note) = error.or(self.request_note) {
-            // A refused call never ran: no usage, but nothing was metered wrong.
-            if !self.refused {
+            // A refused call never ran, and an answer without usage was read as it is: no
+            // usage, but nothing was metered wrong.
+            if !self.refused && note != ErrorCode::UsageNotReported {
                 status = CostStatus::Error;
             }
             error = Some(note);
@@ -729,12 +736,17 @@ impl Call {
     }
 }
 
-/// Gemini names the model in the path: `/v1beta/models/gemini-2.5-flash:generateContent`.
+/// Gemini names the model in the path: `/v1beta/models/gemini-2.5-flash:generateContent`,
+/// `/v1beta/models/gemini-embedding-001:batchEmbedContents`.
 fn gemini_model_from_path(path: &str) -> Option<String> {
     let path = path.split('?').next().unwrap_or("");
     let (_, rest) = path.split_once("/models/")?;
     let (model, method) = rest.split_once(':')?;
-    (method.ends_with("enerateContent") && !model.is_empty()).then(|| model.to_owned())
+    let metered = matches!(
+        method,
+        "generateContent" | "streamGenerateContent" | "embedContent" | "batchEmbedContents"
+    );
+    (metered && !model.is_empty()).then(|| model.to_owned())
 }
 
 /// Usage as the call learned it.
@@ -898,6 +910,12 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
                 error: Some(E::TruncatedStream),
                 ..BASE
             },
+            Row { name: "openai embeddings", host: "api.openai.com", path: "/v1/embeddings", request: Some(br#"{"model":"text-embedding-3-small","input":["hello"]}"#), body: br#"{"data":[],"model":"text-embedding-3-small","object":"list","usage":{"prompt_tokens":2,"total_tokens":2}}"#, ..BASE },
+            Row { name: "openrouter embeddings", path: "/api/v1/embeddings", request: Some(br#"{"model":"openai/text-embedding-3-small","input":"x"}"#), body: br#"{"data":[],"model":"openai/text-embedding-3-small","usage":{"prompt_tokens":2,"total_tokens":2}}"#, ..BASE },
+            Row { name: "gemini embeddings with usage", host: "generativelanguage.googleapis.com", path: "/v1beta/models/gemini-embedding-2:batchEmbedContents", request: Some(br#"{"requests":[]}"#), body: br#"{"embeddings":[{"values":[0.1]}],"usageMetadata":{"promptTokenCount":11}}"#, ..BASE },
+            Row { name: "gemini embeddings without usage", host: "generativelanguage.googleapis.com", path: "/v1beta/models/gemini-embedding-001:embedContent", request: Some(br#"{"model":"models/gemini-embedding-001","content":{}}"#), body: br#"{"embedding":{"values":[0.1]}}"#, cost_status: NoUsage, error: Some(E::UsageNotReported), ..BASE },
+            Row { name: "legacy completions", host: "api.openai.com", path: "/v1/completions", request: Some(br#"{"model":"gpt-3.5-turbo-instruct","prompt":"x"}"#), body: br#"{"object":"text_completion","model":"gpt-3.5-turbo-instruct","choices":[{"text":"y"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#, ..BASE },
+            Row { name: "legacy completions stream", host: "api.openai.com", path: "/v1/completions", request: Some(br#"{"model":"gpt-3.5-turbo-instruct","prompt":"x","stream":true}"#), response_type: sse, body: b"data: {\"object\":\"text_completion\",\"model\":\"gpt-3.5-turbo-instruct\",\"choices\":[{\"text\":\"y\"}]}\n\ndata: {\"model\":\"gpt-3.5-turbo-instruct\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n", plan: Plan::Stream, ..BASE },
             Row {
                 name: "absurd counts",
                 body: br#"{"model":"openai/gpt-4o","usage":{"prompt_tokens":18446744073709551615,"completion_tokens":18446744073709551615}}"#,

@@ -45,8 +45,8 @@ impl StreamCostComment {
             StreamCostComment::Always => true,
             StreamCostComment::Never => false,
             StreamCostComment::Auto => match format {
-                Format::Chat | Format::Responses | Format::Anthropic => true,
-                Format::Gemini => false,
+                Format::Chat | Format::Responses | Format::Anthropic | Format::Embeddings => true,
+                Format::Gemini | Format::GeminiEmbeddings => false,
             },
         }
     }

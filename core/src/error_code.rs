@@ -61,6 +61,9 @@ error_codes! {
     UnsupportedStreamFormat = "unsupported_stream_format",
     /// A path the meter does not meter (e.g. `GET /models`).
     UnmeteredEndpoint = "unmetered_endpoint",
+    /// A Gemini embeddings answer without `usageMetadata` (recorded for `gemini-embedding-001`
+    /// and `gemini-embedding-2-preview`): nothing to price; `cost_status` is `no_usage`.
+    UsageNotReported = "usage_not_reported",
     /// Absurd upstream numbers: token counts whose sum exceeds 2⁶⁴−1, or a cost too large to
     /// represent.
     CostOverflow = "cost_overflow",

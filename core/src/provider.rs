@@ -100,6 +100,12 @@ impl Provider {
 pub enum Endpoint {
     /// `…/chat/completions`.
     ChatCompletions,
+    /// `…/completions` (OpenAI's legacy text completions; usage as in chat completions).
+    Completions,
+    /// `…/embeddings` (OpenAI, OpenRouter and OpenAI-compatible embeddings).
+    Embeddings,
+    /// `…:embedContent` / `…:batchEmbedContents` (Gemini embeddings).
+    EmbedContent,
     /// `…/responses` (OpenAI Responses API).
     Responses,
     /// `…/messages` (Anthropic Messages).
@@ -117,6 +123,9 @@ impl Endpoint {
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::ChatCompletions => "chat_completions",
+            Endpoint::Completions => "completions",
+            // One name for one idea: OpenAI's and Gemini's embeddings are both `embeddings`.
+            Endpoint::Embeddings | Endpoint::EmbedContent => "embeddings",
             Endpoint::Responses => "responses",
             Endpoint::Messages => "messages",
             Endpoint::GenerateContent => "generate_content",
@@ -140,6 +149,12 @@ impl Endpoint {
         let path = path.trim_end_matches('/');
         if path.ends_with("/chat/completions") {
             Endpoint::ChatCompletions
+        } else if path.ends_with("/completions") {
+            Endpoint::Completions
+        } else if path.ends_with("/embeddings") {
+            Endpoint::Embeddings
+        } else if path.ends_with(":embedContent") || path.ends_with(":batchEmbedContents") {
+            Endpoint::EmbedContent
         } else if path.ends_with("/responses") {
             Endpoint::Responses
         } else if path.ends_with("/messages") {
@@ -466,6 +481,39 @@ mod tests {
         );
         assert_eq!(
             Endpoint::from_path("/v1/models/g:countTokens"),
+            Endpoint::Other
+        );
+    }
+
+    #[test]
+    fn endpoints_beyond_chat_from_paths() {
+        for (path, endpoint, name) in [
+            ("/v1/completions", Endpoint::Completions, "completions"),
+            ("/api/v1/completions", Endpoint::Completions, "completions"),
+            ("/v1/embeddings", Endpoint::Embeddings, "embeddings"),
+            ("/api/v1/embeddings?x=1", Endpoint::Embeddings, "embeddings"),
+            (
+                "/v1beta/models/gemini-embedding-001:embedContent",
+                Endpoint::EmbedContent,
+                "embeddings",
+            ),
+            (
+                "/v1beta/models/gemini-embedding-2:batchEmbedContents",
+                Endpoint::EmbedContent,
+                "embeddings",
+            ),
+            // Chat completions are not legacy completions.
+            (
+                "/v1/chat/completions",
+                Endpoint::ChatCompletions,
+                "chat_completions",
+            ),
+        ] {
+            assert_eq!(Endpoint::from_path(path), endpoint, "{path}");
+            assert_eq!(endpoint.as_str(), name, "{path}");
+        }
+        assert_eq!(
+            Endpoint::of_request("GET", "/v1/embeddings"),
             Endpoint::Other
         );
     }

@@ -101,7 +101,8 @@ pub struct CostRecord {
     pub host: String,
     /// `openrouter`, `openai`, `anthropic`, `gemini` or `unknown`.
     pub provider: &'static str,
-    /// `chat_completions`, `responses`, `messages`, `generate_content`, ... or `other`.
+    /// `chat_completions`, `completions`, `responses`, `messages`, `generate_content`,
+    /// `stream_generate_content`, `embeddings` or `other` (`Endpoint::as_str`).
     pub endpoint: &'static str,
     /// The model the client asked for.
     pub model_requested: Option<String>,

@@ -1,7 +1,8 @@
 //! Request rewrite: ask the upstream to report usage, and learn what the client asked for.
 //!
-//! OpenRouter chat completions get `"usage": {"include": true}`; streaming OpenAI-style chat
-//! requests get `"stream_options": {"include_usage": true}`. `usage` is never sent to a
+//! OpenRouter chat completions get `"usage": {"include": true}`; streaming OpenAI-style chat and
+//! legacy completions requests get `"stream_options": {"include_usage": true}`. No other endpoint
+//! is rewritten (embeddings always report usage and never stream). `usage` is never sent to a
 //! non-OpenRouter upstream (OpenAI answers 400 to unknown fields). A key the client did not send
 //! is spliced in after the opening `{`, leaving every byte of the client's JSON as it was; a key the
 //! client sent with another value is changed by re-serialising the body.
@@ -67,12 +68,15 @@ pub fn rewrite(
         },
         ..Rewritten::default()
     };
-    if endpoint != Endpoint::ChatCompletions || !provider.is_openai_style() {
+    // Legacy completions stream like chat (`stream_options` is theirs too); OpenRouter's
+    // `usage.include` is a chat-completions parameter only. Nothing else is rewritten.
+    let chat = endpoint == Endpoint::ChatCompletions;
+    if !(chat || endpoint == Endpoint::Completions) || !provider.is_openai_style() {
         return Ok(result);
     }
     // (key, inner key, value to splice when the key is absent)
     let mut wanted: Vec<(&str, &str, &str)> = Vec::new();
-    if openrouter && usage_include != Some(true) {
+    if openrouter && chat && usage_include != Some(true) {
         wanted.push(("usage", "include", r#""usage":{"include":true}"#));
     }
     if stream && include_usage != Some(true) {
@@ -234,6 +238,43 @@ mod tests {
                 Endpoint::ChatCompletions,
             );
             assert_eq!(r, Err(RewriteSkip::NotJson));
+        }
+    }
+
+    #[test]
+    fn legacy_completions_streams_get_stream_options_only() {
+        for provider in [Provider::OpenAi, Provider::OpenRouter] {
+            let r = rewrite(
+                br#"{"model":"gpt-3.5-turbo-instruct","prompt":"x","stream":true}"#,
+                provider,
+                Endpoint::Completions,
+            )
+            .unwrap();
+            assert_eq!(
+                body_of(&r),
+                r#"{"stream_options":{"include_usage":true},"model":"gpt-3.5-turbo-instruct","prompt":"x","stream":true}"#,
+                "{provider:?}"
+            );
+            assert!(r.usage_chunk_injected);
+            let plain = rewrite(
+                br#"{"model":"m","prompt":"x"}"#,
+                provider,
+                Endpoint::Completions,
+            );
+            assert_eq!(plain.unwrap().body, None, "{provider:?}");
+        }
+    }
+
+    #[test]
+    fn embeddings_are_never_rewritten() {
+        for (provider, endpoint) in [
+            (Provider::OpenRouter, Endpoint::Embeddings),
+            (Provider::OpenAi, Endpoint::Embeddings),
+            (Provider::Gemini, Endpoint::EmbedContent),
+        ] {
+            let r = rewrite(br#"{"model":"m","input":"x"}"#, provider, endpoint).unwrap();
+            assert_eq!(r.body, None);
+            assert_eq!(r.facts.model.as_deref(), Some("m"));
         }
     }
 

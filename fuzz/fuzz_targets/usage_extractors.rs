@@ -20,6 +20,8 @@ fuzz_target!(|data: &[u8]| {
         Format::Responses,
         Format::Anthropic,
         Format::Gemini,
+        Format::Embeddings,
+        Format::GeminiEmbeddings,
     ] {
         let _ = format.worth_parsing(data);
         if let Ok(facts) = format.parse(data) {

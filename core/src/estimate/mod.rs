@@ -30,6 +30,11 @@ pub fn count_text(text: &str) -> u64 {
 
 /// Estimated prompt tokens of a request body, or `None` if it is not JSON.
 pub fn prompt_tokens(format: Format, body: &[u8]) -> Option<u64> {
+    if matches!(format, Format::Embeddings | Format::GeminiEmbeddings) {
+        // Embedding models use other tokenizers than o200k (text-embedding-3: cl100k), and their
+        // answers report usage where they report any: no estimate rather than a wrong one.
+        return None;
+    }
     let doc: Value = serde_json::from_slice(body).ok()?;
     let mut text_tokens = 0;
     let mut messages = 0u64;
@@ -184,6 +189,8 @@ pub fn generated(format: Format, doc: &[u8]) -> Generated {
                 }
             }
         }
+        // Embeddings generate no text.
+        Format::Embeddings | Format::GeminiEmbeddings => {}
         Format::Gemini => {
             for candidate in value["candidates"].as_array().into_iter().flatten() {
                 for part in candidate["content"]["parts"]

@@ -9,9 +9,10 @@
 //! is the one the response says served the call. Upstream-reported costs are kept as exact
 //! decimal text.
 //!
-//! One module per format: `chat` (OpenAI / OpenRouter chat completions), `responses` (OpenAI
-//! Responses API), `anthropic` (Messages), `gemini` (generateContent). Each parses one document —
-//! a whole body or one stream event — into [`Facts`].
+//! One module per format: `chat` (OpenAI / OpenRouter chat completions and legacy completions),
+//! `responses` (OpenAI Responses API), `anthropic` (Messages), `gemini` (generateContent),
+//! `embeddings` (OpenAI-style and Gemini embeddings). Each parses one document — a whole body or
+//! one stream event — into [`Facts`].
 
 use alloc::string::String;
 
@@ -22,6 +23,7 @@ use crate::service_tier::ServiceTier;
 
 pub mod anthropic;
 pub mod chat;
+pub mod embeddings;
 pub mod gemini;
 pub mod responses;
 
@@ -111,16 +113,22 @@ pub enum Format {
     Anthropic,
     /// Gemini generateContent / streamGenerateContent.
     Gemini,
+    /// OpenAI / OpenRouter embeddings (input tokens only).
+    Embeddings,
+    /// Gemini embedContent / batchEmbedContents (input tokens only, when reported).
+    GeminiEmbeddings,
 }
 
 impl Format {
     /// The format an endpoint answers in; `None` for endpoints we do not meter.
     pub fn of(endpoint: Endpoint) -> Option<Format> {
         match endpoint {
-            Endpoint::ChatCompletions => Some(Format::Chat),
+            Endpoint::ChatCompletions | Endpoint::Completions => Some(Format::Chat),
             Endpoint::Responses => Some(Format::Responses),
             Endpoint::Messages => Some(Format::Anthropic),
             Endpoint::GenerateContent | Endpoint::StreamGenerateContent => Some(Format::Gemini),
+            Endpoint::Embeddings => Some(Format::Embeddings),
+            Endpoint::EmbedContent => Some(Format::GeminiEmbeddings),
             Endpoint::Other => None,
         }
     }
@@ -132,6 +140,8 @@ impl Format {
             Format::Responses => responses::parse(bytes),
             Format::Anthropic => anthropic::parse(bytes),
             Format::Gemini => gemini::parse(bytes),
+            Format::Embeddings => embeddings::parse_openai(bytes),
+            Format::GeminiEmbeddings => embeddings::parse_gemini(bytes),
         }
     }
 
@@ -162,9 +172,10 @@ impl EventPrecheck {
     /// The searchers for `format`'s events.
     pub(crate) fn new(format: Format) -> Self {
         let (usage, end): (&'static [u8], Option<&'static [u8]>) = match format {
-            Format::Chat | Format::Responses => (b"\"usage\"", None),
+            Format::Chat | Format::Responses | Format::Embeddings => (b"\"usage\"", None),
             Format::Anthropic => (b"\"usage\"", Some(b"message_stop")),
             Format::Gemini => (b"\"usageMetadata\"", Some(b"\"finishReason\"")),
+            Format::GeminiEmbeddings => (b"\"usageMetadata\"", None),
         };
         EventPrecheck {
             format,
@@ -179,8 +190,10 @@ impl EventPrecheck {
         let has = |finder: &Finder<'_>| finder.find(bytes).is_some();
         has(&self.error)
             || match self.format {
-                Format::Chat | Format::Responses => has_non_null(bytes, &self.usage),
-                Format::Anthropic | Format::Gemini => {
+                Format::Chat | Format::Responses | Format::Embeddings => {
+                    has_non_null(bytes, &self.usage)
+                }
+                Format::Anthropic | Format::Gemini | Format::GeminiEmbeddings => {
                     has(&self.usage) || self.end.as_ref().is_some_and(has)
                 }
             }
@@ -259,6 +272,15 @@ struct CostDetails<'a> {
 }
 
 impl OpenAiUsage<'_> {
+    /// The usage of a call that generates nothing (embeddings): input tokens only.
+    pub(crate) fn normalise_input_only(self) -> Usage {
+        Usage {
+            completion_tokens: 0,
+            reasoning_tokens: 0,
+            ..self.normalise()
+        }
+    }
+
     /// The normalised usage (both shapes already mean what `Usage` means).
     pub(crate) fn normalise(self) -> Usage {
         let cache = self.prompt_tokens_details;
