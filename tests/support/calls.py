@@ -54,8 +54,9 @@ def recorded(name):
     return Recorded(name)
 
 
-def send(envoy_or_port, name, fault=None, body=None, extra_headers=None, request_id=None, **kw):
-    """Sends recorded call `name` through Envoy; returns (rawhttp.Response, request_id)."""
+def send(envoy_or_port, name, fault=None, body=None, extra_headers=None, request_id=None, path=None, **kw):
+    """Sends recorded call `name` through Envoy (to `path`, default the recording's); returns
+    (rawhttp.Response, request_id)."""
     rec = recorded(name)
     rid = request_id or str(uuid.uuid4())
     headers = {
@@ -70,7 +71,7 @@ def send(envoy_or_port, name, fault=None, body=None, extra_headers=None, request
         headers["x-replay-fault"] = fault
     headers.update(extra_headers or {})
     port = envoy_or_port if isinstance(envoy_or_port, int) else envoy_or_port.port
-    resp = rawhttp.request(port, "POST", rec.path, headers, rec.body_bytes(body), **kw)
+    resp = rawhttp.request(port, "POST", path or rec.path, headers, rec.body_bytes(body), **kw)
     return resp, rid
 
 
