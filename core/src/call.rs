@@ -311,8 +311,14 @@ impl Call {
             return None;
         }
         self.body_values = self.config.attribution.body_values(body);
+        // Legacy completions share chat's wire format but not its prompt (`prompt`, no message
+        // framing): no estimate rather than a chat-shaped one.
         #[cfg(feature = "estimate")]
-        if let (true, Some(format)) = (self.config.estimates(), self.format) {
+        if let (true, Some(format), false) = (
+            self.config.estimates(),
+            self.format,
+            self.endpoint == Endpoint::Completions,
+        ) {
             self.estimated_prompt = crate::estimate::prompt_tokens(format, body);
         }
         match rewrite(body, self.provider, self.endpoint) {

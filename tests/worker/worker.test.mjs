@@ -15,6 +15,7 @@ const JSON_FIXTURE_2 = "openrouter-thinking-true-emits-effort-medium";
 const SSE_FIXTURE = "openrouter-stream-with-reasoning"; // openai/o3, 110 events, priced
 const SSE_SLOW_FIXTURE = "openrouter-cache-streaming-e2e"; // 7 events
 const UNKNOWN_MODEL_FIXTURE = "openrouter-tool-calling"; // mistralai/mistral-small: not in the table
+const EMBEDDINGS_FIXTURE = "openai-embeddings-ada-002-food"; // text-embedding-ada-002, 8 tokens
 const API_KEY = "sk-or-test-key-never-logged-0123456789";
 
 // Issue #14's attribution, the same JSON as the Envoy filter's.
@@ -34,6 +35,7 @@ let upstream, collector, worker, sinkDownWorker, deadUpstreamWorker, badConfigWo
 before(async () => {
   fixtures = fixturesDir([
     JSON_FIXTURE, JSON_FIXTURE_2, SSE_FIXTURE, SSE_SLOW_FIXTURE, UNKNOWN_MODEL_FIXTURE,
+    EMBEDDINGS_FIXTURE,
   ]);
   [upstream, collector] = await Promise.all([startUpstream(fixtures), startCollector()]);
   const deadSink = `http://127.0.0.1:${await freePort()}/ingest`; // nothing listens there
@@ -74,8 +76,8 @@ after(async () => {
 });
 
 /** POSTs a fixture's recorded request through `base` (the Worker) with replay headers. */
-function post(base, fixture, { body, headers = {} } = {}) {
-  return fetch(base + CHAT, {
+function post(base, fixture, { body, headers = {}, path = CHAT } = {}) {
+  return fetch(base + path, {
     method: "POST",
     headers: {
       authorization: `Bearer ${API_KEY}`,
@@ -125,6 +127,28 @@ test("JSON response: body unchanged, X-LLM-Cost headers equal the CLI's cost_usd
     assert.equal(res.headers.get("x-llm-tokens-out"), String(cli.completion_tokens));
     assert.equal(res.headers.get("x-llm-pricing-version"), cli.pricing_version);
   }
+});
+
+test("embeddings: body unchanged, X-LLM-Cost equal to the CLI's, request sent as it came", async () => {
+  await fetch(upstream.url + "/_reset", { method: "POST" });
+  await resetCollector(collector.url);
+  const path = "/v1/embeddings";
+  const res = await post(worker.url, EMBEDDINGS_FIXTURE, { path });
+  assert.equal(res.status, 200);
+  const body = await readAll(res);
+  assert.deepEqual(body, fixtureBytes(EMBEDDINGS_FIXTURE + ".json"), "the vectors pass byte for byte");
+  const cli = cliPrice(EMBEDDINGS_FIXTURE, EMBEDDINGS_FIXTURE + ".json");
+  assert.equal(cli.cost_usd, "0.0000008"); // 8 tokens at $0.10 per million (fixtures/golden.json)
+  assert.equal(res.headers.get("x-llm-cost"), cli.cost_usd);
+  assert.equal(res.headers.get("x-llm-cost-status"), "exact");
+  assert.equal(res.headers.get("x-llm-tokens-in"), "8");
+  const [record] = await collectorRecords(collector.url, 1);
+  assert.equal(record.endpoint, "embeddings");
+  assert.equal(record.cost_usd, cli.cost_usd);
+  const seen = await (await fetch(upstream.url + "/_requests")).json();
+  const sent = seen.find((r) => r.path === path);
+  assert.ok(sent, "the upstream saw the call");
+  assert.equal(sent.body, JSON.stringify(requestBody(EMBEDDINGS_FIXTURE)), "no rewrite for embeddings");
 });
 
 test("SSE response: streamed unchanged, ends with the cost comment equal to the CLI", async () => {
