@@ -102,6 +102,50 @@ fn litellm_price_file_is_accepted() {
 }
 
 #[test]
+fn embeddings_and_legacy_completions_cost_the_same_with_litellm_prices() {
+    // LiteLLM's `input_cost_per_token` for these models equals the bundled (OpenRouter) prompt
+    // price, so the cost is fixtures/golden.json's; `priced_as` names LiteLLM's key.
+    let litellm = root().join("pricing-data/snapshots/litellm-model-prices-1.110.2.json");
+    for (file, path, priced_as, cost) in [
+        (
+            "openai-embeddings-documents.json",
+            None,
+            "text-embedding-3-small",
+            "0.00000004",
+        ),
+        (
+            "openai-embeddings-ada-002-food.json",
+            None,
+            "text-embedding-ada-002",
+            "0.0000008",
+        ),
+        (
+            "gemini-embeddings-task-prefix-default-query.json",
+            Some("/v1beta/models/gemini-embedding-2:batchEmbedContents"),
+            "gemini-embedding-2",
+            "0.0000022",
+        ),
+        (
+            "openai-legacy-completions-once-upon-a-time.json",
+            None,
+            "gpt-3.5-turbo-instruct",
+            "0.000016",
+        ),
+    ] {
+        let recording = recording(file);
+        let mut args = vec!["price", "--pricing", litellm.to_str().unwrap()];
+        if let Some(path) = path {
+            args.extend(["--path", path]);
+        }
+        args.push(&recording);
+        let record = record_of(&llm_cost(&args));
+        assert_eq!(record["cost_status"], "exact", "{file}");
+        assert_eq!(record["priced_as"], priced_as, "{file}");
+        assert_eq!(record["cost_usd"], cost, "{file}");
+    }
+}
+
+#[test]
 fn unknown_model_is_unpriced_and_still_exit_zero() {
     let record = record_of(&llm_cost(&[
         "price",
