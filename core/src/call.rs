@@ -220,7 +220,8 @@ impl Call {
         call
     }
 
-    /// True for LLM API calls (chat completions, responses, messages, generate content).
+    /// True for LLM API calls (chat and legacy completions, responses, messages, generate
+    /// content, embeddings).
     /// Hosts may skip records of calls that are not metered (health checks, `GET /models`).
     pub fn is_metered(&self) -> bool {
         self.endpoint != Endpoint::Other
