@@ -145,6 +145,9 @@ impl RuleDimension {
 /// One validated budget rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
+    /// Where the rule's fields are below `budgets`: `"rules[2]."`, or `""` for the top-level form
+    /// (messages about the rule name its fields with it).
+    pub at: String,
     /// What the limits are keyed by.
     pub dimension: RuleDimension,
     /// Limits by value of the dimension.
@@ -457,6 +460,7 @@ impl Rule {
             });
         }
         Ok(Rule {
+            at: at.to_owned(),
             dimension,
             limits,
             default_limit,

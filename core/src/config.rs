@@ -413,6 +413,15 @@ impl MeterConfig {
         Ok(config)
     }
 
+    /// Budget rules that load but will not behave as written most likely meant (a limit below
+    /// `reserve_usd`, a `period` left at `none`, a dimension nothing fills where the check runs):
+    /// for the host to log at configure. See [`crate::budget_sanity`].
+    pub fn budget_warnings(&self) -> Vec<crate::budget_sanity::BudgetWarning> {
+        // The Envoy filter checks budgets at the request headers unless it holds the body.
+        let check_at_headers = !(self.inject_usage && self.hold_headers);
+        crate::budget_sanity::warnings(&self.budgets, &self.attribution, check_at_headers)
+    }
+
     /// The `collector` section as written (JSON), if any: the Envoy filter's transport settings,
     /// which it parses and validates itself.
     pub fn collector_json(&self) -> Option<&str> {

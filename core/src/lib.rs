@@ -14,6 +14,7 @@ extern crate alloc;
 pub mod attribution;
 pub mod budget;
 pub mod budget_check;
+pub mod budget_sanity;
 pub mod call;
 pub mod config;
 pub mod cost;

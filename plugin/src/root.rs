@@ -353,6 +353,10 @@ impl RootContext for MeterRoot {
                 if let Err(status) = hostcalls::define_metric(MetricType::Counter, VM_ALIVE) {
                     log::debug!("llm-cost: metric refused: {status:?}");
                 }
+                // Rules that load but will not do what they say: named once per VM, warn level.
+                for warning in config.budget_warnings() {
+                    log::warn!("llm-cost: budgets: {warning}");
+                }
                 let config = Rc::new(config);
                 self.live = LivePrices::new(&config);
                 self.config = Some(config);

@@ -362,3 +362,31 @@ def test_a_rule_on_a_dimension_nothing_fills_is_refused_at_load_time(envoy_bin):
         "budgets": {"rules": [{"dimension": "key_id", "default_limit_usd": "5", "mode": "dryrun"}]}})
     code, output = harness.validate(envoy_bin, config)
     assert code != 0 and "budgets.rules[0].mode" in output
+
+
+def test_rules_that_cannot_mean_what_they_say_are_logged_by_name_at_configure(budget_envoy):
+    """The configuration loads (the rules still work as written), and Envoy's log names each
+    field that will surprise: a limit below `reserve_usd`, a `period` left at `none`, a `body:`
+    dimension checked at the request headers (`hold_headers: false`)."""
+    envoy = budget_envoy(
+        {"reserve_usd": "0.50", "rules": [
+            {"dimension": "key_id", "limits_usd": {key_id("sk-sanity-1"): "0.25"}, "period": "day"},
+            {"dimension": "team", "default_limit_usd": "5"},
+            {"dimension": "feature", "default_limit_usd": "5", "period": "month"},
+        ]},
+        hold_headers=False,
+        attribution={"dimensions": {"team": {"from": ["header:x-team"]},
+                                    "feature": {"from": ["body:metadata.feature"]}}})
+    expected = [
+        "llm-cost: budgets: field `budgets.rules[0].limits_usd.%s`: the limit 0.25 USD is smaller "
+        "than `budgets.reserve_usd` (0.5 USD)" % key_id("sk-sanity-1"),
+        "llm-cost: budgets: field `budgets.rules[1].period`: \"none\" (the default) never starts "
+        "spend again from zero",
+        "llm-cost: budgets: field `budgets.rules[2].dimension`: `feature` is read only from the "
+        "request body",
+    ]
+    harness.wait_until(lambda: all(e in envoy.log_text() for e in expected), 5,
+                       what="the three budget warnings in Envoy's log")
+    # Still metering: the rules apply as written.
+    resp, _ = send(envoy, JSON, extra_headers=auth("sk-sanity-2"))
+    assert resp.status == 200
