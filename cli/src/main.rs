@@ -6,9 +6,11 @@
 //! prints the prices a call of MODEL would be charged.
 //! `llm-cost report` sums stored records; `llm-cost collect` receives and stores them;
 //! `llm-cost key-id` hashes an API key read from stdin. `llm-cost billing fetch` reads what a
-//! provider billed; `llm-cost reconcile` compares it with the records.
+//! provider billed; `llm-cost reconcile` compares it with the records. `llm-cost budgets status`
+//! shows spend against the budget rules from a collector's totals.
 
 mod billing;
+mod budgets;
 mod collect;
 mod explain;
 mod fetch;
@@ -51,6 +53,9 @@ enum Command {
     /// Read what a provider billed (its usage and cost APIs, admin key from the environment).
     #[command(subcommand)]
     Billing(billing::BillingCommand),
+    /// Spend against the budget rules, from a collector (`budgets status`).
+    #[command(subcommand)]
+    Budgets(budgets::BudgetsCommand),
     /// Compare metered records with billing rows; exit 1 when a group is outside the tolerance.
     Reconcile(reconcile::ReconcileArgs),
 }
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
         Command::Collect(args) => collect::run(&args),
         Command::KeyId(args) => key_id::run(&args),
         Command::Billing(command) => billing::run(&command),
+        Command::Budgets(command) => budgets::run(&command),
         Command::Reconcile(args) => match reconcile::run(&args) {
             Ok(true) => Ok(()),
             Ok(false) => return ExitCode::from(1),

@@ -155,6 +155,14 @@ impl Conn {
         self.response()
     }
 
+    fn get(&mut self, target: &str, authorization: Option<&str>) -> Response {
+        let auth = authorization.map_or(String::new(), |a| format!("authorization: {a}\r\n"));
+        let head =
+            format!("GET {target} HTTP/1.1\r\nhost: collector\r\n{auth}connection: close\r\n\r\n");
+        self.send(head.as_bytes());
+        self.response()
+    }
+
     fn line(&mut self) -> String {
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
@@ -625,4 +633,86 @@ fn a_retried_batch_is_stored_once() {
     assert_eq!(retry.json()["stored"], 1);
     assert_eq!(retry.json()["duplicates"], 2);
     assert_eq!(dir.read("2026-07-01"), format!("{a}\n{b}\n{c_line}\n"));
+}
+
+/// The spend of `dimension` `value` in a `GET /v1/spend` answer.
+fn spent(answer: &Value, dimension: &str, value: &str) -> Option<String> {
+    answer["spend"]
+        .as_array()?
+        .iter()
+        .find(|s| s["dimension"] == dimension && s["value"] == value)
+        .and_then(|s| s["spent_usd"].as_str().map(str::to_owned))
+}
+
+#[test]
+fn spend_queries_answer_exact_running_totals_that_survive_a_restart() {
+    let dir = TempDir::new();
+    // Stored before the collector starts, in a month long gone: counts for `none`, not `month`.
+    std::fs::write(
+        dir.0.join("llm-cost-2026-01-15.ndjson"),
+        "{\"ts\":\"2026-01-15T10:00:00Z\",\"key_id\":\"3f2a9c1b7e44\",\"provider\":\"openai\",\"cost_usd\":\"0.1\"}\n",
+    )
+    .unwrap();
+    let token = "s3cret-spend-token";
+    let bearer = format!("Bearer {token}");
+    let c = Collector::start(&dir.0, &["--spend-token", token]);
+    // No `ts`: filed under (and counted on) the day they arrive, i.e. this month.
+    let tiny = r#"{"request_id":"s1","key_id":"3f2a9c1b7e44","provider":"openai","priced_as":"openai/gpt-4o-mini","cost_usd":"0.000000000000000000000000000001","attributes":{"team":"search"}}"#;
+    let big = r#"{"request_id":"s2","key_id":"3f2a9c1b7e44","provider":"openai","priced_as":"openai/gpt-4o-mini","cost_usd":"0.2","attributes":{"team":"search"}}"#;
+    let refused = r#"{"request_id":"s3","key_id":"3f2a9c1b7e44","provider":"openai","status_code":429,"error":"budget_exceeded"}"#;
+    let r = c.post("/ingest", format!("{tiny}\n{big}\n{refused}\n").as_bytes());
+    assert_eq!(r.json()["stored"], 3, "{r:?}");
+    // A retried copy is dropped by the store, so the totals do not count it either.
+    assert_eq!(c.post("/ingest", big.as_bytes()).json()["duplicates"], 1);
+
+    for auth in [None, Some("Bearer wrong"), Some(token)] {
+        let r = c.connect().get("/v1/spend?period=month", auth);
+        assert_eq!(r.status, 401, "{auth:?}");
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        assert!(!String::from_utf8_lossy(&r.body).contains("spent_usd"));
+    }
+    let check = |c: &Collector| {
+        let month = c.connect().get("/v1/spend?period=month", Some(&bearer));
+        assert_eq!(month.status, 200, "{month:?}");
+        let month = month.json();
+        assert_eq!(month["period"], "month");
+        assert_eq!(month["records"], 3);
+        let exact = Some("0.200000000000000000000000000001".to_owned());
+        for (dimension, value) in [
+            ("key_id", "3f2a9c1b7e44"),
+            ("team", "search"),
+            ("model", "openai/gpt-4o-mini"),
+            ("provider", "openai"),
+        ] {
+            assert_eq!(spent(&month, dimension, value), exact, "{dimension}");
+        }
+        let all = c
+            .connect()
+            .get("/v1/spend?period=none", Some(&bearer))
+            .json();
+        assert_eq!(
+            spent(&all, "key_id", "3f2a9c1b7e44"),
+            Some("0.300000000000000000000000000001".to_owned())
+        );
+        assert_eq!(
+            c.connect()
+                .get("/v1/spend?period=week", Some(&bearer))
+                .status,
+            400
+        );
+    };
+    check(&c);
+    // A restart rebuilds the same totals from the files.
+    drop(c);
+    let c = Collector::start(&dir.0, &["--spend-token", token]);
+    check(&c);
+    assert!(
+        c.log().contains("spend totals from 2 stored file(s)"),
+        "{}",
+        c.log()
+    );
+    drop(c);
+    // Without a token the endpoint is open.
+    let c = Collector::start(&dir.0, &[]);
+    assert_eq!(c.connect().get("/v1/spend", None).json()["period"], "month");
 }

@@ -13,6 +13,7 @@ mod recent;
 mod server;
 mod signals;
 mod sink;
+mod spend;
 mod store;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
@@ -59,6 +60,11 @@ pub struct CollectArgs {
     /// unanswered (their senders retry).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     shutdown_grace: u64,
+    /// Bearer token `GET /v1/spend` requires (401 without it); default: the environment variable
+    /// `LLM_COST_SPEND_TOKEN`; neither: spend queries are open (keep the collector on a private
+    /// network then).
+    #[arg(long, value_name = "TOKEN")]
+    spend_token: Option<String>,
 }
 
 /// Runs the collector until SIGINT or SIGTERM; the error is a message for the user.
@@ -104,6 +110,25 @@ pub fn run(args: &CollectArgs) -> Result<(), String> {
         }
         (None, None) => return Err("one of --out DIR or --postgres URL is needed".to_owned()),
     };
+    // Spend totals from the files already stored, before any new record arrives (the daily
+    // files only: with --postgres, `GET /v1/spend` answers 501).
+    let spend = match &args.out {
+        Some(out) if args.postgres.is_none() => {
+            let spend = spend::Spend::default();
+            let (files, bad) = spend.load(out)?;
+            if bad > 0 {
+                eprintln!("llm-cost collect: {bad} stored record(s) with a cost_usd that is not a USD amount left out of the spend totals");
+            }
+            eprintln!("llm-cost collect: spend totals from {files} stored file(s)");
+            Some(spend)
+        }
+        _ => None,
+    };
+    let spend_token = args
+        .spend_token
+        .clone()
+        .or_else(|| std::env::var("LLM_COST_SPEND_TOKEN").ok())
+        .filter(|t| !t.is_empty());
     let shared = Arc::new(Shared {
         path: args.path.clone(),
         max_body_bytes: args.max_body_bytes,
@@ -113,9 +138,18 @@ pub fn run(args: &CollectArgs) -> Result<(), String> {
         recent: std::sync::Mutex::new(recent::Recent::new(recent::DEFAULT_CAPACITY)),
         stopping,
         stats: Stats::default(),
+        spend,
+        spend_token,
     });
     println!("listening on http://{bound}{}", args.path);
-    eprintln!("llm-cost collect: writing to {target}");
+    eprintln!(
+        "llm-cost collect: writing to {target} (GET /v1/spend {})",
+        if shared.spend_token.is_some() {
+            "needs the bearer token"
+        } else {
+            "is open"
+        }
+    );
     let stuck = server::serve(listener, &shared);
     if stuck > 0 {
         // Their requests were not answered (the senders retry them); everything answered 200 is

@@ -39,6 +39,10 @@ pub struct Shared {
     pub recent: std::sync::Mutex<super::recent::Recent>,
     pub stopping: Arc<AtomicBool>,
     pub stats: Stats,
+    /// Running spend totals (`GET /v1/spend`, `spend.rs`); kept with the daily files only.
+    pub spend: Option<super::spend::Spend>,
+    /// `--spend-token`: the bearer token `GET /v1/spend` requires, if set.
+    pub spend_token: Option<String>,
 }
 
 /// Counters printed at exit.
@@ -185,11 +189,20 @@ fn serve_one(reader: &mut BufReader<TcpStream>, w: &mut impl Write, shared: &Sha
     if path == shared.path && method == "POST" {
         return ingest(reader, w, shared, &head, framing);
     }
+    if path == SPEND_PATH && method == "GET" {
+        let (status, body) = spend_answer(shared, &head);
+        let extra: &[(&str, &str)] = if status == 401 {
+            &[("www-authenticate", "Bearer")]
+        } else {
+            &[]
+        };
+        return bodyless(w, &head, framing, status, &body, extra);
+    }
     let (status, body, allow) = if path == shared.path {
         (405, json!({"error": "method not allowed"}), "POST")
     } else if path == "/healthz" && method == "GET" {
         (200, json!({"status": "ok"}), "")
-    } else if path == "/healthz" {
+    } else if path == "/healthz" || path == SPEND_PATH {
         (405, json!({"error": "method not allowed"}), "GET")
     } else {
         (
@@ -204,6 +217,38 @@ fn serve_one(reader: &mut BufReader<TcpStream>, w: &mut impl Write, shared: &Sha
         &[("allow", allow)]
     };
     bodyless(w, &head, framing, status, &body, extra)
+}
+
+/// Spend so far per (dimension, value): `GET /v1/spend?period=day|month|none`.
+const SPEND_PATH: &str = "/v1/spend";
+
+/// The status and JSON of a spend query (the token first: a 401 says nothing else).
+fn spend_answer(shared: &Shared, head: &Head) -> (u16, serde_json::Value) {
+    if let Some(token) = &shared.spend_token {
+        if !super::spend::authorized(head.header("authorization"), token) {
+            return (
+                401,
+                json!({"error": "spend queries need `Authorization: Bearer <--spend-token>`"}),
+            );
+        }
+    }
+    let query = head.target.split_once('?').map_or("", |(_, q)| q);
+    let mut period = Some(super::spend::Period::Month);
+    for (name, value) in query.split('&').filter_map(|p| p.split_once('=')) {
+        if name == "period" {
+            period = super::spend::Period::parse(value);
+        }
+    }
+    let Some(spend) = &shared.spend else {
+        return (
+            501,
+            json!({"error": "spend totals are kept with --out only (PostgreSQL: query its daily view)"}),
+        );
+    };
+    match period {
+        Some(period) => (200, spend.query(period, Day::today())),
+        None => (400, json!({"error": "period must be day, month or none"})),
+    }
 }
 
 /// Answers a request whose body is not wanted: keeps the connection only when there is none.
@@ -267,7 +312,21 @@ fn ingest(
     let batch = Batch::parse(&body, Day::today(), &mut recent());
     let (stored, rejected, duplicates) = (batch.stored, batch.rejected, batch.duplicates);
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+    // The totals take the lines once they are durable (a copy: the sink owns the original).
+    let for_totals: Vec<(Day, Vec<u8>)> = match &shared.spend {
+        Some(_) => batch
+            .by_day
+            .iter()
+            .map(|(day, lines)| (*day, lines.clone()))
+            .collect(),
+        None => Vec::new(),
+    };
     let appended = shared.store.append(batch.by_day);
+    if let (Ok(_), Some(spend)) = (&appended, &shared.spend) {
+        for (day, lines) in &for_totals {
+            spend.add_lines(*day, lines);
+        }
+    }
     if appended.is_err() {
         recent().forget(&batch.hashes);
     }
