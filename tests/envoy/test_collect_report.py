@@ -23,14 +23,14 @@ from support.calls import fixture_names, key_id, recorded, send, split_comment
 
 
 class Collect:
-    """A running `llm-cost collect --listen 127.0.0.1:0 --out DIR`; killed by `stop` if still up."""
+    """A running `llm-cost collect --listen 127.0.0.1:0 --out DIR [extra]`; killed by `stop` if still up."""
 
-    def __init__(self, out_dir):
+    def __init__(self, out_dir, extra=()):
         self.dir = out_dir
         self.log_path = os.path.join(out_dir, ".collect.log")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [harness.CLI, "collect", "--listen", "127.0.0.1:0", "--out", out_dir],
+            [harness.CLI, "collect", "--listen", "127.0.0.1:0", "--out", out_dir, *extra],
             stdout=subprocess.PIPE,
             stderr=self.log,
         )

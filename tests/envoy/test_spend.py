@@ -1,0 +1,123 @@
+"""Issue #25, the admin view: calls through a real Envoy reach a real `llm-cost collect`, whose
+running totals (`GET /v1/spend`) and `llm-cost budgets status` show the same spend the filter
+enforces (the `spent_usd` of its 429, the sum of the `X-LLM-Cost` headers)."""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from decimal import Decimal
+
+import pytest
+
+from support import harness
+from support.calls import cli_record, key_id, send
+from test_collect_report import Collect
+
+JSON = "openrouter-cache-all-settings-real-api-0"
+TOKEN = "spend-token-for-tests"
+
+
+@pytest.fixture
+def out_dir():
+    d = tempfile.mkdtemp(prefix="llm-cost-spend-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def spend(port, period, token=TOKEN):
+    req = urllib.request.Request("http://127.0.0.1:%d/v1/spend?period=%s" % (port, period))
+    if token:
+        req.add_header("authorization", "Bearer " + token)
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def spent(answer, dimension, value):
+    for s in answer["spend"]:
+        if s["dimension"] == dimension and s["value"] == value:
+            return Decimal(s["spent_usd"])
+    return Decimal(0)
+
+
+def test_budgets_status_shows_the_spend_the_filter_enforces(envoy_bin, upstream, cli, out_dir):
+    golden = cli_record(cli, JSON)
+    cost = Decimal(golden["cost_usd"])
+    api_key = "sk-spend-status-1"
+    kid = key_id(api_key)
+    config = {
+        "collector": {"flush_interval_ms": 100},
+        "attribution": {"dimensions": {"team": {"from": ["header:x-team"]}}},
+        "budgets": {"reserve_usd": "0.000001", "rules": [
+            {"dimension": "key_id", "limits_usd": {kid: str(cost * Decimal("2.5"))}, "period": "month"},
+            {"dimension": "team", "default_limit_usd": "100", "period": "day", "mode": "shadow"},
+        ]},
+    }
+    config_path = os.path.join(out_dir, "plugin_config.json")
+    collect = Collect(out_dir, extra=["--spend-token", TOKEN])
+    envoy = None
+    try:
+        envoy = harness.Envoy(envoy_bin, upstream.port, collect.port, plugin_config=config)
+        headers = {"authorization": "Bearer " + api_key, "x-team": "search"}
+        told = Decimal(0)
+        for _ in range(3):
+            resp, _ = send(envoy, JSON, extra_headers=headers)
+            assert resp.status == 200, resp.body[:300]
+            told += Decimal(resp.header("x-llm-cost"))
+        resp, _ = send(envoy, JSON, extra_headers=headers)
+        assert resp.status == 429
+        enforced = Decimal(json.loads(resp.body)["error"]["spent_usd"])
+        assert enforced == told == 3 * cost
+
+        # The 4 records (the refusal included) reach the collector's running totals.
+        harness.wait_until(lambda: spend(collect.port, "month")["records"] >= 4, 15,
+                           what="4 records in the collector's totals")
+        month = spend(collect.port, "month")
+        assert spent(month, "key_id", kid) == enforced
+        assert spent(month, "team", "search") == enforced
+        # The model as budget rules match it (the price-table id), and the provider.
+        assert spent(month, "model", golden["priced_as"]) == enforced
+        assert spent(month, "provider", golden["provider"]) == enforced
+        print(json.dumps(month))
+        assert spent(spend(collect.port, "day"), "team", "search") == enforced
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            spend(collect.port, "month", token=None)
+        assert refused.value.code == 401
+
+        with open(config_path, "w") as f:
+            json.dump(config, f)
+        collector_url = "http://127.0.0.1:%d" % collect.port
+        args = [cli, "budgets", "status", "--collector", collector_url, "--config", config_path]
+        env = dict(os.environ, LLM_COST_SPEND_TOKEN=TOKEN)
+        out = subprocess.run(args + ["--json"], capture_output=True, timeout=30, env=env)
+        assert out.returncode == 0, out.stderr
+        rows = json.loads(out.stdout)["budgets"]
+        money = ("spent_usd", "limit_usd", "remaining_usd")
+        assert [{k: Decimal(v) if k in money else v for k, v in row.items()} for row in rows] == [
+            {"rule": 0, "dimension": "key_id", "value": kid, "period": "month", "mode": "enforce",
+             "spent_usd": enforced, "limit_usd": cost * Decimal("2.5"), "remaining_usd": 0,
+             "status": "over"},
+            {"rule": 1, "dimension": "team", "value": "search", "period": "day", "mode": "shadow",
+             "spent_usd": enforced, "limit_usd": 100, "remaining_usd": 100 - enforced,
+             "status": "under"},
+        ], rows
+        table = subprocess.run(args, capture_output=True, timeout=30, env=env, text=True)
+        assert table.returncode == 0, table.stderr
+        lines = table.stdout.splitlines()
+        assert lines[0].split() == ["RULE", "DIMENSION", "VALUE", "PERIOD", "MODE", "SPENT_USD",
+                                    "LIMIT_USD", "REMAINING_USD", "STATUS"]
+        first = lines[1].split()
+        assert first[:5] == ["0", "key_id", kid, "month", "enforce"] and first[-2:] == ["0", "over"]
+        assert Decimal(first[5]) == enforced and Decimal(first[6]) == cost * Decimal("2.5")
+        # Without the token the collector refuses, and the CLI says what is missing.
+        env.pop("LLM_COST_SPEND_TOKEN")
+        denied = subprocess.run(args, capture_output=True, timeout=30, env=env, text=True)
+        assert denied.returncode == 2 and "spend token" in denied.stderr, denied.stderr
+        print("enforced %s USD; collector and budgets status agree" % enforced)
+    finally:
+        if envoy is not None:
+            envoy.stop()
+        collect.stop()
