@@ -5,6 +5,7 @@ Issue #26: the report's `model` is the same id as the same Envoy's Prometheus `m
 call refused for its budget is reported as `refused`, with the model the client asked for.
 """
 
+import collections
 import glob
 import json
 import os
@@ -178,15 +179,16 @@ def test_report_models_are_the_prometheus_labels_and_budget_refusals_are_refused
         assert report["total"]["calls"] == calls and report["malformed_lines"] == 0
         by_model = report["by"]["model"]
         stored = collect.records()
-        # One convention: every model label is a report model with the same number of priced
-        # calls; the calls Prometheus counts as `other` are the ones no table entry priced (here
-        # the refused ones among them), which the report names by their own model.
-        unpriced = collect.report("--where", "status=refused", "--where", "status=unpriced",
-                                  "--where", "status=no_usage", "--where", "status=error")["by"]["model"]
+        # One convention: every model label is a report model, the table entry that priced (or, for
+        # a component without a price, named) the call; the calls Prometheus counts as `other` are
+        # the ones no table entry matched (here the refused ones among them), which the report names
+        # by their own model.
+        unmatched = collections.Counter(r["model"] or r["model_requested"] for r in stored if r["priced_as"] is None)
         labelled = {m: n for m, n in prometheus.items() if m != "other"}
         assert len(labelled) > 5, prometheus
-        priced_calls = {m: by_model[m]["calls"] - unpriced.get(m, {}).get("calls", 0) for m in labelled}
-        assert priced_calls == labelled, (prometheus, by_model)
+        assert labelled == collections.Counter(r["priced_as"] for r in stored if r["priced_as"]), prometheus
+        matched_calls = {m: by_model[m]["calls"] - unmatched.get(m, 0) for m in labelled}
+        assert matched_calls == labelled, (prometheus, by_model)
         assert prometheus.get("other", 0) == sum(r["priced_as"] is None for r in stored)
         # ... while answered_model keeps the names the upstreams answered with.
         answered = {r["model"] for r in stored if r["model"]}

@@ -98,15 +98,33 @@ def price_keys():
     return re.findall(r'"(\w+)"', body)
 
 
+def service_tier_suffixes():
+    source = read("pricing-data", "src", "keys.rs")
+    body = re.search(r"SERVICE_TIER_SUFFIXES: \[&str; \d+\] = \[(.*?)\];", source, re.S).group(1)
+    return re.findall(r'"(\w+)"', body)
+
+
+def with_tier_keys(listed):
+    """The documented base keys, and for each token key (all but `request` and `web_search`, which
+    are per request and per search) its service-tier keys `<key>_<tier>`, as both docs word it."""
+    keys = set(listed)
+    for key in listed:
+        if key not in ("request", "web_search"):
+            keys.update("%s_%s" % (key, tier) for tier in service_tier_suffixes())
+    return sorted(keys)
+
+
 def test_the_documented_price_keys_of_models_are_the_code_s():
     keys = sorted(price_keys())
-    assert "prompt" in keys and "completion" in keys
+    assert "prompt" in keys and "completion" in keys and "prompt_flex" in keys
     row = next(l for l in read("docs", "CONFIGURATION.md").splitlines() if l.startswith("| `models` |"))
     listed = re.search(r"keys as OpenRouter's pricing \(([^)]*)\)", row).group(1)
-    assert sorted(re.findall(r"`(\w+)`", listed)) == keys, row
+    assert "`<key>_flex`, `<key>_priority`, `<key>_batch`" in row, row
+    assert with_tier_keys(re.findall(r"`(\w+)`", listed)) == keys, row
     wrangler = read("worker", "wrangler.toml")
     listed = re.search(r"# Price keys: ([^.]*)\.", wrangler).group(1)
-    assert sorted(k.strip() for k in listed.replace("#", " ").split(",")) == keys, listed
+    assert "<key>_flex, <key>_priority, <key>_batch" in wrangler.replace("#  ", "").replace("\n# ", " ")
+    assert with_tier_keys([k.strip() for k in listed.replace("#", " ").split(",")]) == keys, listed
 
 
 def test_pricing_version_suffix_is_the_one_the_code_writes_everywhere():
