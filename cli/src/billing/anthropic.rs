@@ -22,13 +22,7 @@ pub(super) const VERSION: &str = "2023-06-01";
 const COSTS: &str = "/v1/organizations/cost_report";
 const MESSAGES: &str = "/v1/organizations/usage_report/messages";
 
-#[derive(Deserialize)]
-struct Page {
-    data: Vec<Bucket>,
-    has_more: bool,
-    #[serde(default)]
-    next_page: Option<String>,
-}
+type Page = super::Page<Bucket>;
 
 #[derive(Deserialize)]
 struct Bucket {
@@ -107,7 +101,7 @@ fn parse_costs(body: &[u8]) -> super::PageRows {
             });
         }
     }
-    Ok((rows, next(&page)))
+    Ok((rows, page.next()))
 }
 
 fn parse_messages(body: &[u8]) -> super::PageRows {
@@ -148,13 +142,7 @@ fn parse_messages(body: &[u8]) -> super::PageRows {
             });
         }
     }
-    Ok((rows, next(&page)))
-}
-
-fn next(page: &Page) -> Option<String> {
-    page.next_page
-        .clone()
-        .filter(|p| page.has_more && !p.is_empty())
+    Ok((rows, page.next()))
 }
 
 #[cfg(test)]

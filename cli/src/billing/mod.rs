@@ -17,9 +17,29 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 use llm_cost_core::Usd;
+use serde::Deserialize;
 
 use http::{Client, FetchError, MAX_PAGES};
 use row::BillingRow;
+
+/// One page of an OpenAI or Anthropic admin report: time buckets (`B`, the provider's shape),
+/// `has_more`, and the cursor to pass for the next page. Both APIs page this same way.
+#[derive(Deserialize)]
+struct Page<B> {
+    data: Vec<B>,
+    has_more: bool,
+    #[serde(default)]
+    next_page: Option<String>,
+}
+
+impl<B> Page<B> {
+    /// The cursor of the next page, if there is one (an empty cursor ends the report too).
+    fn next(&self) -> Option<String> {
+        self.next_page
+            .clone()
+            .filter(|p| self.has_more && !p.is_empty())
+    }
+}
 
 /// `llm-cost billing …`.
 #[derive(Subcommand)]

@@ -23,13 +23,7 @@ Put it in $OPENAI_ADMIN_KEY.";
 const COSTS: &str = "/v1/organization/costs";
 const COMPLETIONS: &str = "/v1/organization/usage/completions";
 
-#[derive(Deserialize)]
-struct Page {
-    data: Vec<Bucket>,
-    has_more: bool,
-    #[serde(default)]
-    next_page: Option<String>,
-}
+type Page = super::Page<Bucket>;
 
 #[derive(Deserialize)]
 struct Bucket {
@@ -137,7 +131,7 @@ fn parse_costs(body: &[u8]) -> super::PageRows {
             });
         }
     }
-    Ok((rows, next(&page)))
+    Ok((rows, page.next()))
 }
 
 fn parse_completions(body: &[u8]) -> super::PageRows {
@@ -170,13 +164,7 @@ fn parse_completions(body: &[u8]) -> super::PageRows {
             });
         }
     }
-    Ok((rows, next(&page)))
-}
-
-fn next(page: &Page) -> Option<String> {
-    page.next_page
-        .clone()
-        .filter(|p| page.has_more && !p.is_empty())
+    Ok((rows, page.next()))
 }
 
 #[cfg(test)]
