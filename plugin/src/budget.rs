@@ -5,7 +5,7 @@
 //! Shared data is per Envoy process and `vm_id`: every worker thread of one Envoy sees the same
 //! ledgers, other Envoys do not, and a restart starts from zero (docs/BUDGETS.md).
 
-use llm_cost_core::budget::{threshold_marks, Mode};
+use llm_cost_core::budget::{threshold_marks, Mode, THRESHOLDS_PERCENT};
 use llm_cost_core::{BudgetMark, Budgets, Charge, CostRecord, Decision, Ledger, Rejection, Usd};
 use proxy_wasm::hostcalls;
 
@@ -129,13 +129,7 @@ fn settle_in(
 pub fn metric_increments(record: &CostRecord) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     for mark in &record.budget_would_exceed {
-        out.push((
-            format!(
-                "{PREFIX}.budget_would_exceed_total.dimension={}",
-                label(&mark.dimension)
-            ),
-            1,
-        ));
+        out.push((would_exceed_metric(&mark.dimension), 1));
     }
     for mark in &record.budget_thresholds {
         // An operator's signal, once per threshold and period: the value is the dimension's
@@ -150,15 +144,46 @@ pub fn metric_increments(record: &CostRecord) -> Vec<(String, u64)> {
             mark.period
         );
         out.push((
-            format!(
-                "{PREFIX}.budget_threshold_total.threshold={}.dimension={}",
-                mark.percent.unwrap_or(0),
-                label(&mark.dimension)
-            ),
+            threshold_metric(mark.percent.unwrap_or(0), &mark.dimension),
             1,
         ));
     }
     out
+}
+
+/// The budget counters `budgets` can add to, for the root to define at configure so they are
+/// exported from the start at 0: a counter that first appears at 1 is invisible to PromQL's
+/// `increase()`, and the first threshold event of a rule would not fire `LlmBudgetThresholdReached`.
+pub fn metric_names(budgets: &Budgets) -> Vec<String> {
+    let mut out = Vec::new();
+    for rule in &budgets.rules {
+        let dimension = rule.dimension.as_str();
+        out.extend(
+            THRESHOLDS_PERCENT
+                .iter()
+                .map(|p| threshold_metric(*p, dimension)),
+        );
+        if rule.mode == Mode::Shadow {
+            out.push(would_exceed_metric(dimension));
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn would_exceed_metric(dimension: &str) -> String {
+    format!(
+        "{PREFIX}.budget_would_exceed_total.dimension={}",
+        label(dimension)
+    )
+}
+
+fn threshold_metric(percent: u8, dimension: &str) -> String {
+    format!(
+        "{PREFIX}.budget_threshold_total.threshold={percent}.dimension={}",
+        label(dimension)
+    )
 }
 
 /// The host's shared key-value store, as proxy-wasm exposes it.
@@ -417,6 +442,29 @@ mod tests {
             attributes: [("team".to_owned(), team.to_owned())].into(),
             ..BudgetFacts::default()
         }
+    }
+
+    #[test]
+    fn every_budget_counter_a_configuration_can_add_to_is_defined_up_front() {
+        let config = rules(
+            r#"{"attribution":{"dimensions":{"team":{"from":["header:x-team"]}}},
+                "budgets":{"rules":[{"dimension":"team","default_limit_usd":"10"},
+                                    {"dimension":"key_id","limits_usd":{"0123456789ab":"1"}},
+                                    {"dimension":"key_id","default_limit_usd":"0","mode":"shadow"}]}}"#,
+        );
+        assert_eq!(
+            metric_names(&config.budgets),
+            [
+                "llmcost.budget_threshold_total.threshold=100.dimension=key_id",
+                "llmcost.budget_threshold_total.threshold=100.dimension=team",
+                "llmcost.budget_threshold_total.threshold=50.dimension=key_id",
+                "llmcost.budget_threshold_total.threshold=50.dimension=team",
+                "llmcost.budget_threshold_total.threshold=80.dimension=key_id",
+                "llmcost.budget_threshold_total.threshold=80.dimension=team",
+                "llmcost.budget_would_exceed_total.dimension=key_id",
+            ]
+        );
+        assert!(metric_names(&rules("{}").budgets).is_empty());
     }
 
     #[test]

@@ -350,8 +350,12 @@ impl RootContext for MeterRoot {
                 self.shared.send_records.set(c.enabled);
                 host::set_tick_period(Duration::from_millis(c.flush_interval_ms));
                 // Exported from the start (at 0): the heartbeat's alert needs the series.
-                if let Err(status) = hostcalls::define_metric(MetricType::Counter, VM_ALIVE) {
-                    log::debug!("llm-cost: metric refused: {status:?}");
+                // So are the budget counters, for `increase()` to see their first event.
+                let names = crate::budget::metric_names(&config.budgets);
+                for name in core::iter::once(VM_ALIVE).chain(names.iter().map(String::as_str)) {
+                    if let Err(status) = hostcalls::define_metric(MetricType::Counter, name) {
+                        log::debug!("llm-cost: metric refused: {status:?}");
+                    }
                 }
                 // Rules that load but will not do what they say: named once per VM, warn level.
                 for warning in config.budget_warnings() {

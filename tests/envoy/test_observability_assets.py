@@ -48,15 +48,17 @@ def test_alert_rules_have_the_prometheus_shape():
     with open(os.path.join(ASSETS, "prometheus-alerts.yml")) as f:
         text = f.read()
     assert text.startswith("#") and "\ngroups:\n" in text
-    assert len(re.findall(r"^      - alert: \w+$", text, re.M)) == len(re.findall(r"^        expr:", text, re.M)) == 9
+    assert len(re.findall(r"^      - alert: \w+$", text, re.M)) == len(re.findall(r"^        expr:", text, re.M)) == 10
 
 
-def exported_after_calls(envoy_bin, upstream, collector_port, wait_for, pricing=None):
+def exported_after_calls(envoy_bin, upstream, collector_port, wait_for, pricing=None, budgets=None):
     """Metric names a real Envoy exports after calls that exercise every counter (a cached call, a
     reasoning call, a failing call)."""
     config = {"collector": {"flush_interval_ms": 100, "max_queue_records": 1}}
     if pricing:
         config["pricing"] = pricing
+    if budgets:
+        config["budgets"] = budgets
     e = harness.Envoy(envoy_bin, upstream.port, collector_port, plugin_config=config)
     try:
         for name, fault in [("openrouter-cache-all-settings-real-api-1", None),
@@ -81,6 +83,10 @@ def test_assets_query_only_metrics_the_filter_exports(envoy_bin, upstream, colle
     exported |= exported_after_calls(envoy_bin, upstream, collector.port,
                                      ["llmcost_pricing_table_age_seconds", "llmcost_pricing_refreshes_total"],
                                      pricing={"source": source})
+    # A budget of (almost) nothing per key: the first priced call crosses 50, 80 and 100 % at once.
+    exported |= exported_after_calls(envoy_bin, upstream, collector.port, ["llmcost_budget_threshold_total"],
+                                     budgets={"rules": [{"dimension": "key_id", "default_limit_usd": "0.000001",
+                                                         "period": "month"}]})
     missing = referenced_metrics() - exported
     assert not missing, "dashboard/alerts query metrics the filter does not export: %s" % sorted(missing)
 

@@ -84,7 +84,8 @@ def test_filter_exposition_passes_promtool_check_metrics(metered, undelivered):
         send(undelivered, name)
     send(metered, CALLS[0], fault="malformed")
     texts = [exposition(metered, 'llmcost_errors_total{reason="malformed_json"}'),
-             exposition(undelivered, "llmcost_collector_dropped_records_total")]
+             exposition(undelivered, "llmcost_collector_dropped_records_total"),
+             exposition(undelivered, 'llmcost_budget_threshold_total{threshold="100"')]
     with open(DASHBOARD) as f, open(RULES) as g:
         queried = set(re.findall(r"\bllmcost_[a-z_]+", f.read() + g.read()))
     linted = set(re.findall(r"(?m)^# TYPE (llmcost_[a-z_]+) ", "".join(texts)))
@@ -181,9 +182,13 @@ def undelivered(envoy_bin, upstream):
     # gauge is the bundled table's (days), which makes LlmPricesStale true.
     source = {"cluster": "no_such_cluster", "authority": "a", "path": "/p", "format": "openrouter",
               "refresh_interval_s": 1}
+    # A shadow budget of (almost) nothing per key: its first priced call crosses 50, 80 and 100 % at
+    # once (llmcost_budget_threshold_total, LlmBudgetThresholdReached) and no call is refused.
+    budgets = {"rules": [{"dimension": "key_id", "default_limit_usd": "0.000000001", "period": "month",
+                          "mode": "shadow"}]}
     e = harness.Envoy(envoy_bin, upstream.port, 1, plugin_config={
         "collector": {"flush_interval_ms": 100, "max_queue_records": 1}, "attribution": ATTRIBUTION,
-        "pricing": {"source": source}})
+        "pricing": {"source": source}, "budgets": budgets})
     yield e
     e.stop()
 
@@ -362,9 +367,11 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(meter
     send(metered, UNPRICED, extra_headers={"x-team": TEAMS[0]})
     time.sleep(2.5)
     measured_since = time.time()
-    # On the second Envoy, failed deliveries and dropped records.
+    # On the second Envoy, failed deliveries and dropped records; and a key its shadow budget has not
+    # seen: its first call crosses 50, 80 and 100 % (counters at 0 since configure, so increase() sees it).
     for name in CALLS:
         send(undelivered, name)
+    send(undelivered, CALLS[0], extra_headers={"authorization": "Bearer sk-first-seen-by-the-shadow-budget"})
     scraped = {m: 'sum by (model, team) (llmcost_%s_total{instance="%s"})' % (m, metered.admin)
                for m in ("cost_micros", "cached_tokens", "prompt_tokens")}
     before = {m: prometheus.query(q) for m, q in scraped.items()}
@@ -447,8 +454,9 @@ def test_real_prometheus_answers_every_panel_and_alert_from_the_real_envoy(meter
     quiet = {"LlmSpendRateHigh", "LlmSpendRateHighByModel"}
     # Its bundled-only prices make LlmPricesStale true, pending for its `for: 15m`.
     # The unpriced calls (a model the bundled table does not know) fire LlmUnpricedCalls at once.
+    # Its shadow budget's 100 % event fires LlmBudgetThresholdReached at once.
     true_now = {"LlmCostCollectorFailing": "pending", "LlmCostRecordsDropped": "firing", "LlmPricesStale": "pending",
-                "LlmUnpricedCalls": "firing"}
+                "LlmUnpricedCalls": "firing", "LlmBudgetThresholdReached": "firing"}
     harness.wait_until(lambda: {a["labels"]["alertname"]: a["state"] for a in prometheus.api("alerts")["alerts"]
                                 if a["labels"]["alertname"] in true_now} == true_now, 10, interval=0.2,
                        what="collector alerts %s (alerts: %s)" % (true_now, prometheus.api("alerts")))
