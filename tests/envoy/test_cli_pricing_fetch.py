@@ -101,7 +101,8 @@ def test_price_accepts_a_url_for_pricing(cli):
     server = harness.Helper("pricing_server.py")
     try:
         doc = {"data": [{"id": "anthropic/claude-sonnet-4.6", "canonical_slug": "anthropic/claude-4.6-sonnet-20260217",
-                         "pricing": {"prompt": "0.00001", "completion": "0.00002"}}]}
+                         "pricing": {"prompt": "0.00001", "completion": "0.00002", "input_cache_read": "0.000001",
+                                     "input_cache_write": "0.0000125"}}]}
         urllib.request.urlopen(urllib.request.Request(server.url("/_document"), data=json.dumps(doc).encode(),
                                                       method="PUT"), timeout=5).read()
         rec = recorded(JSON)
@@ -111,6 +112,7 @@ def test_price_accepts_a_url_for_pricing(cli):
         record = json.loads(proc.stdout.decode().strip().splitlines()[-1])
         assert record["priced_as"] == "anthropic/claude-sonnet-4.6"
         assert record["breakdown"]["completion"] == "0.00126"  # 63 completion tokens at 0.00002
+        assert record["breakdown"]["cache_write"] == "0.0321125"  # 2,569 cache-write tokens at 0.0000125
     finally:
         server.stop()
 
