@@ -38,18 +38,11 @@ pub(super) fn fetch(
 ) -> Result<Vec<BillingRow>, FetchError> {
     let end = next_day(until).unwrap_or_default();
     let window = |groups: &[&str]| {
-        let mut q = vec![
-            ("starting_at".to_owned(), format!("{since}T00:00:00Z")),
-            ("ending_at".to_owned(), format!("{end}T00:00:00Z")),
-            ("bucket_width".to_owned(), "1d".to_owned()),
-            ("limit".to_owned(), "31".to_owned()),
-        ];
-        q.extend(
-            groups
-                .iter()
-                .map(|g| ("group_by[]".to_owned(), (*g).to_owned())),
-        );
-        q
+        super::report_window(
+            ("starting_at", format!("{since}T00:00:00Z")),
+            ("ending_at", format!("{end}T00:00:00Z")),
+            groups,
+        )
     };
     let mut rows = super::paged(
         client,

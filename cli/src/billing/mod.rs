@@ -41,6 +41,27 @@ impl<B> Page<B> {
     }
 }
 
+/// The query of an OpenAI or Anthropic admin report over a window of whole UTC days: its start and
+/// end (each API names them its own way), daily buckets, up to 31 a page, grouped by `groups`.
+fn report_window(
+    start: (&str, String),
+    end: (&str, String),
+    groups: &[&str],
+) -> Vec<(String, String)> {
+    let mut q = vec![
+        (start.0.to_owned(), start.1),
+        (end.0.to_owned(), end.1),
+        ("bucket_width".to_owned(), "1d".to_owned()),
+        ("limit".to_owned(), "31".to_owned()),
+    ];
+    q.extend(
+        groups
+            .iter()
+            .map(|g| ("group_by[]".to_owned(), (*g).to_owned())),
+    );
+    q
+}
+
 /// `llm-cost billing …`.
 #[derive(Subcommand)]
 pub enum BillingCommand {

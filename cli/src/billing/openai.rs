@@ -62,18 +62,11 @@ pub(super) fn fetch(
         .unwrap_or(0)
         .to_string();
     let window = |groups: &[&str]| {
-        let mut q = vec![
-            ("start_time".to_owned(), start.clone()),
-            ("end_time".to_owned(), end.clone()),
-            ("bucket_width".to_owned(), "1d".to_owned()),
-            ("limit".to_owned(), "31".to_owned()),
-        ];
-        q.extend(
-            groups
-                .iter()
-                .map(|g| ("group_by[]".to_owned(), (*g).to_owned())),
-        );
-        q
+        super::report_window(
+            ("start_time", start.clone()),
+            ("end_time", end.clone()),
+            groups,
+        )
     };
     let mut rows = super::paged(
         client,
