@@ -181,22 +181,14 @@ fn parse_activity(
         let overflow = || "a sum does not fit".to_owned();
         line.cost = line.cost.checked_add(cost).map_err(|_| overflow())?;
         line.byok = line.byok.checked_add(byok).map_err(|_| overflow())?;
-        line.requests = line
-            .requests
-            .checked_add(item.requests.unwrap_or(0))
-            .ok_or_else(overflow)?;
-        line.prompt = line
-            .prompt
-            .checked_add(item.prompt_tokens.unwrap_or(0))
-            .ok_or_else(overflow)?;
-        line.completion = line
-            .completion
-            .checked_add(item.completion_tokens.unwrap_or(0))
-            .ok_or_else(overflow)?;
-        line.reasoning = line
-            .reasoning
-            .checked_add(item.reasoning_tokens.unwrap_or(0))
-            .ok_or_else(overflow)?;
+        let add = |sum: &mut u64, n: Option<u64>| -> Result<(), String> {
+            *sum = sum.checked_add(n.unwrap_or(0)).ok_or_else(overflow)?;
+            Ok(())
+        };
+        add(&mut line.requests, item.requests)?;
+        add(&mut line.prompt, item.prompt_tokens)?;
+        add(&mut line.completion, item.completion_tokens)?;
+        add(&mut line.reasoning, item.reasoning_tokens)?;
     }
     Ok(lines)
 }
