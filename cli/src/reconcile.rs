@@ -13,7 +13,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 
 use clap::Args;
@@ -265,17 +264,9 @@ pub fn run(args: &ReconcileArgs) -> Result<bool, String> {
         }
         rec.bill(&table, row)?;
     }
-    for name in &args.records {
-        let input: Box<dyn Read> = if name == "-" {
-            Box::new(std::io::stdin())
-        } else {
-            Box::new(std::fs::File::open(name).map_err(|e| format!("cannot read {name}: {e}"))?)
-        };
-        for (i, line) in BufReader::new(input).split(b'\n').enumerate() {
-            let line = line.map_err(|e| format!("cannot read {name}: {e}"))?;
-            rec.meter(&table, name, i as u64 + 1, &String::from_utf8_lossy(&line));
-        }
-    }
+    crate::report::each_line(&args.records, |name, n, line| {
+        rec.meter(&table, name, n, line)
+    })?;
     let lines = rec.lines(args.tolerance);
     let ok = lines.iter().all(|l| !l.status.fails());
     let out = if args.json {

@@ -315,17 +315,7 @@ pub fn run(args: &ReportArgs) -> Result<(), String> {
     } else {
         args.files.clone()
     };
-    for name in &files {
-        let input: Box<dyn Read> = if name == "-" {
-            Box::new(std::io::stdin())
-        } else {
-            Box::new(std::fs::File::open(name).map_err(|e| format!("cannot read {name}: {e}"))?)
-        };
-        for (i, line) in BufReader::new(input).split(b'\n').enumerate() {
-            let line = line.map_err(|e| format!("cannot read {name}: {e}"))?;
-            report.line(name, i as u64 + 1, &String::from_utf8_lossy(&line));
-        }
-    }
+    each_line(&files, |name, n, line| report.line(name, n, line))?;
     let format = if args.json {
         Output::Json
     } else if args.csv {
@@ -566,4 +556,24 @@ fn csv(report: &Report) -> String {
         }
     }
     out
+}
+
+/// Calls `f` with each NDJSON line of each file in `names` (`-` is stdin): the file's name, the
+/// line's number from 1, and the line (invalid UTF-8 replaced, so the caller counts it malformed).
+pub(crate) fn each_line(
+    names: &[String],
+    mut f: impl FnMut(&str, u64, &str),
+) -> Result<(), String> {
+    for name in names {
+        let input: Box<dyn Read> = if name == "-" {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(std::fs::File::open(name).map_err(|e| format!("cannot read {name}: {e}"))?)
+        };
+        for (i, line) in BufReader::new(input).split(b'\n').enumerate() {
+            let line = line.map_err(|e| format!("cannot read {name}: {e}"))?;
+            f(name, i as u64 + 1, &String::from_utf8_lossy(&line));
+        }
+    }
+    Ok(())
 }
