@@ -39,7 +39,8 @@ pub const BUILT_IN: [&str; 9] = [
 pub const REFUSED: &str = "refused";
 
 /// The `error` codes of refused calls.
-const REFUSALS: [ErrorCode; 2] = [ErrorCode::BudgetExceeded, ErrorCode::UnpricedModelRefused];
+pub(crate) const REFUSALS: [ErrorCode; 2] =
+    [ErrorCode::BudgetExceeded, ErrorCode::UnpricedModelRefused];
 
 /// The dimensions a report shows when no `--by` is given.
 pub const DEFAULT: [&str; 5] = ["model", "day", "key_id", "provider", "status"];

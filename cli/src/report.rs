@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use llm_cost_core::time::rfc3339_millis;
@@ -19,6 +20,10 @@ use llm_cost_core::Usd;
 use serde_json::json;
 
 use crate::grouping::{self, Condition, Record, Window};
+use crate::ledger::query::{GroupSums, Selection, Sums};
+use crate::ledger::Ledger;
+
+mod html;
 
 /// Arguments of `llm-cost report`.
 #[derive(Args)]
@@ -53,6 +58,13 @@ pub struct ReportArgs {
     /// Shorthand for `--format csv`.
     #[arg(long)]
     csv: bool,
+    /// Read the records from this PostgreSQL ledger (`collect --postgres`) instead of files: the
+    /// same report, summed by the database (`postgres://USER:PASS@HOST:PORT/DB?sslmode=require`).
+    #[arg(long, value_name = "URL", conflicts_with = "files")]
+    postgres: Option<String>,
+    /// Also write the report as one self-contained HTML page (no network needed to view it) to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,6 +84,8 @@ struct Totals {
     upstream_cost: Usd,
     /// Calls whose record carried an upstream cost (`upstream_cost` sums theirs).
     upstream_calls: u64,
+    /// Our computed cost of those calls (the other side of the upstream-vs-computed drift).
+    cost_of_upstream_calls: Usd,
 }
 
 impl Totals {
@@ -91,6 +105,40 @@ impl Totals {
                 .checked_add(upstream.unwrap_or(Usd::ZERO))
                 .ok()?,
             upstream_calls: self.upstream_calls.checked_add(upstream.is_some().into())?,
+            cost_of_upstream_calls: match upstream {
+                Some(_) => self.cost_of_upstream_calls.checked_add(cost).ok()?,
+                None => self.cost_of_upstream_calls,
+            },
+        })
+    }
+
+    /// These totals less `part` (a part of them: never below zero).
+    fn minus(&self, part: &Totals) -> Totals {
+        Totals {
+            calls: self.calls.saturating_sub(part.calls),
+            prompt_tokens: self.prompt_tokens.saturating_sub(part.prompt_tokens),
+            completion_tokens: self
+                .completion_tokens
+                .saturating_sub(part.completion_tokens),
+            cost: self.cost.saturating_sub(part.cost),
+            upstream_cost: self.upstream_cost.saturating_sub(part.upstream_cost),
+            upstream_calls: self.upstream_calls.saturating_sub(part.upstream_calls),
+            cost_of_upstream_calls: self
+                .cost_of_upstream_calls
+                .saturating_sub(part.cost_of_upstream_calls),
+        }
+    }
+
+    /// The totals PostgreSQL summed (`None` when a sum is not a count or amount that fits).
+    fn from_sums(s: &GroupSums) -> Option<Totals> {
+        Some(Totals {
+            calls: u64::try_from(s.calls).ok()?,
+            prompt_tokens: s.prompt_tokens.parse().ok()?,
+            completion_tokens: s.completion_tokens.parse().ok()?,
+            cost: Usd::parse(&s.cost_usd).ok()?,
+            upstream_cost: Usd::parse(&s.upstream_cost_usd).ok()?,
+            upstream_calls: u64::try_from(s.upstream_calls).ok()?,
+            cost_of_upstream_calls: Usd::parse(&s.cost_of_upstream_calls).ok()?,
         })
     }
 
@@ -119,6 +167,15 @@ struct Report {
     malformed: u64,
     malformed_lines: Vec<(String, u64)>,
     last_day: Option<String>,
+    /// Group by every attribute seen as well (the HTML report), not only the `--by` ones.
+    discover_attributes: bool,
+    /// Attribute → value → sums, for attributes not among [`Report::dimensions`], of the records
+    /// that have the attribute; [`Report::finish`] adds their `none` group and moves them to
+    /// `discovered`.
+    seen_attributes: BTreeMap<String, BTreeMap<String, Totals>>,
+    /// Attribute → value → sums for the attributes seen that are not in `by` (HTML only: the
+    /// table, JSON and CSV show the dimensions asked for).
+    discovered: BTreeMap<String, BTreeMap<String, Totals>>,
 }
 
 const MALFORMED_LISTED: usize = 20;
@@ -169,6 +226,27 @@ impl Report {
                 *group = sum;
             }
         }
+        if self.discover_attributes {
+            let dimensions = self.dimensions();
+            for name in record.attributes.keys() {
+                let value = record.value(name);
+                if value == grouping::NONE
+                    || dimensions.contains(name)
+                    || grouping::parse_dimension(name).as_deref() != Ok(name.as_str())
+                {
+                    continue;
+                }
+                let group = self
+                    .seen_attributes
+                    .entry(name.clone())
+                    .or_default()
+                    .entry(value)
+                    .or_default();
+                if let Some(sum) = group.plus(&record, cost, upstream) {
+                    *group = sum;
+                }
+            }
+        }
         for dimension in &self.chosen {
             let days = self
                 .group_days
@@ -178,6 +256,77 @@ impl Report {
                 .or_default();
             add_cost(days.entry(day.clone()).or_default(), cost);
         }
+    }
+
+    /// Moves the attributes seen into `by`, each with its `none` group (the records without it).
+    fn finish(&mut self) {
+        for (name, mut groups) in std::mem::take(&mut self.seen_attributes) {
+            let mut with = Totals::default();
+            for t in groups.values() {
+                with = Totals {
+                    calls: with.calls.saturating_add(t.calls),
+                    prompt_tokens: with.prompt_tokens.saturating_add(t.prompt_tokens),
+                    completion_tokens: with.completion_tokens.saturating_add(t.completion_tokens),
+                    cost: with.cost.saturating_add(t.cost),
+                    upstream_cost: with.upstream_cost.saturating_add(t.upstream_cost),
+                    upstream_calls: with.upstream_calls.saturating_add(t.upstream_calls),
+                    cost_of_upstream_calls: with
+                        .cost_of_upstream_calls
+                        .saturating_add(t.cost_of_upstream_calls),
+                };
+            }
+            let none = self.total.minus(&with);
+            if none.calls > 0 {
+                groups.insert(grouping::NONE.to_owned(), none);
+            }
+            self.discovered.insert(name, groups);
+        }
+    }
+
+    /// A report of the sums PostgreSQL computed (`report --postgres`).
+    fn from_sums(&mut self, sums: &Sums) -> Result<(), String> {
+        let bad =
+            || "the ledger's sums do not fit a report (a count or amount too large)".to_owned();
+        let count = |n: i64| u64::try_from(n).map_err(|_| bad());
+        self.lines = count(sums.rows)?;
+        self.malformed = count(sums.malformed)?;
+        self.malformed_lines = sums
+            .malformed_ids
+            .iter()
+            .map(|id| Ok(("llm_cost_records id".to_owned(), count(*id)?)))
+            .collect::<Result<_, String>>()?;
+        if let Some(total) = &sums.total {
+            self.total = Totals::from_sums(total).ok_or_else(bad)?;
+        }
+        self.filtered_out = self
+            .lines
+            .saturating_sub(self.malformed)
+            .saturating_sub(self.total.calls);
+        for (day, cost) in &sums.days {
+            self.days
+                .insert(day.clone(), Usd::parse(cost).map_err(|_| bad())?);
+        }
+        self.last_day = self.days.keys().rev().find(|d| *d != "unknown").cloned();
+        let asked = self.dimensions();
+        for (dimension, groups) in &sums.by {
+            let map = if asked.contains(dimension) {
+                self.by.entry(dimension.clone()).or_default()
+            } else {
+                self.discovered.entry(dimension.clone()).or_default()
+            };
+            for (value, s) in groups {
+                map.insert(value.clone(), Totals::from_sums(s).ok_or_else(bad)?);
+            }
+        }
+        for (dimension, rows) in &sums.group_days {
+            let map = self.group_days.entry(dimension.clone()).or_default();
+            for (value, day, cost) in rows {
+                map.entry(value.clone())
+                    .or_default()
+                    .insert(day.clone(), Usd::parse(cost).map_err(|_| bad())?);
+            }
+        }
+        Ok(())
     }
 
     /// `--where`, `--since` and `--until` as the table's `where` line shows them.
@@ -207,18 +356,23 @@ impl Report {
         out
     }
 
+    /// The `--by` dimensions, each once (those with per-day sums and projections).
+    fn shown_chosen(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for d in &self.chosen {
+            if !out.contains(d) {
+                out.push(d.clone());
+            }
+        }
+        out
+    }
+
     /// The dimensions shown in the table and CSV: the `--by` ones, else the default ones.
     fn shown(&self) -> Vec<String> {
         if self.chosen.is_empty() {
             grouping::DEFAULT.iter().map(|d| (*d).to_owned()).collect()
         } else {
-            let mut out: Vec<String> = Vec::new();
-            for d in &self.chosen {
-                if !out.contains(d) {
-                    out.push(d.clone());
-                }
-            }
-            out
+            self.shown_chosen()
         }
     }
 
@@ -308,14 +462,32 @@ pub fn run(args: &ReportArgs) -> Result<(), String> {
             since: args.since,
             until: args.until,
         },
+        discover_attributes: args.html.is_some(),
         ..Report::default()
     };
-    let files = if args.files.is_empty() {
-        vec!["-".to_owned()]
+    if let Some(url) = &args.postgres {
+        let ledger = Ledger::open(url)?;
+        let sums = ledger.report(&Selection {
+            conditions: &report.conditions,
+            window: report.window,
+            dimensions: report.dimensions(),
+            per_day: report.shown_chosen(),
+            discover_attributes: report.discover_attributes,
+        })?;
+        report.from_sums(&sums)?;
     } else {
-        args.files.clone()
-    };
-    each_line(&files, |name, n, line| report.line(name, n, line))?;
+        let files = if args.files.is_empty() {
+            vec!["-".to_owned()]
+        } else {
+            args.files.clone()
+        };
+        each_line(&files, |name, n, line| report.line(name, n, line))?;
+        report.finish();
+    }
+    if let Some(path) = &args.html {
+        std::fs::write(path, html::page(&report, args.top))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     let format = if args.json {
         Output::Json
     } else if args.csv {

@@ -7,6 +7,7 @@
 //! (`collect/`). The URL is never printed: it may carry a password.
 
 mod migrations;
+pub mod query;
 mod row;
 
 use std::sync::Arc;
@@ -51,6 +52,15 @@ impl Ledger {
     /// Connects to `url` (`postgres://user:pass@host:port/db?sslmode=require`, or the key=value
     /// form) and applies the pending migrations.
     pub fn connect(url: &str) -> Result<Ledger, String> {
+        let ledger = Ledger::open(url)?;
+        let mut conn = ledger.get()?;
+        migrations::migrate(&mut conn)
+            .map_err(|e| format!("ledger {}: migration failed: {e}", ledger.target))?;
+        Ok(ledger)
+    }
+
+    /// A pool for `url` without touching the schema (`report --postgres`: a read-only user will do).
+    pub fn open(url: &str) -> Result<Ledger, String> {
         let mut config: postgres::Config = url
             .parse()
             .map_err(|e| format!("--postgres: not a PostgreSQL URL: {e}"))?;
@@ -66,11 +76,7 @@ impl Ledger {
             .min_idle(Some(0))
             .connection_timeout(CHECKOUT)
             .build_unchecked(manager);
-        let ledger = Ledger { pool, target };
-        let mut conn = ledger.get()?;
-        migrations::migrate(&mut conn)
-            .map_err(|e| format!("ledger {}: migration failed: {e}", ledger.target))?;
-        Ok(ledger)
+        Ok(Ledger { pool, target })
     }
 
     fn get(&self) -> Result<PooledConnection<Manager>, String> {
