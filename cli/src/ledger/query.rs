@@ -92,7 +92,8 @@ const DAY: &str = "COALESCE(to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 'unkno
 
 /// A row the file report would not read: the SQL twin of `grouping::Record` failing to
 /// deserialize or of `report` refusing its money.
-const MALFORMED: &str = "(
+/// (`COALESCE`: a NULL here would leave a row out of both the sums and the malformed count.)
+const MALFORMED: &str = "COALESCE(
     NOT (COALESCE(jsonb_typeof(record->'ts'), 'null') IN ('string', 'null')
      AND COALESCE(jsonb_typeof(record->'host'), 'null') IN ('string', 'null')
      AND COALESCE(jsonb_typeof(record->'endpoint'), 'null') IN ('string', 'null')
@@ -110,13 +111,13 @@ const MALFORMED: &str = "(
         AND record ? 'prompt_tokens' AND (prompt_tokens IS NULL OR prompt_tokens < 0))
     OR (jsonb_typeof(record->'completion_tokens') IS DISTINCT FROM 'null'
         AND record ? 'completion_tokens' AND (completion_tokens IS NULL OR completion_tokens < 0))
-    OR (jsonb_typeof(record->'cost_usd') = 'string'
+    OR (jsonb_typeof(record->'cost_usd') IS NOT DISTINCT FROM 'string'
         AND (cost_usd IS NULL OR cost_usd < 0 OR record->>'cost_usd' LIKE '+%'
              OR scale(trim_scale(cost_usd)) > 30))
-    OR (jsonb_typeof(record->'upstream_cost_usd') = 'string'
+    OR (jsonb_typeof(record->'upstream_cost_usd') IS NOT DISTINCT FROM 'string'
         AND (upstream_cost_usd IS NULL OR upstream_cost_usd < 0
-             OR record->>'upstream_cost_usd' LIKE '+%' OR scale(trim_scale(upstream_cost_usd)) > 30))
-)";
+             OR record->>'upstream_cost_usd' LIKE '+%' OR scale(trim_scale(upstream_cost_usd)) > 30)),
+    false)";
 
 /// The aggregates of [`GroupSums`], in its order.
 const AGGREGATES: &str = "count(*), COALESCE(sum(prompt_tokens), 0)::text, \
