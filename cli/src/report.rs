@@ -284,7 +284,7 @@ impl Report {
     }
 
     /// A report of the sums PostgreSQL computed (`report --postgres`).
-    fn from_sums(&mut self, sums: &Sums) -> Result<(), String> {
+    fn fill_from(&mut self, sums: &Sums) -> Result<(), String> {
         let bad =
             || "the ledger's sums do not fit a report (a count or amount too large)".to_owned();
         let count = |n: i64| u64::try_from(n).map_err(|_| bad());
@@ -474,7 +474,7 @@ pub fn run(args: &ReportArgs) -> Result<(), String> {
             per_day: report.shown_chosen(),
             discover_attributes: report.discover_attributes,
         })?;
-        report.from_sums(&sums)?;
+        report.fill_from(&sums)?;
     } else {
         let files = if args.files.is_empty() {
             vec!["-".to_owned()]
@@ -748,4 +748,131 @@ pub(crate) fn each_line(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sums(calls: i64, prompt: &str, cost: &str, upstream: Option<&str>) -> GroupSums {
+        GroupSums {
+            calls,
+            prompt_tokens: prompt.to_owned(),
+            completion_tokens: "0".to_owned(),
+            cost_usd: cost.to_owned(),
+            upstream_cost_usd: upstream.unwrap_or("0").to_owned(),
+            upstream_calls: i64::from(upstream.is_some()),
+            cost_of_upstream_calls: if upstream.is_some() { cost } else { "0" }.to_owned(),
+        }
+    }
+
+    #[test]
+    fn ledger_sums_make_the_report_the_same_lines_make() {
+        let lines = [
+            r#"{"ts":"2026-11-02T10:00:00.000Z","model":"a","prompt_tokens":3,"cost_usd":"0.10","upstream_cost_usd":"0.2"}"#,
+            r#"{"ts":"2026-11-04T10:00:00.000Z","model":"b","prompt_tokens":4,"cost_usd":"0.000000000000000000000000000001"}"#,
+            r#"{"ts":"2026-11-04T11:00:00.000Z","model":"b","cost_usd":"1e5"}"#,
+        ];
+        let mut from_lines = Report {
+            chosen: vec!["model".to_owned()],
+            ..Report::default()
+        };
+        for (i, line) in lines.iter().enumerate() {
+            from_lines.line("f", i as u64 + 1, line);
+        }
+        let mut from_sums = Report {
+            chosen: vec!["model".to_owned()],
+            ..Report::default()
+        };
+        let b = "0.000000000000000000000000000001";
+        let mut by = vec![(
+            "model".to_owned(),
+            vec![
+                ("a".to_owned(), sums(1, "3", "0.10", Some("0.2"))),
+                ("b".to_owned(), sums(1, "4", b, None)),
+            ],
+        )];
+        let days = |a: &str, b: &str| {
+            vec![
+                ("2026-11-02".to_owned(), a.to_owned()),
+                ("2026-11-04".to_owned(), b.to_owned()),
+            ]
+        };
+        by.push((
+            "day".to_owned(),
+            days("0.10", b)
+                .into_iter()
+                .map(|(d, c)| {
+                    let (p, u) = if d.ends_with('2') {
+                        ("3", Some("0.2"))
+                    } else {
+                        ("4", None)
+                    };
+                    (d, sums(1, p, &c, u))
+                })
+                .collect(),
+        ));
+        for (dimension, value) in [
+            ("key_id", "none"),
+            ("provider", "unknown"),
+            ("status", "unknown"),
+        ] {
+            by.push((
+                dimension.to_owned(),
+                vec![(value.to_owned(), {
+                    let mut s = sums(2, "7", "0.100000000000000000000000000001", Some("0.2"));
+                    s.cost_of_upstream_calls = "0.10".to_owned();
+                    s
+                })],
+            ));
+        }
+        let mut total = sums(2, "7", "0.100000000000000000000000000001", Some("0.2"));
+        total.cost_of_upstream_calls = "0.10".to_owned();
+        from_sums
+            .fill_from(&Sums {
+                rows: 3,
+                malformed: 1,
+                malformed_ids: vec![3],
+                total: Some(total),
+                by,
+                days: days("0.10", b),
+                group_days: vec![(
+                    "model".to_owned(),
+                    vec![
+                        ("a".to_owned(), "2026-11-02".to_owned(), "0.10".to_owned()),
+                        ("b".to_owned(), "2026-11-04".to_owned(), b.to_owned()),
+                    ],
+                )],
+                attributes: vec![],
+            })
+            .unwrap();
+        let mut expected: serde_json::Value =
+            serde_json::from_str(&json_report(&from_lines, 10)).unwrap();
+        let got: serde_json::Value = serde_json::from_str(&json_report(&from_sums, 10)).unwrap();
+        assert_eq!(expected["malformed_at"], json!(["f:3"]));
+        assert_eq!(got["malformed_at"], json!(["llm_cost_records id:3"]));
+        expected["malformed_at"] = got["malformed_at"].clone();
+        assert_eq!(got, expected);
+        assert_eq!(table(&from_sums, 10), table(&from_lines, 10));
+    }
+
+    #[test]
+    fn sums_that_do_not_fit_are_an_error_not_a_wrapped_number() {
+        let mut r = Report::default();
+        let mut s = sums(1, "18446744073709551616", "1", None);
+        assert!(r
+            .fill_from(&Sums {
+                total: Some(s.clone()),
+                ..Sums::default()
+            })
+            .is_err());
+        s.prompt_tokens = "1".to_owned();
+        s.cost_usd = "-1".to_owned();
+        assert!(r
+            .fill_from(&Sums {
+                total: Some(s),
+                ..Sums::default()
+            })
+            .is_err());
+    }
 }

@@ -38,6 +38,9 @@ pub struct GroupSums {
     pub cost_of_upstream_calls: String,
 }
 
+/// One group's cost on one day: (value, `YYYY-MM-DD`, decimal cost).
+pub type DayCost = (String, String, String);
+
 /// Everything a report needs from the ledger.
 #[derive(Debug, Default)]
 pub struct Sums {
@@ -54,7 +57,7 @@ pub struct Sums {
     /// Day → cost.
     pub days: Vec<(String, String)>,
     /// Dimension → (value, day, cost), for each dimension with per-group projections.
-    pub group_days: Vec<(String, Vec<(String, String, String)>)>,
+    pub group_days: Vec<(String, Vec<DayCost>)>,
     /// Attribute names with at least one non-empty string value among the selected rows.
     pub attributes: Vec<String>,
 }

@@ -20,17 +20,19 @@ use crate::grouping;
 
 /// Height of the chart's plot area, in SVG units.
 const CHART_HEIGHT: u128 = 160;
-/// Width of one day's bar (and gap).
-const BAR: usize = 14;
+/// Width of the chart's plot area; each day's bar (and gap) gets an equal share, within bounds.
+const PLOT_WIDTH: usize = 900;
+const BAR_MIN: usize = 4;
+const BAR_MAX: usize = 40;
 
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1100px;\
 color:#1b1f24;padding:0 16px}h1{font-size:22px}h2{font-size:17px;margin-top:28px}\
 .cards{display:flex;flex-wrap:wrap;gap:12px}.card{border:1px solid #d0d7de;border-radius:6px;\
 padding:8px 14px;min-width:150px}.card dt{color:#57606a;font-size:12px}.card dd{margin:0;\
-font-size:18px;font-variant-numeric:tabular-nums}table{border-collapse:collapse;width:100%}\
-th,td{padding:3px 8px;border-bottom:1px solid #eaeef2;text-align:right;\
+font-size:18px;font-variant-numeric:tabular-nums}table{border-collapse:collapse;width:100%;font-size:13px}\
+th,td{padding:3px 6px;border-bottom:1px solid #eaeef2;text-align:right;\
 font-variant-numeric:tabular-nums}th:first-child,td:first-child{text-align:left;\
-overflow-wrap:anywhere}th{cursor:pointer;background:#f6f8fa}svg rect.bar{fill:#2f81f7}\
+overflow-wrap:break-word}th{cursor:pointer;background:#f6f8fa}svg rect.bar{fill:#2f81f7}\
 svg text{font-size:10px;fill:#57606a}.muted{color:#57606a}.grid{display:grid;\
 grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:0 28px}";
 
@@ -184,8 +186,9 @@ fn chart(out: &mut String, report: &Report) {
     let max = days.iter().map(|(_, c)| c.units()).max().unwrap_or(0);
     // Units per SVG unit of height, rounded up so the tallest bar fits (integers: no float money).
     let step = max.div_ceil(CHART_HEIGHT).max(1);
-    let (left, top) = (70usize, 10usize);
-    let width = left + days.len() * BAR + 10;
+    let (left, top) = (90usize, 10usize);
+    let bar = (PLOT_WIDTH / days.len()).clamp(BAR_MIN, BAR_MAX);
+    let width = left + days.len() * bar + 10;
     let height = top + CHART_HEIGHT as usize + 30;
     let _ = writeln!(
         out,
@@ -206,31 +209,33 @@ fn chart(out: &mut String, report: &Report) {
     );
     for (i, (day, cost)) in days.iter().enumerate() {
         let h = usize::try_from(cost.units() / step).unwrap_or(0);
-        let x = left + i * BAR;
+        let x = left + i * bar;
         let _ = writeln!(
             out,
             "<rect class=\"bar\" x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{h}\" data-day=\"{}\" \
              data-cost=\"{}\"><title>{}: {} USD</title></rect>",
             base - h,
-            BAR - 3,
+            bar - bar / 4,
             escape(day),
             escape(&usd(**cost)),
             escape(day),
             escape(&usd(**cost))
         );
     }
-    let label = |out: &mut String, i: usize, day: &str| {
+    let _ = writeln!(
+        out,
+        "<text x=\"{left}\" y=\"{}\">{}</text>",
+        base + 16,
+        escape(days[0].0)
+    );
+    if days.len() > 1 {
         let _ = writeln!(
             out,
-            "<text x=\"{}\" y=\"{}\">{}</text>",
-            left + i * BAR,
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            left + days.len() * bar,
             base + 16,
-            escape(day)
+            escape(days[days.len() - 1].0)
         );
-    };
-    label(out, 0, days[0].0);
-    if days.len() > 8 {
-        label(out, days.len() - 1, days[days.len() - 1].0);
     }
     out.push_str("</svg></section>\n");
 }
@@ -277,10 +282,10 @@ fn table(out: &mut String, report: &Report, dimension: &str, groups: &BTreeMap<S
 }
 
 fn keys(out: &mut String, report: &Report, top: usize) {
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<section id=\"top-keys\"><h2>Top {top} keys</h2><table data-dimension=\"top_keys\">\
-         <thead><tr><th>key_id</th><th>calls</th><th>cost USD</th></tr></thead><tbody>\n"
+         <thead><tr><th>key_id</th><th>calls</th><th>cost USD</th></tr></thead><tbody>"
     );
     for (key, t) in top_keys(report, top) {
         let _ = writeln!(
