@@ -170,7 +170,6 @@ fn filter(selection: &Selection, params: &mut Params) -> String {
         .iter()
         .map(|c| c.dimension.as_str())
         .collect();
-    dimensions.dedup();
     dimensions.sort_unstable();
     dimensions.dedup();
     for dimension in dimensions {
