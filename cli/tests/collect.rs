@@ -375,9 +375,26 @@ fn limits_paths_and_methods() {
     let mut conn = c.connect();
     conn.send(b"BROKEN\r\n\r\n");
     assert_eq!(conn.response().status, 400);
+    // Both content-length and chunked (the shape of request smuggling): framed by the chunked
+    // encoding alone, never by the length, and the connection is closed after the answer
+    // (RFC 9112 section 6.3), so nothing after the body can be taken for another request.
+    let smuggled = record("2026-06-02T00:00:00.000Z", "te", "1");
     let mut conn = c.connect();
-    conn.send(b"POST /ingest HTTP/1.1\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n");
-    assert_eq!(conn.response().status, 400);
+    conn.send(
+        format!(
+            "POST /ingest HTTP/1.1\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{smuggled}\r\n0\r\n\r\n",
+            smuggled.len()
+        )
+        .as_bytes(),
+    );
+    let r = conn.response();
+    assert_eq!((r.status, r.json()["stored"].as_u64()), (200, Some(1)));
+    assert_eq!(
+        conn.reader.read(&mut [0u8; 1]).unwrap(),
+        0,
+        "connection kept"
+    );
+    assert_eq!(dir.read("2026-06-02"), format!("{smuggled}\n"));
     let mut conn = c.connect();
     conn.send(b"POST /ingest HTTP/1.1\r\ncontent-encoding: gzip\r\ncontent-length: 2\r\n\r\n{}");
     assert_eq!(conn.response().status, 415);

@@ -6,17 +6,16 @@
 //! Details and the reasons behind each choice: `docs/COLLECT.md`.
 
 pub(crate) mod day;
-mod http;
 mod ingest;
 mod lock;
 mod recent;
+mod routes;
 mod server;
 mod signals;
 mod sink;
 mod spend;
 mod store;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,7 +23,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use server::{Shared, Stats};
+use routes::{Shared, Stats};
 use sink::Sink;
 use store::Store;
 
@@ -81,32 +80,56 @@ pub fn run(args: &CollectArgs) -> Result<(), String> {
         }
         None => None,
     };
-    let listener = TcpListener::bind(&args.listen)
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("collect")
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let (outcome, store) = runtime.block_on(serve(args));
+    // Tasks still open (requests past the grace) are dropped unanswered; their senders retry.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    let outcome = outcome?;
+    if let Some(store) = store {
+        store.finish();
+    }
+    if let Some(stats) = outcome {
+        eprintln!("{stats}");
+    }
+    Ok(())
+}
+
+/// Binds, serves until the first signal, shuts down; the exit line (`None`: some requests were
+/// still incomplete after the grace, already said) and the files' writer to finish.
+async fn serve(args: &CollectArgs) -> (Result<Option<String>, String>, Option<Store>) {
+    let mut store = None;
+    let outcome = serve_with(args, &mut store).await;
+    (outcome, store)
+}
+
+async fn serve_with(
+    args: &CollectArgs,
+    store: &mut Option<Store>,
+) -> Result<Option<String>, String> {
+    let termination = signals::Termination::take()?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let bound = listener
         .local_addr()
         .map_err(|e| format!("cannot read the bound address: {e}"))?;
 
-    let stopping = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stopping);
-    signals::on_termination(move || {
-        flag.store(true, Ordering::SeqCst);
-        // Wake the accept loop: it sees the flag with this connection.
-        let _ = TcpStream::connect_timeout(&wake_address(bound), Duration::from_secs(1));
-    })?;
-
-    // After the signals are taken: the pool starts threads, which must inherit the blocked mask.
-    let (store, sink, target) = match (&args.postgres, &args.out) {
+    let (sink, target) = match (&args.postgres, &args.out) {
         (Some(url), _) => {
-            let ledger = crate::ledger::Ledger::connect(url)?;
+            let ledger = crate::ledger::Ledger::start(url).await?;
             let target = format!("PostgreSQL {} (table llm_cost_records)", ledger.target);
-            (None, Sink::Ledger(ledger), target)
+            (Sink::Ledger(ledger), target)
         }
         (None, Some(out)) => {
-            let store = Store::start(out)?;
-            let handle = store.handle();
+            let started = Store::start(out)?;
+            let handle = started.handle();
+            *store = Some(started);
             let target = format!("{}/llm-cost-YYYY-MM-DD.ndjson", out.display());
-            (Some(store), Sink::Files(handle), target)
+            (Sink::Files(handle), target)
         }
         (None, None) => return Err("one of --out DIR or --postgres URL is needed".to_owned()),
     };
@@ -132,11 +155,9 @@ pub fn run(args: &CollectArgs) -> Result<(), String> {
     let shared = Arc::new(Shared {
         path: args.path.clone(),
         max_body_bytes: args.max_body_bytes,
-        max_connections: args.max_connections.max(1),
-        shutdown_grace: Duration::from_secs(args.shutdown_grace),
         store: sink,
         recent: std::sync::Mutex::new(recent::Recent::new(recent::DEFAULT_CAPACITY)),
-        stopping,
+        stopping: AtomicBool::new(false),
         stats: Stats::default(),
         spend,
         spend_token,
@@ -150,40 +171,30 @@ pub fn run(args: &CollectArgs) -> Result<(), String> {
             "is open"
         }
     );
-    let stuck = server::serve(listener, &shared);
+    let grace = Duration::from_secs(args.shutdown_grace);
+    let stuck = server::serve(
+        listener,
+        Arc::clone(&shared),
+        args.max_connections.max(1),
+        grace,
+        termination.first(),
+    )
+    .await;
     if stuck > 0 {
         // Their requests were not answered (the senders retry them); everything answered 200 is
-        // already on disk, so exiting now loses nothing that was accepted.
+        // already durable, so exiting now loses nothing that was accepted.
         eprintln!(
             "llm-cost collect: {stuck} request(s) still incomplete after {}s; exiting without them",
             args.shutdown_grace
         );
         std::process::exit(0);
     }
-
     let stats = &shared.stats;
-    let (requests, stored, rejected, duplicates) = (
+    Ok(Some(format!(
+        "llm-cost collect: stopped after {} request(s): {} line(s) stored, {} malformed skipped, {} retried copies dropped",
         stats.requests.load(Ordering::Relaxed),
         stats.stored.load(Ordering::Relaxed),
         stats.rejected.load(Ordering::Relaxed),
         stats.duplicates.load(Ordering::Relaxed),
-    );
-    drop(shared);
-    if let Some(store) = store {
-        store.finish();
-    }
-    eprintln!(
-        "llm-cost collect: stopped after {requests} request(s): {stored} line(s) stored, {rejected} malformed skipped, {duplicates} retried copies dropped"
-    );
-    Ok(())
-}
-
-/// Where to connect to reach our own listener (a wildcard address is reached on loopback).
-fn wake_address(bound: SocketAddr) -> SocketAddr {
-    let ip = match bound.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, bound.port())
+    )))
 }

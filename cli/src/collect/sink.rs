@@ -20,9 +20,16 @@ pub enum Sink {
 impl Sink {
     /// Stores one request's lines (grouped by day, each ending with `\n`); returns how many the
     /// destination itself dropped as copies it already had (the ledger's unique call key).
-    pub fn append(&self, by_day: BTreeMap<Day, Vec<u8>>) -> Result<u64, String> {
+    pub async fn append(&self, by_day: BTreeMap<Day, Vec<u8>>) -> Result<u64, String> {
         match self {
-            Sink::Files(store) => store.append(by_day.into_iter().collect()).map(|()| 0),
+            Sink::Files(store) => {
+                // The writer thread fsyncs; waiting for it blocks, so not on a runtime thread.
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.append(by_day.into_iter().collect()))
+                    .await
+                    .unwrap_or_else(|_| Err("writer stopped".to_owned()))
+                    .map(|()| 0)
+            }
             Sink::Ledger(ledger) => {
                 let records: Vec<Map<String, Value>> = by_day
                     .values()
@@ -33,6 +40,7 @@ impl Sink {
                     .collect();
                 ledger
                     .insert(&records)
+                    .await
                     .map(|done| done.duplicates)
                     .inspect_err(|e| eprintln!("llm-cost collect: {e}"))
             }

@@ -4,7 +4,7 @@
 //! under an advisory lock, so two collectors starting together apply each once. A migration, once
 //! released, is never edited: a change of schema is a new version appended here.
 
-use postgres::Client;
+use tokio_postgres::Client;
 
 /// Taken for the duration of a migration (an arbitrary constant: "llmcost" in ASCII).
 const LOCK: i64 = 0x006c_6c6d_636f_7374;
@@ -72,33 +72,37 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
 ];
 
 /// Applies the migrations not yet applied, all in one transaction; returns how many ran.
-pub fn migrate(client: &mut Client) -> Result<usize, postgres::Error> {
-    let mut tx = client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])?;
+pub async fn migrate(client: &mut Client) -> Result<usize, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK])
+        .await?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS llm_cost_migrations (
             version INTEGER PRIMARY KEY,
             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
         )",
-    )?;
+    )
+    .await?;
     let mut ran = 0;
     for (version, sql) in MIGRATIONS {
         let applied = tx
             .query_opt(
                 "SELECT 1 FROM llm_cost_migrations WHERE version = $1",
                 &[version],
-            )?
+            )
+            .await?
             .is_some();
         if !applied {
-            tx.batch_execute(sql)?;
+            tx.batch_execute(sql).await?;
             tx.execute(
                 "INSERT INTO llm_cost_migrations (version) VALUES ($1)",
                 &[version],
-            )?;
+            )
+            .await?;
             ran += 1;
         }
     }
-    tx.commit()?;
+    tx.commit().await?;
     Ok(ran)
 }
 

@@ -20,7 +20,7 @@ use postgres::Transaction;
 
 use crate::grouping::{self, Condition, Window};
 
-use super::Ledger;
+use super::Reader;
 
 /// Rows listed by id among the malformed ones (as the file report lists line numbers).
 const MALFORMED_LISTED: i64 = 20;
@@ -209,7 +209,7 @@ fn sums(row: &postgres::Row, from: usize) -> Result<GroupSums, postgres::Error> 
     })
 }
 
-impl Ledger {
+impl Reader {
     /// The report's sums over the ledger (one consistent snapshot).
     pub fn report(&self, selection: &Selection) -> Result<Sums, String> {
         let mut conn = self.get()?;
