@@ -171,3 +171,27 @@ def test_database_stopped_mid_run_loses_no_record(envoy_bin, upstream, cli, pg):
         if envoy is not None:
             envoy.stop()
         collect.close()
+
+
+def test_collector_started_before_the_database_answers_503_then_migrates_on_first_connection(cli, pg):
+    pg.stop()
+    port = harness.free_port()
+    collect = LedgerCollect(pg.url, port)  # starts although the database is down
+    try:
+        probe = b'{"ts":"2026-01-01T00:00:00.000Z","request_id":"before-db","cost_usd":"0.5"}\n'
+        req = urllib.request.Request("http://127.0.0.1:%d/ingest" % port, data=probe, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=10)
+        assert refused.value.code == 503 and refused.value.headers["retry-after"] == "1"
+        assert "unavailable" in json.loads(refused.value.read())["error"]
+        assert "starting anyway, batches get 503 until it is reachable" in collect.log_text()
+
+        pg.start()
+        status, answer = collect.post(probe)  # the sender's retry
+        assert status == 200 and answer["stored"] == 1, (answer, collect.log_text())
+        assert pg.query("SELECT request_id, cost_usd FROM llm_cost_records") == [["before-db", "0.5"]]
+        assert pg.query("SELECT version FROM llm_cost_migrations ORDER BY version") == [["1"], ["2"]]
+        assert "reachable, 2 migration(s) applied" in collect.log_text()
+        assert collect.terminate() == 0, collect.log_text()
+    finally:
+        collect.close()
