@@ -217,7 +217,9 @@ enum BodyError {
 
 /// Reads the body, at most `limit` bytes, each piece within [`BODY_READ`].
 async fn read_body(mut body: Incoming, limit: u64) -> Result<Vec<u8>, BodyError> {
-    let mut out = Vec::new();
+    // The announced length, when there is one, at most 1 MiB ahead (it is the client's word).
+    let announced = body.size_hint().lower().min(limit).min(1 << 20);
+    let mut out = Vec::with_capacity(usize::try_from(announced).unwrap_or(0));
     loop {
         let frame = match tokio::time::timeout(BODY_READ, body.frame()).await {
             Err(_) => return Err(BodyError::Gone),

@@ -28,6 +28,9 @@ const IDLE: Duration = Duration::from_secs(60);
 /// dropped before closing (closing with unread bytes sends a reset that can destroy the answer).
 const DRAIN_TIME: Duration = Duration::from_secs(2);
 const DRAIN_BYTES: u64 = 64 << 20;
+/// Largest request head (hyper's read buffer: a larger head gets 431); hyper keeps its default
+/// of at most 100 header fields.
+const MAX_HEAD: usize = 64 << 10;
 /// How long a connection past `--max-connections` gets for its 503.
 const REFUSE_TIME: Duration = Duration::from_secs(1);
 
@@ -78,7 +81,10 @@ pub async fn serve(
 
 fn builder() -> http1::Builder {
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(IDLE);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(IDLE)
+        .max_buf_size(MAX_HEAD);
     builder
 }
 
