@@ -10,6 +10,7 @@ import select
 import signal
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from decimal import Decimal
@@ -194,4 +195,39 @@ def test_collector_started_before_the_database_answers_503_then_migrates_on_firs
         assert "reachable, 2 migration(s) applied" in collect.log_text()
         assert collect.terminate() == 0, collect.log_text()
     finally:
+        collect.close()
+
+
+def test_a_statement_over_the_timeout_is_answered_503_and_the_retry_stored(cli, pg):
+    port = harness.free_port()
+    collect = LedgerCollect(pg.url, port)
+    locker = None
+    try:
+        # Another session holds the table: the collector's insert waits past its statement_timeout.
+        locker = subprocess.Popen(
+            pg.as_user + ["psql", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-d", "postgres",
+                          "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        locker.stdin.write(b"BEGIN;\nLOCK TABLE llm_cost_records IN ACCESS EXCLUSIVE MODE;\n")
+        locker.stdin.flush()
+        harness.wait_until(lambda: pg.query(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'llm_cost_records'::regclass "
+            "AND mode = 'AccessExclusiveLock' AND granted")[0][0] == "1", 30, what="the table locked")
+        probe = b'{"ts":"2026-01-01T00:00:00.000Z","request_id":"slow","cost_usd":"0.25"}\n'
+        started = time.monotonic()
+        status, answer = collect.post(probe)
+        took = time.monotonic() - started
+        assert status == 503 and "statement timeout" in answer["error"], answer
+        assert 4 < took < 9, took  # statement_timeout is 5 s
+        locker.stdin.write(b"ROLLBACK;\n\\q\n")
+        locker.stdin.close()
+        locker.wait(timeout=30)
+        status, answer = collect.post(probe)  # the sender's retry
+        assert status == 200 and answer["stored"] == 1, answer
+        assert pg.query("SELECT request_id FROM llm_cost_records") == [["slow"]]
+        assert collect.terminate() == 0, collect.log_text()
+    finally:
+        if locker is not None and locker.poll() is None:
+            locker.kill()
+            locker.wait(timeout=10)
         collect.close()

@@ -17,7 +17,9 @@ use std::cell::{RefCell, RefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -73,7 +75,7 @@ pub fn connect(url: &str) -> Result<postgres::Client, String> {
     let target = describe(&config);
     postgres::Config::from(config)
         .connect(tls()?)
-        .map_err(|e| format!("ledger {target} unavailable: {e}"))
+        .map_err(|e| format!("ledger {target} unavailable: {}", why(&e)))
 }
 
 /// One async client for `url`, its connection driven by a task on the current tokio runtime;
@@ -85,7 +87,7 @@ pub async fn connect_async(url: &str) -> Result<tokio_postgres::Client, String> 
     let (client, connection) = config
         .connect(tls()?)
         .await
-        .map_err(|e| format!("ledger {target} unavailable: {e}"))?;
+        .map_err(|e| format!("ledger {target} unavailable: {}", why(&e)))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             eprintln!("llm-cost: ledger {target}: connection ended: {e}");
@@ -158,10 +160,13 @@ impl Ledger {
     }
 
     async fn get(&self) -> Result<Object, String> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| format!("ledger {} unavailable: {e}", self.target))
+        self.pool.get().await.map_err(|e| {
+            let e = match e {
+                PoolError::Backend(e) => why(&e),
+                other => other.to_string(),
+            };
+            format!("ledger {} unavailable: {e}", self.target)
+        })
     }
 
     /// A connection, the migrations applied (on the first one that works).
@@ -169,9 +174,9 @@ impl Ledger {
         let mut conn = self.get().await?;
         self.migrated
             .get_or_try_init(|| async {
-                let ran = migrations::migrate(&mut conn)
-                    .await
-                    .map_err(|e| format!("ledger {}: migration failed: {e}", self.target))?;
+                let ran = migrations::migrate(&mut conn).await.map_err(|e| {
+                    format!("ledger {}: migration failed: {}", self.target, why(&e))
+                })?;
                 eprintln!(
                     "llm-cost collect: ledger {} reachable, {ran} migration(s) applied",
                     self.target
@@ -192,7 +197,9 @@ impl Ledger {
             return Ok(done);
         }
         let mut conn = self.ready().await?;
-        let fail = |e: tokio_postgres::Error| format!("ledger {}: insert failed: {e}", self.target);
+        let fail = |e: tokio_postgres::Error| {
+            format!("ledger {}: insert failed: {}", self.target, why(&e))
+        };
         let tx = conn.transaction().await.map_err(fail)?;
         let statement = tx.prepare_cached(INSERT).await.map_err(fail)?;
         for record in records {
@@ -244,6 +251,23 @@ impl Ledger {
         tx.commit().await.map_err(fail)?;
         Ok(done)
     }
+}
+
+/// What went wrong, with the server's own message when the server refused (a bare `db error`
+/// otherwise); not its detail line, which may quote row values.
+fn why(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} ({})", db.message(), db.code().code());
+    }
+    // `error connecting to server` says why only in its source (`Connection refused`, …).
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// `host:port/dbname` of `config`.
