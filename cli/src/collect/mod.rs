@@ -3,7 +3,8 @@
 //! Listens for `POST`s of NDJSON, appends every JSON-object line to `DIR/llm-cost-YYYY-MM-DD.ndjson`
 //! (the UTC date of the record's `ts`, else of its arrival), and answers 200 only once the lines
 //! are written and fsynced. SIGINT/SIGTERM: stop accepting, finish the requests under way, exit 0.
-//! Details and the reasons behind each choice: `docs/COLLECT.md`.
+//! HTTP is hyper 1 on a tokio runtime: `server.rs` the connections and the shutdown, `routes.rs`
+//! the answers. Details and the reasons behind each choice: `docs/COLLECT.md`.
 
 pub(crate) mod day;
 mod ingest;
