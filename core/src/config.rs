@@ -542,6 +542,18 @@ mod tests {
                 .contains("field `max_sse_event_bytes`: invalid type"),
             "{err}"
         );
+        // A float names its value (vendor/serde_core formats it with zmij, not core's Display).
+        for (json, shown) in [
+            (&br#"{"header_prefix":1.5}"#[..], "floating point `1.5`"),
+            (br#"{"header_prefix":2.0}"#, "floating point `2.0`"),
+            (br#"{"header_prefix":1e300}"#, "floating point `1e+300`"),
+        ] {
+            let err = MeterConfig::from_json(json).unwrap_err().to_string();
+            assert!(
+                err.contains("field `header_prefix`: invalid type: ") && err.contains(shown),
+                "{err}"
+            );
+        }
         let err = MeterConfig::from_json(br#"{} trailing"#).unwrap_err();
         assert!(err.to_string().contains("trailing"), "{err}");
         let err =
