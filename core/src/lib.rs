@@ -35,6 +35,7 @@ pub mod replay;
 pub mod retry;
 pub mod rewrite;
 pub mod service_tier;
+pub mod sort;
 pub mod sse;
 pub mod stream;
 pub mod time;

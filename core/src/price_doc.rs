@@ -8,13 +8,14 @@
 //! [`crate::MeterConfig::with_pricing`], which keeps them. The `pricing` configuration section
 //! (where to fetch, how often) is [`LivePricing`].
 
-use alloc::{collections::BTreeMap, format, string::String, vec::Vec};
+use alloc::{format, string::String, vec::Vec};
 use core::fmt;
 
 use serde::Deserialize;
 
 use crate::money::Usd;
 use crate::pricing::{ModelEntry, PriceTable, Prices, PricingError, PRICE_KEYS};
+use crate::sort::stable_sort_by;
 
 /// The shape of a price document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -139,13 +140,25 @@ pub struct DiffSummary {
 impl DiffSummary {
     /// Compares two tables' entries.
     pub fn between(old: &[ModelEntry], new: &[ModelEntry]) -> DiffSummary {
-        let old: BTreeMap<&str, &Prices> = old.iter().map(|m| (m.id.as_str(), &m.prices)).collect();
+        // The old ids sorted (the crate's one sort, `crate::sort`), a repeated id counted once
+        // with its last prices.
+        let mut old: Vec<(&str, &Prices)> =
+            old.iter().map(|m| (m.id.as_str(), &m.prices)).collect();
+        stable_sort_by(&mut old, |a, b| a.0.cmp(b.0));
+        old.dedup_by(|later, earlier| {
+            let same = later.0 == earlier.0;
+            if same {
+                *earlier = *later;
+            }
+            same
+        });
         let mut summary = DiffSummary::default();
         let mut kept = 0;
         for model in new {
-            match old.get(model.id.as_str()) {
-                None => summary.added += 1,
-                Some(prices) => {
+            match old.binary_search_by(|(id, _)| (*id).cmp(model.id.as_str())) {
+                Err(_) => summary.added += 1,
+                Ok(at) => {
+                    let prices = old[at].1;
                     kept += 1;
                     if !prices.same_prices(&model.prices) {
                         summary.repriced += 1;

@@ -404,7 +404,7 @@ impl Prices {
                 (None, None) => {}
             }
         }
-        self.long_context.sort_by_key(|(min, _)| *min);
+        crate::sort::stable_sort_by(&mut self.long_context, |a, b| a.0.cmp(&b.0));
         Ok(self)
     }
 
@@ -532,7 +532,7 @@ impl PriceTable {
 
     /// Builds a table from entries; `snapshot_id` names it in `pricing_version`.
     pub fn from_entries(snapshot_id: &str, mut models: Vec<ModelEntry>) -> Self {
-        models.sort_by(|a, b| a.id.cmp(&b.id));
+        crate::sort::stable_sort_by(&mut models, |a, b| a.id.cmp(&b.id));
         models.dedup_by(|a, b| a.id == b.id);
         // Several ids can share a slug (`x` and `x:batch`, `x:free`): the slug means the base model.
         let preference = |m: &ModelEntry| (m.id.contains(':'), m.id.len());
