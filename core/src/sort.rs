@@ -4,8 +4,13 @@
 //! only the small permutation step is generic (docs/PERFORMANCE.md, "Sizes"). Same result as
 //! `items.sort_by(cmp)`: stable, equal elements keep their order. For configuration-time sorts
 //! (price tables, tiers), not for per-request paths.
+//!
+//! Also a string-keyed map as a sorted `Vec<(String, V)>` ([`sorted_get`], [`sorted_insert`]):
+//! a `BTreeMap` costs ≈ 4 KB of `.wasm` per key/value type (insert, search, drop, clone);
+//! for the few entries of a configuration a sorted list does the same in a few hundred bytes,
+//! iterating in the same key order.
 
-use alloc::vec::Vec;
+use alloc::{string::String, vec::Vec};
 use core::cmp::Ordering;
 
 /// Sorts `items` by `cmp`, stably (as `slice::sort_by`).
@@ -29,6 +34,20 @@ fn sorted_indices(len: usize, cmp: &mut dyn FnMut(usize, usize) -> Ordering) -> 
     order
 }
 
+/// The value under `key` in a list sorted by key (kept so by [`sorted_insert`]).
+pub fn sorted_get<'a, V>(list: &'a [(String, V)], key: &str) -> Option<&'a V> {
+    let at = list.binary_search_by(|(k, _)| k.as_str().cmp(key)).ok()?;
+    list.get(at).map(|(_, v)| v)
+}
+
+/// Sets `key` to `value` in a list sorted by key (replacing, as `BTreeMap::insert` does).
+pub fn sorted_insert<V>(list: &mut Vec<(String, V)>, key: String, value: V) {
+    match list.binary_search_by(|(k, _)| k.as_str().cmp(key.as_str())) {
+        Ok(at) => list[at].1 = value,
+        Err(at) => list.insert(at, (key, value)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,6 +64,19 @@ mod tests {
             ours,
             [(0, 'd'), (1, 'b'), (1, 'e'), (2, 'f'), (3, 'a'), (3, 'c')]
         );
+    }
+
+    #[test]
+    fn a_sorted_list_answers_like_a_map() {
+        let mut list: Vec<(String, u8)> = Vec::new();
+        for (k, v) in [("b", 1), ("a", 2), ("c", 3), ("a", 4)] {
+            sorted_insert(&mut list, k.into(), v);
+        }
+        let keys: Vec<&str> = list.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+        assert_eq!(sorted_get(&list, "a"), Some(&4));
+        assert_eq!(sorted_get(&list, "c"), Some(&3));
+        assert_eq!(sorted_get(&list, "d"), None);
     }
 
     #[test]
