@@ -27,14 +27,17 @@ pub const BILLED_KEYS: [&str; 2] = ["prompt", "completion"];
 /// One `models` entry as written: the prices it names, by OpenRouter pricing key.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ModelOverride {
-    /// Price per key named (USD per token; per request for `request`).
-    pub prices: BTreeMap<&'static str, Usd>,
+    /// Price per key named (USD per token; per request for `request`), in key order, each key
+    /// once (a list: a `BTreeMap` of this type cost 4 KB of `.wasm`).
+    pub prices: Vec<(&'static str, Usd)>,
 }
 
 impl ModelOverride {
     /// Parses `{key: decimal}` for the entry `model`; errors name the field.
     pub fn parse(model: &str, prices: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
-        let mut parsed = BTreeMap::new();
+        // `prices` is a map: its keys come sorted and once each, and so do the `PRICE_KEYS`
+        // entries equal to them.
+        let mut parsed = Vec::new();
         for (key, value) in prices {
             let Some(key) = PRICE_KEYS.iter().copied().find(|k| *k == key) else {
                 return Err(ConfigError(format!(
@@ -45,7 +48,7 @@ impl ModelOverride {
             let usd = Usd::parse(value).map_err(|e| {
                 ConfigError(format!("field `models.{model}.{key}`: {value:?} is {e}"))
             })?;
-            parsed.insert(key, usd);
+            parsed.push((key, usd));
         }
         Ok(ModelOverride { prices: parsed })
     }
@@ -84,7 +87,7 @@ impl ModelOverride {
         let missing: Vec<&str> = BILLED_KEYS
             .iter()
             .copied()
-            .filter(|k| !self.prices.contains_key(k))
+            .filter(|k| !self.prices.iter().any(|(set, _)| set == k))
             .collect();
         if !missing.is_empty() {
             return Err(ConfigError(format!(
@@ -165,7 +168,7 @@ impl AppliedOverrides {
                     }
                     let prices = entry.merged_into(&found.prices);
                     let changed = prices != found.prices;
-                    let keys = entry.prices.keys().copied().collect();
+                    let keys = entry.prices.iter().map(|(k, _)| *k).collect();
                     sorted_insert(
                         &mut applied.merged,
                         found.id,
@@ -355,9 +358,10 @@ mod tests {
             ..base.clone()
         };
         base.long_context.push((200_000, tier));
-        let mut set = BTreeMap::new();
-        set.insert("prompt", usd("0.0000005"));
-        set.insert("completion", usd("0.000004"));
+        let set = alloc::vec![
+            ("completion", usd("0.000004")),
+            ("prompt", usd("0.0000005")),
+        ];
         let merged = ModelOverride { prices: set }.merged_into(&base);
         let (_, tier) = &merged.long_context[0];
         assert_eq!(tier.prompt, usd("0.000003")); // the tier's own price
