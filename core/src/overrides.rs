@@ -131,12 +131,16 @@ pub struct Resolved {
     pub source: PriceSource,
 }
 
+/// A table entry an override changed: (the `models` key, the names it sets, the merged prices,
+/// changed?).
+type MergedEntry = (String, Vec<&'static str>, Prices, bool);
+
 /// The overrides of one configuration applied to one price table.
 #[derive(Clone, Debug, Default)]
 pub struct AppliedOverrides {
     /// Table entry id → (the `models` key, the names it sets, the merged prices, changed?).
     /// Sorted by id (`crate::sort`'s sorted list: a `BTreeMap` costs 4 KB of `.wasm`).
-    merged: Vec<(String, (String, Vec<&'static str>, Prices, bool))>,
+    merged: Vec<(String, MergedEntry)>,
     /// `models` key → prices, for models the table lacks.
     /// Sorted by key.
     standalone: Vec<(String, Prices)>,

@@ -58,7 +58,7 @@ mod tests {
         let mut ours = vec![(3, 'a'), (1, 'b'), (3, 'c'), (0, 'd'), (1, 'e'), (2, 'f')];
         let mut std = ours.clone();
         stable_sort_by(&mut ours, |a, b| a.0.cmp(&b.0));
-        std.sort_by(|a, b| a.0.cmp(&b.0));
+        std.sort_by_key(|a| a.0);
         assert_eq!(ours, std);
         assert_eq!(
             ours,
