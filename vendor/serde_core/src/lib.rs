@@ -96,7 +96,9 @@
 // Restrictions
 #![deny(clippy::question_mark_used)]
 // Rustc lints.
-#![deny(missing_docs, unused_imports)]
+// llm-cost: `unused_imports` not denied (vendor/README.md): as a path dependency its lints are not
+// capped, and wasm32 builds leave `std::ffi` imports unused.
+#![deny(missing_docs)]
 
 ////////////////////////////////////////////////////////////////////////////////
 
