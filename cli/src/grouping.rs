@@ -34,13 +34,17 @@ pub const BUILT_IN: [&str; 9] = [
 ];
 
 /// The `status` of a call the host refused instead of passing it on (a spent budget's `429`, an
-/// unpriced model's `403` under `budgets.unpriced: "deny"`): not a `no_usage` call, which reached
+/// unpriced model's `403` under `budgets.unpriced: "deny"`, an unknown spend's `503` under
+/// `budgets.on_unknown_spend: "deny"`): not a `no_usage` call, which reached
 /// the upstream.
 pub const REFUSED: &str = "refused";
 
 /// The `error` codes of refused calls.
-pub(crate) const REFUSALS: [ErrorCode; 2] =
-    [ErrorCode::BudgetExceeded, ErrorCode::UnpricedModelRefused];
+pub(crate) const REFUSALS: [ErrorCode; 3] = [
+    ErrorCode::BudgetExceeded,
+    ErrorCode::UnpricedModelRefused,
+    ErrorCode::BudgetSpendUnknown,
+];
 
 /// The dimensions a report shows when no `--by` is given.
 pub const DEFAULT: [&str; 5] = ["model", "day", "key_id", "provider", "status"];

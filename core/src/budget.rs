@@ -117,6 +117,30 @@ pub enum Unpriced {
     Deny,
 }
 
+/// What `budgets.on_unknown_spend` says about calls while the collector's spend is not known
+/// (`sync_interval_s` set, before the first successful sync and after a failed one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownSpend {
+    /// They are admitted against this host's own ledgers (counted, logged).
+    #[default]
+    Allow,
+    /// They are refused (`503`, [`SpendUnknownRefusal`]) while an enforced rule applies to them.
+    Deny,
+}
+
+/// `budgets.spend_token`: the bearer token `GET /v1/spend` of `llm-cost collect` requires. Its
+/// `Debug` never shows it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SpendToken(pub String);
+
+impl fmt::Debug for SpendToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SpendToken(..)")
+    }
+}
+
 /// What a rule's limits are keyed by.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RuleDimension {
@@ -177,6 +201,13 @@ pub struct Budgets {
     pub reserve: Usd,
     /// Calls to models the table cannot price.
     pub unpriced: Unpriced,
+    /// Seconds between syncs of the ledgers from the collector's spend totals
+    /// (`GET /v1/spend`); 0: no sync (ledgers start from zero in each host process).
+    pub sync_interval_s: u64,
+    /// Calls while the collector's spend is not known (only with `sync_interval_s`).
+    pub on_unknown_spend: UnknownSpend,
+    /// Sent as `Authorization: Bearer` with each spend query, if set.
+    pub spend_token: Option<SpendToken>,
 }
 
 /// Reservation per call when the configuration names none.
@@ -189,6 +220,9 @@ pub(crate) struct BudgetsFile {
     rules: Vec<RuleFile>,
     unpriced: Unpriced,
     reserve_usd: Option<String>,
+    sync_interval_s: u64,
+    on_unknown_spend: UnknownSpend,
+    spend_token: Option<SpendToken>,
     // The form before rules: a `key_id` rule.
     period: Period,
     default_limit_usd: Option<String>,
@@ -338,6 +372,9 @@ impl Budgets {
             rules,
             reserve: amount("reserve_usd".into(), reserve_text)?,
             unpriced: file.unpriced,
+            sync_interval_s: file.sync_interval_s,
+            on_unknown_spend: file.on_unknown_spend,
+            spend_token: file.spend_token,
         })
     }
 
@@ -387,6 +424,59 @@ impl Budgets {
             dimension: self.rules[charge.rule].dimension.as_str().to_owned(),
             value: charge.value.clone(),
         })
+    }
+
+    /// While the collector's spend is not known (`known` false, `sync_interval_s` set) and an
+    /// enforced rule applies to the call: `Some(None)` under `on_unknown_spend: "allow"` (admit
+    /// against this host's ledgers, count it), `Some(Some(refusal))` under `"deny"`. `None`: the
+    /// spend is known, or nothing depends on it.
+    pub fn unknown_spend(
+        &self,
+        known: bool,
+        charges: &[Charge],
+    ) -> Option<Option<SpendUnknownRefusal>> {
+        if known || self.sync_interval_s == 0 {
+            return None;
+        }
+        let charge = charges
+            .iter()
+            .find(|c| self.rules.get(c.rule).map(|r| r.mode) == Some(Mode::Enforce))?;
+        Some(
+            (self.on_unknown_spend == UnknownSpend::Deny).then(|| SpendUnknownRefusal {
+                dimension: self.rules[charge.rule].dimension.as_str().to_owned(),
+                value: charge.value.clone(),
+            }),
+        )
+    }
+
+    /// The periods the rules use, each once (one spend query per period when syncing).
+    pub fn periods(&self) -> Vec<Period> {
+        let mut out: Vec<Period> = Vec::new();
+        for rule in &self.rules {
+            if !out.contains(&rule.period) {
+                out.push(rule.period);
+            }
+        }
+        out
+    }
+
+    /// The ledgers a collector's spend of `value` on `dimension` in `period` updates: one per
+    /// rule on that dimension and period that limits the value.
+    pub fn synced_charges(&self, dimension: &str, value: &str, period: Period) -> Vec<Charge> {
+        let mut out = Vec::new();
+        for (rule_index, rule) in self.rules.iter().enumerate() {
+            if rule.period != period || rule.dimension.as_str() != dimension {
+                continue;
+            }
+            if let Some(limit) = rule.limit_for(value) {
+                out.push(Charge {
+                    rule: rule_index,
+                    value: value.to_owned(),
+                    limit,
+                });
+            }
+        }
+        out
     }
 
     /// The shared-storage key of one rule's ledger for one value.
@@ -468,6 +558,25 @@ impl Rule {
             mode: file.mode,
         })
     }
+}
+
+/// The (dimension, value, spend) entries of a collector's spend answer (`GET /v1/spend` of
+/// `llm-cost collect`: `{"spend":[{"dimension","value","spent_usd"}, ...]}`); `None` when it is
+/// not one (then nothing is synced: the ledgers keep what they have). Read through
+/// `serde_json::Value`, which the price-document loaders already link: a derived `Deserialize`
+/// would add its own deserializer to the `.wasm`.
+pub fn parse_spend_answer(bytes: &[u8]) -> Option<Vec<(String, String, Usd)>> {
+    let answer: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let text = |entry: &serde_json::Value, name: &str| entry.get(name)?.as_str().map(String::from);
+    answer
+        .get("spend")?
+        .as_array()?
+        .iter()
+        .map(|e| {
+            let spent = Usd::parse(&text(e, "spent_usd")?).ok()?;
+            Some((text(e, "dimension")?, text(e, "value")?, spent))
+        })
+        .collect()
 }
 
 /// What budget rules match a call on, as the call knows it (see `Call::budget_facts`).
@@ -669,6 +778,18 @@ impl Ledger {
         }
     }
 
+    /// Takes in the collector's spend of this ledger's value in the current period: the ledger
+    /// keeps the larger of it and its own settled spend. After a host restart (own spend zero)
+    /// that is the collector's; while this host's latest calls are still on their way to the
+    /// collector it is its own. Reservations and announced thresholds stay.
+    pub fn synced(self, period: Period, collector_spent: Usd, now_unix_ms: u64) -> Ledger {
+        let ledger = self.current(period, now_unix_ms);
+        Ledger {
+            spent: ledger.spent.max(collector_spent),
+            ..ledger
+        }
+    }
+
     /// Drops an admitted call's reservation without a cost (another rule refused the call).
     pub fn release(self, budgets: &Budgets, charge: &Charge, now_unix_ms: u64) -> Ledger {
         let period = budgets
@@ -815,6 +936,39 @@ pub fn threshold_marks(
             percent: Some(percent),
         })
         .collect()
+}
+
+/// `on_unknown_spend: "deny"` refusing a call: the rule that applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpendUnknownRefusal {
+    /// The applying rule's dimension.
+    pub dimension: String,
+    /// The call's value of it.
+    pub value: String,
+}
+
+impl SpendUnknownRefusal {
+    /// `503`: the collector may answer soon (SDKs retry a `503`).
+    pub const STATUS: u16 = 503;
+
+    /// The `503` body, OpenAI-shaped.
+    pub fn body_json(&self) -> String {
+        envelope(ErrorBody {
+            message: format!(
+                "llm-cost: the spend of {} is not known (the collector's spend totals have not been read; budgets.on_unknown_spend is \"deny\")",
+                subject(&self.dimension, &self.value)
+            ),
+            r#type: "server_error",
+            code: "budget_spend_unknown",
+            dimension: &self.dimension,
+            value: &self.value,
+            key_id: (self.dimension == "key_id").then_some(self.value.as_str()),
+            model: None,
+            spent_usd: None,
+            limit_usd: None,
+            period: None,
+        })
+    }
 }
 
 /// `unpriced: "deny"` refusing a call: the model, and the rule that applies.
@@ -983,6 +1137,89 @@ mod tests {
         let tomorrow = today + DAY_MS;
         let next = in_flight.settle(&b, &c, usd("0.2"), tomorrow).0;
         assert_eq!((next.spent, next.reserved), (usd("0.2"), Usd::ZERO));
+    }
+
+    #[test]
+    fn a_sync_keeps_the_larger_spend_so_a_restarted_host_refuses_at_once() {
+        let b = budgets("day", "0.1");
+        let (c, now) = (charge("1"), NOV_25_2026_NOON_MS);
+        // A fresh ledger (the host restarted) takes the collector's 1.2 USD: refused.
+        let restarted = Ledger::default().synced(Period::Day, usd("1.2"), now);
+        assert_eq!(refused(restarted.admit(&b, &c, now)).spent, usd("1.2"));
+        // A host ahead of the collector (records still queued) keeps its own spend and its
+        // reservations.
+        let busy = admitted(Ledger::default().admit(&b, &c, now));
+        let busy = busy.settle(&b, &c, usd("0.5"), now).0;
+        let busy = admitted(busy.admit(&b, &c, now));
+        let synced = busy.synced(Period::Day, usd("0.3"), now);
+        assert_eq!((synced.spent, synced.reserved), (usd("0.5"), usd("0.1")));
+        // Yesterday's ledger syncs into today's period.
+        let next = restarted.synced(Period::Day, usd("0.25"), now + DAY_MS);
+        assert_eq!(next.spent, usd("0.25"));
+    }
+
+    #[test]
+    fn a_collector_value_updates_the_rules_on_its_dimension_and_period() {
+        let b = parse(
+            r#"{"sync_interval_s":5,"rules":[
+              {"dimension":"key_id","limits_usd":{"0123456789ab":"1"},"period":"day"},
+              {"dimension":"key_id","default_limit_usd":"9","period":"month"},
+              {"dimension":"provider","limits_usd":{"openai":"3"},"period":"day"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(b.sync_interval_s, 5);
+        assert_eq!(b.periods(), [Period::Day, Period::Month]);
+        let day = b.synced_charges("key_id", "0123456789ab", Period::Day);
+        assert_eq!(day, [charge("1")]);
+        let month = b.synced_charges("key_id", "0123456789ab", Period::Month);
+        assert_eq!((month[0].rule, month[0].limit), (1, usd("9")));
+        assert_eq!(b.synced_charges("key_id", "fedcba987654", Period::Day), []);
+        assert_eq!(
+            b.synced_charges("provider", "openai", Period::Day)[0].rule,
+            2
+        );
+    }
+
+    #[test]
+    fn unknown_spend_is_allowed_or_refused_only_while_a_sync_is_configured() {
+        let rules =
+            r#""rules":[{"dimension":"key_id","limits_usd":{"0123456789ab":"1"},"period":"day"}]"#;
+        let allow = parse(&format!(r#"{{"sync_interval_s":5,{rules}}}"#)).unwrap();
+        let charges = [charge("1")];
+        assert_eq!(allow.unknown_spend(false, &charges), Some(None));
+        assert_eq!(allow.unknown_spend(true, &charges), None);
+        assert_eq!(allow.unknown_spend(false, &[]), None);
+        let off = parse(&format!(r#"{{"on_unknown_spend":"deny",{rules}}}"#)).unwrap();
+        assert_eq!(off.unknown_spend(false, &charges), None);
+        let deny = parse(&format!(
+            r#"{{"sync_interval_s":5,"on_unknown_spend":"deny","spend_token":"s3cret",{rules}}}"#
+        ))
+        .unwrap();
+        let refusal = deny.unknown_spend(false, &charges).unwrap().unwrap();
+        let body: serde_json::Value = serde_json::from_str(&refusal.body_json()).unwrap();
+        assert_eq!(body["error"]["code"], "budget_spend_unknown");
+        assert_eq!(body["error"]["key_id"], "0123456789ab");
+        assert_eq!(deny.spend_token, Some(SpendToken("s3cret".into())));
+        assert!(!format!("{deny:?}").contains("s3cret"));
+        assert!(serde_json::from_str::<BudgetsFile>(r#"{"on_unknown_spend":"maybe"}"#).is_err());
+    }
+
+    #[test]
+    fn a_spend_answer_is_read_exactly_or_not_at_all() {
+        let answer = br#"{"period":"day","records":2,"spend":[{"dimension":"key_id","value":"0123456789ab","spent_usd":"0.000000000000000000000000000001"}]}"#;
+        assert_eq!(
+            parse_spend_answer(answer),
+            Some(vec![(
+                "key_id".into(),
+                "0123456789ab".into(),
+                Usd::from_units(1)
+            )])
+        );
+        assert_eq!(
+            parse_spend_answer(br#"{"spend":[{"dimension":"a","value":"b","spent_usd":"1e3"}]}"#),
+            None
+        );
+        assert_eq!(parse_spend_answer(b"<html>"), None);
     }
 
     #[test]

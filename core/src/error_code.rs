@@ -76,6 +76,9 @@ error_codes! {
     /// Host-chosen: the Envoy filter refused a call to a model the table cannot price while a
     /// budget applies to it (`budgets.unpriced: "deny"`, `403`).
     UnpricedModelRefused = "unpriced_model_refused",
+    /// Host-chosen: the Envoy filter refused a call a budget applies to while the collector's
+    /// spend was not known (`budgets.on_unknown_spend: "deny"`, `503`).
+    BudgetSpendUnknown = "budget_spend_unknown",
     /// Host-chosen: the Worker could not reach the upstream (`502`).
     UpstreamUnreachable = "upstream_unreachable",
     /// Cached input tokens reported, but the entry has no `input_cache_read` price.

@@ -5,12 +5,16 @@
 //! Shared data is per Envoy process and `vm_id`: every worker thread of one Envoy sees the same
 //! ledgers, other Envoys do not, and a restart starts from zero (docs/BUDGETS.md).
 
-use llm_cost_core::budget::{threshold_marks, Mode, THRESHOLDS_PERCENT};
+use llm_cost_core::budget::{threshold_marks, Mode, Period, THRESHOLDS_PERCENT};
 use llm_cost_core::{BudgetMark, Budgets, Charge, CostRecord, Decision, Ledger, Rejection, Usd};
 use proxy_wasm::hostcalls;
 
 use crate::metrics::{label, PREFIX};
 use proxy_wasm::types::{Bytes, Status};
+
+/// Counter of calls a budget applied to while the collector's spend was not known
+/// (`budgets.on_unknown_spend`: admitted against this Envoy's ledgers, or refused).
+pub const SPEND_UNKNOWN: &str = "llmcost.budget_spend_unknown_total";
 
 /// Compare-and-swap attempts before giving up (then the call passes: metering never blocks).
 const CAS_ATTEMPTS: usize = 32;
@@ -96,6 +100,25 @@ fn decide(
     }
 }
 
+/// Takes a collector's spend answer for `period` into the ledgers (`Ledger::synced`, each a
+/// compare-and-swap); returns how many ledgers were updated, `None` if the answer is no spend
+/// answer.
+pub fn sync(budgets: &Budgets, period: Period, answer: &[u8], now_unix_ms: u64) -> Option<u64> {
+    let entries = llm_cost_core::budget::parse_spend_answer(answer)?;
+    let mut updated = 0;
+    for (dimension, value, spent) in entries {
+        for charge in budgets.synced_charges(&dimension, &value, period) {
+            let key = budgets.storage_key(&charge);
+            if update(&mut HostSharedData, &key, |l| {
+                Some(l.synced(period, spent, now_unix_ms))
+            }) {
+                updated += 1;
+            }
+        }
+    }
+    Some(updated)
+}
+
 /// Swaps an admitted call's reservation for its cost; returns the thresholds this crossed first
 /// in the period (the compare-and-swap makes each one come out of exactly one call).
 pub fn settle(budgets: &Budgets, charge: &Charge, cost: Usd, now_unix_ms: u64) -> Vec<BudgetMark> {
@@ -156,6 +179,12 @@ pub fn metric_increments(record: &CostRecord) -> Vec<(String, u64)> {
 /// `increase()`, and the first threshold event of a rule would not fire `LlmBudgetThresholdReached`.
 pub fn metric_names(budgets: &Budgets) -> Vec<String> {
     let mut out = Vec::new();
+    if budgets.sync_interval_s > 0 {
+        out.push(SPEND_UNKNOWN.to_owned());
+        for what in ["syncs", "sync_failures", "sync_unauthorized"] {
+            out.push(format!("{PREFIX}.budget_{what}_total"));
+        }
+    }
     for rule in &budgets.rules {
         let dimension = rule.dimension.as_str();
         out.extend(

@@ -23,7 +23,7 @@ use crate::body_copy::BodyCopy;
 use crate::budget::{self, Admission};
 use crate::host::{self, header, now_unix_ms};
 use crate::root::Shared;
-use llm_cost_core::budget::UnpricedRefusal;
+use llm_cost_core::budget::{SpendUnknownRefusal, UnpricedRefusal};
 use llm_cost_core::Rejection;
 
 /// Filter state key: `%FILTER_STATE(wasm.llm_cost:PLAIN)%` in an access log prints the record.
@@ -183,15 +183,32 @@ impl MeterFilter {
             return false;
         }
         let now = now_unix_ms();
+        let json = || vec![("content-type", "application/json".to_owned())];
+        // `budgets.on_unknown_spend`: the root has not read the collector's spend (yet).
+        let unknown = config
+            .budgets
+            .unknown_spend(self.shared.spend_known.get(), &charges);
+        if unknown.is_some() {
+            self.shared
+                .metrics
+                .borrow_mut()
+                .add(budget::SPEND_UNKNOWN, 1);
+        }
         let (status, reason, headers, body) =
-            match config.budgets.unpriced_refusal(&facts, &charges) {
-                Some(refusal) => (
+            match (config.budgets.unpriced_refusal(&facts, &charges), unknown) {
+                (Some(refusal), _) => (
                     UnpricedRefusal::STATUS,
                     ErrorCode::UnpricedModelRefused,
-                    vec![("content-type", "application/json".to_owned())],
+                    json(),
                     refusal.body_json(),
                 ),
-                None => match budget::admit(&config.budgets, charges, now) {
+                (None, Some(Some(refusal))) => (
+                    SpendUnknownRefusal::STATUS,
+                    ErrorCode::BudgetSpendUnknown,
+                    json(),
+                    refusal.body_json(),
+                ),
+                (None, _) => match budget::admit(&config.budgets, charges, now) {
                     Admission::Admitted { held, would_exceed } => {
                         self.held = held;
                         self.would_exceed = would_exceed;

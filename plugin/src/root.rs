@@ -15,12 +15,13 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use llm_cost_core::{Backoff, MeterConfig};
+use llm_cost_core::{Backoff, MeterConfig, Period};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, MapType, MetricType};
+use proxy_wasm::types::{BufferType, ContextType, MapType, MetricType};
 
 use crate::accounting::{self, DropReason, QueuedGauge};
+use crate::budget;
 use crate::collector::CollectorConfig;
 use crate::filter::MeterFilter;
 use crate::host;
@@ -51,6 +52,9 @@ pub struct Shared {
     pub send_records: Cell<bool>,
     /// Attribution metric label values admitted so far.
     pub labels: RefCell<LabelValues>,
+    /// The last spend sync from the collector succeeded (`budgets.on_unknown_spend` applies
+    /// while it has not).
+    pub spend_known: Cell<bool>,
 }
 
 /// The root context.
@@ -80,6 +84,12 @@ pub struct MeterRoot {
     /// shutdown log line).
     drained: u64,
     drain_lost: u64,
+    /// Spend queries to the collector in flight (`budgets.sync_interval_s`), by call token.
+    sync_in_flight: Vec<(u32, Period)>,
+    /// When the next spend sync is due (0: at the first tick).
+    next_sync_ms: u64,
+    /// "the collector's spend is unknown" was logged since the last successful sync.
+    unknown_logged: bool,
 }
 
 impl Default for MeterRoot {
@@ -92,6 +102,7 @@ impl Default for MeterRoot {
                 metrics: RefCell::new(Metrics::default()),
                 send_records: Cell::new(false),
                 labels: RefCell::new(LabelValues::default()),
+                spend_known: Cell::new(false),
             }),
             in_flight: Vec::new(),
             backoff: Backoff::default(),
@@ -103,6 +114,9 @@ impl Default for MeterRoot {
             alive_ms: 0,
             drained: 0,
             drain_lost: 0,
+            sync_in_flight: Vec::new(),
+            next_sync_ms: 0,
+            unknown_logged: false,
         }
     }
 }
@@ -177,6 +191,113 @@ impl MeterRoot {
         }
     }
 
+    /// Asks the collector for the spend of every period the rules use, when a sync is due
+    /// (`budgets.sync_interval_s`; the answers land in `on_http_call_response`).
+    fn sync_budgets(&mut self) {
+        let (Some(config), Some(c)) = (self.config.clone(), self.collector.clone()) else {
+            return;
+        };
+        let interval_s = config.budgets.sync_interval_s;
+        let now = host::now_unix_ms();
+        if interval_s == 0 || now < self.next_sync_ms || !self.sync_in_flight.is_empty() {
+            return;
+        }
+        // After a failure, again within a second: calls wait on nothing meanwhile, but
+        // `on_unknown_spend` applies until an answer lands.
+        let wait_ms = if self.shared.spend_known.get() {
+            interval_s.saturating_mul(1000)
+        } else {
+            interval_s.saturating_mul(1000).min(1000)
+        };
+        self.next_sync_ms = now.saturating_add(wait_ms);
+        let bearer = config
+            .budgets
+            .spend_token
+            .as_ref()
+            .map(|t| format!("Bearer {}", t.0));
+        for period in config.budgets.periods() {
+            let path = format!("/v1/spend?period={}", period.as_str());
+            let mut headers = vec![
+                (":method", "GET"),
+                (":path", path.as_str()),
+                (":authority", c.authority.as_str()),
+            ];
+            if let Some(bearer) = &bearer {
+                headers.push(("authorization", bearer.as_str()));
+            }
+            let timeout = Duration::from_millis(c.timeout_ms);
+            match hostcalls::dispatch_http_call(&c.cluster, headers, None, vec![], timeout) {
+                Ok(token) => self.sync_in_flight.push((token, period)),
+                Err(status) => {
+                    log::warn!(
+                        "llm-cost: budget sync: collector cluster {:?} refused: {status:?}",
+                        c.cluster
+                    );
+                    self.sync_failed();
+                }
+            }
+        }
+    }
+
+    /// A sync failed: counted; the spend is unknown from now until an answer lands (logged once
+    /// each time it becomes unknown, not at every retry).
+    fn sync_failed(&mut self) {
+        self.count_budget("sync_failures", 1);
+        self.shared.spend_known.set(false);
+        if !std::mem::replace(&mut self.unknown_logged, true) {
+            log::warn!("llm-cost: budget sync failed: the collector's spend is unknown until it answers (budgets.on_unknown_spend applies)");
+        }
+    }
+
+    /// Adds `n` to the counter `llmcost.budget_<what>_total`.
+    fn count_budget(&self, what: &str, n: u64) {
+        self.shared
+            .metrics
+            .borrow_mut()
+            .add(&format!("{PREFIX}.budget_{what}_total"), n);
+    }
+
+    /// A spend answer: into the ledgers if it is one (a failed sync keeps them as they are).
+    fn on_sync_response(&mut self, period: Period, body: usize) {
+        let status = host::header(MapType::HttpCallResponseHeaders, ":status")
+            .and_then(|s| s.parse::<u16>().ok());
+        let synced = match (&self.config, status) {
+            (Some(config), Some(200)) => {
+                let answer = host::body(BufferType::HttpCallResponseBody, body);
+                budget::sync(&config.budgets, period, &answer, host::now_unix_ms())
+            }
+            _ => None,
+        };
+        if status == Some(401) {
+            // The token is wrong or missing; never logged.
+            self.count_budget("sync_unauthorized", 1);
+            // Logged once per streak of failures, like the failure itself.
+            if !self.unknown_logged {
+                log::warn!("llm-cost: budget sync: the collector refused the spend token (401): check budgets.spend_token against its --spend-token");
+            }
+        }
+        match synced {
+            Some(ledgers) => {
+                self.count_budget("syncs", 1);
+                self.shared.spend_known.set(true);
+                if std::mem::take(&mut self.unknown_logged) {
+                    log::warn!("llm-cost: budget sync: the collector's spend is known again");
+                }
+                log::debug!(
+                    "llm-cost: budget sync ({}): {ledgers} ledger(s)",
+                    period.as_str()
+                );
+            }
+            None => {
+                log::debug!(
+                    "llm-cost: budget sync ({}): collector answered {status:?}; ledgers kept",
+                    period.as_str()
+                );
+                self.sync_failed();
+            }
+        }
+    }
+
     /// Sends queued records, a batch per call, while calls are free (all at once when draining).
     fn flush(&mut self) {
         let Some(c) = self.collector.clone() else {
@@ -238,6 +359,11 @@ impl Context for MeterRoot {
             if let Some(config) = live.on_response(body, &mut metrics) {
                 self.config = Some(config);
             }
+            return;
+        }
+        if let Some(at) = self.sync_in_flight.iter().position(|(t, _)| *t == token) {
+            let (_, period) = self.sync_in_flight.swap_remove(at);
+            self.on_sync_response(period, body);
             return;
         }
         let Some(at) = self.in_flight.iter().position(|(t, _)| *t == token) else {
@@ -357,6 +483,9 @@ impl RootContext for MeterRoot {
                         log::debug!("llm-cost: metric refused: {status:?}");
                     }
                 }
+                if config.budgets.sync_interval_s > 0 && !config.budgets.is_empty() {
+                    log::info!("llm-cost: budgets: the collector's spend is unknown until the first sync (budgets.on_unknown_spend: {:?})", config.budgets.on_unknown_spend);
+                }
                 // Rules that load but will not do what they say: named once per VM, warn level.
                 for warning in config.budget_warnings() {
                     log::warn!("llm-cost: budgets: {warning}");
@@ -391,6 +520,7 @@ impl RootContext for MeterRoot {
                 self.config = Some(config);
             }
         }
+        self.sync_budgets();
         self.flush();
         self.publish();
     }

@@ -26,12 +26,12 @@ from support.calls import fixture_names, key_id, recorded, send, split_comment
 class Collect:
     """A running `llm-cost collect --listen 127.0.0.1:0 --out DIR [extra]`; killed by `stop` if still up."""
 
-    def __init__(self, out_dir, extra=()):
+    def __init__(self, out_dir, extra=(), listen="127.0.0.1:0"):
         self.dir = out_dir
         self.log_path = os.path.join(out_dir, ".collect.log")
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [harness.CLI, "collect", "--listen", "127.0.0.1:0", "--out", out_dir, *extra],
+            [harness.CLI, "collect", "--listen", listen, "--out", out_dir, *extra],
             stdout=subprocess.PIPE,
             stderr=self.log,
         )

@@ -4,9 +4,12 @@ enforces (the `spent_usd` of its 429, the sum of the `X-LLM-Cost` headers)."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 import urllib.error
 import urllib.request
 from decimal import Decimal
@@ -120,4 +123,149 @@ def test_budgets_status_shows_the_spend_the_filter_enforces(envoy_bin, upstream,
     finally:
         if envoy is not None:
             envoy.stop()
+        collect.stop()
+
+
+def test_a_key_over_budget_stays_refused_after_an_envoy_restart(envoy_bin, upstream, cli, out_dir):
+    """`budgets.sync_interval_s`: the filter takes the collector's totals into its ledgers, so a
+    new Envoy process (its shared data empty) refuses the key as the old one did."""
+    cost = Decimal(cli_record(cli, JSON)["cost_usd"])
+    api_key = "sk-spend-restart-1"
+    kid = key_id(api_key)
+    config = {
+        "collector": {"flush_interval_ms": 100},
+        "budgets": {"reserve_usd": "0.000001", "sync_interval_s": 1, "rules": [
+            {"dimension": "key_id", "limits_usd": {kid: str(cost * Decimal("2.5"))}, "period": "month"},
+        ]},
+    }
+    collect = Collect(out_dir)
+    envoys = []
+
+    def start():
+        e = harness.Envoy(envoy_bin, upstream.port, collect.port, plugin_config=config)
+        envoys.append(e)
+        return e
+
+    def synced(e):
+        found = re.search(r"^llmcost_budget_syncs_total\S* (\d+)", e.prometheus(), re.M)
+        return found is not None and int(found.group(1)) > 0
+
+    try:
+        first = start()
+        headers = {"authorization": "Bearer " + api_key}
+        for _ in range(3):
+            resp, _ = send(first, JSON, extra_headers=headers)
+            assert resp.status == 200, resp.body[:300]
+        resp, _ = send(first, JSON, extra_headers=headers)
+        assert resp.status == 429
+        refused_spent = Decimal(json.loads(resp.body)["error"]["spent_usd"])
+        assert refused_spent == 3 * cost
+        harness.wait_until(lambda: spend(collect.port, "month", token=None)["records"] >= 4, 15,
+                           what="the 4 records in the collector")
+        first.stop()
+
+        # A new Envoy process: its ledgers start empty, the first sync fills them.
+        second = start()
+        harness.wait_until(lambda: synced(second), 10, what="a budget sync in the new Envoy")
+        resp, _ = send(second, JSON, extra_headers=headers)
+        assert resp.status == 429, resp.body[:300]
+        assert Decimal(json.loads(resp.body)["error"]["spent_usd"]) == refused_spent
+        # Another key is not affected.
+        resp, _ = send(second, JSON, extra_headers={"authorization": "Bearer sk-spend-restart-2"})
+        assert resp.status == 200
+    finally:
+        for e in envoys:
+            e.stop()
+        collect.stop()
+
+
+def metric(envoy, name):
+    """The sum of the Prometheus series `name` (0 when absent)."""
+    found = re.findall(r"^%s(?:\{[^}]*\})? (\d+)" % re.escape(name), envoy.prometheus(), re.M)
+    return sum(int(v) for v in found)
+
+
+@pytest.mark.parametrize("on_unknown", ["allow", "deny"])
+def test_the_collector_down_at_start_gives_the_configured_behaviour(envoy_bin, upstream, cli, out_dir,
+                                                                    on_unknown):
+    """`budgets.on_unknown_spend`: with the collector down, calls are admitted against the
+    Envoy's own ledgers (`allow`) or refused with a `503` `budget_spend_unknown` (`deny`), counted
+    and logged, never held; once the collector is up, the first sync makes budgets normal."""
+    cost = Decimal(cli_record(cli, JSON)["cost_usd"])
+    api_key = "sk-spend-unknown-" + on_unknown
+    kid = key_id(api_key)
+    port = harness.free_port()  # nothing listens there yet
+    config = {
+        "collector": {"flush_interval_ms": 100, "timeout_ms": 500},
+        "budgets": {"reserve_usd": "0.000001", "sync_interval_s": 1, "on_unknown_spend": on_unknown,
+                    "spend_token": TOKEN, "rules": [
+                        {"dimension": "key_id", "limits_usd": {kid: str(cost * Decimal("2.5"))},
+                         "period": "month"}]},
+    }
+    envoy = harness.Envoy(envoy_bin, upstream.port, port, plugin_config=config)
+    collect = None
+    headers = {"authorization": "Bearer " + api_key}
+    try:
+        harness.wait_until(lambda: metric(envoy, "llmcost_budget_sync_failures_total") > 0, 10,
+                           what="a failed budget sync")
+        started = time.monotonic()
+        resp, _ = send(envoy, JSON, extra_headers=headers)
+        assert time.monotonic() - started < 2, "a call waited for the collector"
+        passed = 0
+        if on_unknown == "allow":
+            assert resp.status == 200, resp.body[:300]
+            passed = 1
+        else:
+            assert resp.status == 503, resp.body[:300]
+            error = json.loads(resp.body)["error"]
+            assert (error["code"], error["key_id"]) == ("budget_spend_unknown", kid), error
+        # Counters reach Envoy at the root's next tick.
+        harness.wait_until(lambda: metric(envoy, "llmcost_budget_spend_unknown_total") == 1, 5,
+                           what="the call counted as spend unknown")
+        assert metric(envoy, "llmcost_budget_syncs_total") == 0
+        assert "the collector's spend is unknown" in envoy.log_text()
+
+        # The collector comes up on that port: the next sync makes the spend known.
+        collect = Collect(out_dir, extra=["--spend-token", TOKEN], listen="127.0.0.1:%d" % port)
+        harness.wait_until(lambda: metric(envoy, "llmcost_budget_syncs_total") > 0, 10,
+                           what="a successful budget sync")
+        for _ in range(3 - passed):
+            resp, _ = send(envoy, JSON, extra_headers=headers)
+            assert resp.status == 200, resp.body[:300]
+        resp, _ = send(envoy, JSON, extra_headers=headers)
+        assert resp.status == 429, resp.body[:300]
+        assert Decimal(json.loads(resp.body)["error"]["spent_usd"]) == 3 * cost
+        assert metric(envoy, "llmcost_budget_spend_unknown_total") == 1
+        assert metric(envoy, "llmcost_budget_sync_unauthorized_total") == 0
+        assert "the collector's spend is known again" in envoy.log_text()
+        assert TOKEN not in envoy.log_text()
+    finally:
+        envoy.stop()
+        if collect is not None:
+            collect.stop()
+
+
+def test_a_wrong_spend_token_is_counted_and_logged_without_the_token(envoy_bin, upstream, out_dir):
+    """The filter sends `budgets.spend_token` as a bearer; the collector's 401 is counted
+    (`llmcost_budget_sync_unauthorized_total`), logged without the token, and the spend stays
+    unknown (`deny`: 503)."""
+    wrong = "not-the-spend-token-4242"
+    collect = Collect(out_dir, extra=["--spend-token", TOKEN])
+    config = {
+        "collector": {"flush_interval_ms": 100},
+        "budgets": {"sync_interval_s": 1, "on_unknown_spend": "deny", "spend_token": wrong, "rules": [
+            {"dimension": "key_id", "default_limit_usd": "10", "period": "day"}]},
+    }
+    envoy = harness.Envoy(envoy_bin, upstream.port, collect.port, plugin_config=config)
+    try:
+        harness.wait_until(lambda: metric(envoy, "llmcost_budget_sync_unauthorized_total") > 0, 10,
+                           what="a 401 from the collector")
+        resp, _ = send(envoy, JSON, extra_headers={"authorization": "Bearer sk-spend-401"})
+        assert resp.status == 503, resp.body[:300]
+        log = envoy.log_text()
+        assert "refused the spend token (401)" in log
+        assert wrong not in log and TOKEN not in log
+        assert metric(envoy, "llmcost_budget_syncs_total") == 0
+    finally:
+        envoy.stop()
         collect.stop()
