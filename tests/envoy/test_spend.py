@@ -269,3 +269,104 @@ def test_a_wrong_spend_token_is_counted_and_logged_without_the_token(envoy_bin, 
     finally:
         envoy.stop()
         collect.stop()
+
+
+def most_in_window(times, width):
+    """The most of `times` (sorted seconds) inside any window `width` seconds long."""
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] > width:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_two_envoys_sharing_a_collector_refuse_a_key_past_its_combined_limit(envoy_bin, upstream, cli,
+                                                                            out_dir):
+    """Two Envoy processes (separate shared data) sync from one collector: concurrent traffic
+    through both stops once their combined spend passes the limit, and the overshoot is within the
+    bound docs/BUDGETS.md states: what the other Envoy admits within one window W
+    (`sync_interval_s` + `flush_interval_ms` + the answers' time, here 0.5 s), plus one call per
+    call in flight. Then both refuse with the spend `llm-cost budgets status` shows."""
+    cost = Decimal(cli_record(cli, JSON)["cost_usd"])
+    api_key = "sk-spend-two-envoys"
+    kid = key_id(api_key)
+    limit = cost * 20
+    sync_s, flush_ms, threads_per_envoy = 1, 100, 2
+    config = {
+        "collector": {"flush_interval_ms": flush_ms},
+        "budgets": {"reserve_usd": "0.000001", "sync_interval_s": sync_s, "spend_token": TOKEN, "rules": [
+            {"dimension": "key_id", "limits_usd": {kid: str(limit)}, "period": "month"}]},
+    }
+    collect = Collect(out_dir, extra=["--spend-token", TOKEN])
+    envoys = []
+    try:
+        for _ in range(2):
+            envoys.append(harness.Envoy(envoy_bin, upstream.port, collect.port, plugin_config=config))
+        for e in envoys:
+            harness.wait_until(lambda: metric(e, "llmcost_budget_syncs_total") > 0, 10, what="a first sync")
+        headers = {"authorization": "Bearer " + api_key}
+        results = {0: [], 1: []}  # envoy index -> [(monotonic seconds, status)]
+        lock = threading.Lock()
+        deadline = time.monotonic() + 60
+
+        def client(index):
+            for _ in range(400):  # bounded in count and time
+                if time.monotonic() > deadline:
+                    return
+                resp, _ = send(envoys[index], JSON, extra_headers=headers)
+                with lock:
+                    results[index].append((time.monotonic(), resp.status))
+                if resp.status != 200:
+                    return
+                time.sleep(0.02)
+
+        workers = [threading.Thread(target=client, args=(i,)) for i in (0, 1) for _ in range(threads_per_envoy)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(90)
+        statuses = [s for r in results.values() for _, s in r]
+        assert set(statuses) == {200, 429}, statuses
+        admitted = {i: sorted(t for t, s in r if s == 200) for i, r in results.items()}
+        assert all(admitted.values()), "both Envoys served the key before it was spent"
+        harness.wait_until(lambda: spend(collect.port, "month")["records"] >= len(statuses), 15,
+                           what="every record in the collector")
+        total = spent(spend(collect.port, "month"), "key_id", kid)
+        calls = len(admitted[0]) + len(admitted[1])
+        assert total == calls * cost
+        overshoot = total - limit
+        window = sync_s + flush_ms / 1000 + 0.5
+        others = max(most_in_window(admitted[1 - i], window) for i in (0, 1))
+        in_flight = 2 * threads_per_envoy
+        bound = (others + in_flight) * cost
+        print("limit %s USD (%d calls); admitted %d calls (%d + %d) = %s USD; overshoot %s USD "
+              "(%.1f calls); bound %s USD (the other Envoy's most calls in %.1f s: %d, + %d in flight)"
+              % (limit, limit / cost, calls, len(admitted[0]), len(admitted[1]), total, overshoot,
+                 overshoot / cost, bound, window, others, in_flight))
+        assert total >= limit
+        assert overshoot <= bound
+
+        # After the next sync both Envoys enforce the collector's total, which budgets status shows.
+        for e in envoys:
+            syncs = metric(e, "llmcost_budget_syncs_total")
+            harness.wait_until(lambda: metric(e, "llmcost_budget_syncs_total") > syncs, 10, what="a sync")
+        enforced = []
+        for e in envoys:
+            resp, _ = send(e, JSON, extra_headers=headers)
+            assert resp.status == 429, resp.body[:300]
+            enforced.append(Decimal(json.loads(resp.body)["error"]["spent_usd"]))
+        config_path = os.path.join(out_dir, "plugin_config.json")
+        with open(config_path, "w") as f:
+            json.dump(config, f)
+        out = subprocess.run([cli, "budgets", "status", "--collector", "http://127.0.0.1:%d" % collect.port,
+                              "--config", config_path, "--json"], capture_output=True, timeout=30,
+                             env=dict(os.environ, LLM_COST_SPEND_TOKEN=TOKEN))
+        assert out.returncode == 0, out.stderr
+        [row] = json.loads(out.stdout)["budgets"]
+        assert (row["value"], row["status"]) == (kid, "over")
+        assert enforced == [Decimal(row["spent_usd"])] * 2 == [total] * 2, (enforced, row)
+    finally:
+        for e in envoys:
+            e.stop()
+        collect.stop()
