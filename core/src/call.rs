@@ -1028,6 +1028,7 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
         for code in [
             ErrorCode::BudgetExceeded,
             ErrorCode::UnpricedModelRefused,
+            ErrorCode::BudgetSpendUnknown,
             ErrorCode::UpstreamUnreachable,
         ] {
             let record = Call::new(&config, head, 0)
@@ -1073,6 +1074,7 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
             ErrorCode::AlreadyFinished,
             ErrorCode::BudgetExceeded,
             ErrorCode::UnpricedModelRefused,
+            ErrorCode::BudgetSpendUnknown,
             ErrorCode::UpstreamUnreachable,
         ]);
         let missing: Vec<_> = ErrorCode::ALL
