@@ -384,6 +384,13 @@ mod tests {
         let mut params = Params::default();
         let sql = value_of("status", &mut params);
         assert!(sql.contains("'refused'"));
-        assert_eq!(params.0, ["budget_exceeded", "unpriced_model_refused"]);
+        assert_eq!(
+            params.0,
+            [
+                "budget_exceeded",
+                "unpriced_model_refused",
+                "budget_spend_unknown"
+            ]
+        );
     }
 }
