@@ -14,7 +14,9 @@ use core::fmt;
 use serde::Deserialize;
 
 use crate::money::Usd;
-use crate::pricing::{ModelEntry, PriceTable, Prices, PricingError, PRICE_KEYS};
+use crate::pricing::{
+    KeySet, ModelEntry, PriceTable, Prices, PricingError, Supplement, PRICE_KEYS,
+};
 use crate::sort::stable_sort_by;
 
 /// The shape of a price document.
@@ -254,7 +256,10 @@ pub fn accept(
 ) -> Result<Accepted, Rejection> {
     let date = crate::time::rfc3339_millis(fetched_unix_ms);
     let date = date.get(..10).unwrap_or("unknown");
-    let table = parse(format, bytes, &format!("live-{date}"))?;
+    let mut table = parse(format, bytes, &format!("live-{date}"))?;
+    if format.shares_bundled_ids() {
+        table = with_bundled_supplement(&table);
+    }
     let entries = table.entries();
     check_prices(&entries)?;
     let diff = match baseline {
@@ -279,6 +284,44 @@ pub fn accept(
         },
     };
     Ok(Accepted { table, diff })
+}
+
+/// `table` with the bundled supplement's facts (`pricing-data/supplement.json`: LiteLLM's
+/// service-tier, 1-hour cache write and audio prices that OpenRouter's data lacks) filled in for
+/// the ids it shares with the bundled table, as the bundled table has them. The document's own
+/// prices win: a key it names is kept. A call priced with an added key says so in `priced_as`
+/// (`openai/gpt-5+litellm:gpt-5`).
+pub fn with_bundled_supplement(table: &PriceTable) -> PriceTable {
+    let bundled = PriceTable::bundled();
+    let mut entries = table.entries();
+    for entry in &mut entries {
+        let Some(from) = bundled.get(&entry.id).filter(|b| b.id == entry.id) else {
+            continue;
+        };
+        let Some(supplement) = &from.prices.supplement else {
+            continue;
+        };
+        let mut added = KeySet::default();
+        for key in supplement.keys.iter() {
+            if !entry.prices.has(key) {
+                entry.prices.set(key, from.prices.get(key));
+                added.insert(key);
+            }
+        }
+        if added != KeySet::default() {
+            let added = Supplement {
+                source: supplement.source.clone(),
+                keys: added,
+            };
+            for (_, tier) in &mut entry.prices.long_context {
+                tier.supplement = Some(added.clone());
+            }
+            entry.prices.supplement = Some(added);
+        }
+    }
+    let version = table.version();
+    let id = version.rsplit_once('+').map_or(version, |(id, _)| id);
+    PriceTable::from_entries(id, entries)
 }
 
 /// The content-hash part of a table version (after the last `+`): equal hashes, equal prices.
@@ -510,6 +553,55 @@ mod tests {
             100
         )
         .is_ok());
+    }
+
+    #[test]
+    fn a_live_openrouter_document_gets_the_bundled_supplement_for_what_it_lacks() {
+        // gpt-5 as OpenRouter lists it (no tier prices), plus its own `prompt_priority`.
+        let doc = br#"{"data":[{"id":"openai/gpt-5","pricing":{"prompt":"0.00000125",
+            "completion":"0.00001","input_cache_read":"0.000000125","prompt_priority":"0.000003"}},
+            {"id":"a/private","pricing":{"prompt":"0.000001","completion":"0.000002"}}]}"#;
+        let accepted = accept(DocFormat::OpenRouter, doc, DAY, None, 100).unwrap();
+        assert!(accepted.table.version().starts_with("live-2026-12-02+"));
+        let gpt5 = accepted.table.get("openai/gpt-5").unwrap().prices;
+        // Filled from supplement.json (LiteLLM `gpt-5`), marked as such.
+        assert_eq!(
+            gpt5.known("prompt_flex"),
+            Some(Usd::parse("0.000000625").unwrap())
+        );
+        assert_eq!(
+            gpt5.known("completion_batch"),
+            Some(Usd::parse("0.000005").unwrap())
+        );
+        let from = gpt5.supplement.as_ref().expect("supplemented");
+        assert_eq!(from.source, "litellm:gpt-5");
+        assert!(from.keys.contains("prompt_flex"));
+        // The document's own price wins, and is not the supplement's.
+        assert_eq!(gpt5.get("prompt_priority"), Usd::parse("0.000003").unwrap());
+        assert!(!from.keys.contains("prompt_priority"));
+        // A model the bundled table does not know is left as it is.
+        let private = accepted.table.get("a/private").unwrap().prices;
+        assert_eq!(private.supplement, None);
+        // The bundled document itself, fetched live, is the bundled table again.
+        let bundled = PriceTable::bundled();
+        let fetched = accept(
+            DocFormat::Snapshot,
+            include_bytes!("../../pricing-data/bundled.json"),
+            DAY,
+            Some(&bundled),
+            100,
+        )
+        .unwrap();
+        assert_eq!(
+            content_hash_of(fetched.table.version()),
+            content_hash_of(bundled.version())
+        );
+        // A LiteLLM document is its own source: nothing is added.
+        let litellm = br#"{"gpt-5":{"input_cost_per_token":1e-6,"output_cost_per_token":2e-6}}"#;
+        let table = accept(DocFormat::LiteLlm, litellm, DAY, None, 100)
+            .unwrap()
+            .table;
+        assert_eq!(table.get("gpt-5").unwrap().prices.supplement, None);
     }
 
     #[test]

@@ -233,17 +233,16 @@ mod tests {
     fn a_changed_price_is_stored_and_installs_with_the_overrides_kept() {
         let bundled = PriceTable::bundled();
         // The bundled table is bundled.json plus pricing-data/supplement.json (LiteLLM's service
-        // tier, 1-hour cache write and audio prices OpenRouter's data lacks); the same OpenRouter
-        // document fetched live has no supplement, so it is a different table (a known gap: the
-        // live table then prices no service tier) and is stored. The same document twice is not
-        // (the end of this test).
+        // tier, 1-hour cache write and audio prices OpenRouter's data lacks); the core adds the
+        // same supplement to a live OpenRouter document, so the unchanged document fetched live
+        // is the bundled table and nothing is stored.
         let same = refresh(
             &feed(),
             &bundled_with("openai/o3", "0.000002"),
             NOW,
             &bundled,
         );
-        assert!(matches!(same, Refresh::Store { .. }), "{same:?}");
+        assert_eq!(same, Refresh::Unchanged);
         let changed = bundled_with("openai/o3", "0.00001");
         let Refresh::Store { version, document } = refresh(&feed(), &changed, NOW, &bundled) else {
             panic!("a changed price is stored");
