@@ -449,9 +449,13 @@ impl Call {
                     }
                     None => None,
                 };
-                if usage.is_none() && fault.is_none() && format == Format::GeminiEmbeddings {
-                    // Some Gemini embedding answers carry no usage: nothing to price, and the
-                    // record says so rather than looking like a free call.
+                if usage.is_none()
+                    && fault.is_none()
+                    && matches!(format, Format::GeminiEmbeddings | Format::Images)
+                {
+                    // Some Gemini embedding answers carry no usage, nor do dall-e image answers
+                    // (billed per image): nothing to price, and the record says so rather than
+                    // looking like a free call.
                     fault = Some(ErrorCode::UsageNotReported);
                 }
                 self.outcome(usage, facts.model, fault, Vec::new(), now_unix_ms)

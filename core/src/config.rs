@@ -46,7 +46,7 @@ impl StreamCostComment {
             StreamCostComment::Never => false,
             StreamCostComment::Auto => match format {
                 Format::Chat | Format::Responses | Format::Anthropic | Format::Embeddings => true,
-                Format::Gemini | Format::GeminiEmbeddings => false,
+                Format::Gemini | Format::GeminiEmbeddings | Format::Images => false,
             },
         }
     }

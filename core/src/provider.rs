@@ -106,6 +106,8 @@ pub enum Endpoint {
     Embeddings,
     /// `…:embedContent` / `…:batchEmbedContents` (Gemini embeddings).
     EmbedContent,
+    /// `…/images/generations` / `…/images/edits` (OpenAI image generation).
+    Images,
     /// `…/responses` (OpenAI Responses API).
     Responses,
     /// `…/messages` (Anthropic Messages).
@@ -126,6 +128,7 @@ impl Endpoint {
             Endpoint::Completions => "completions",
             // One name for one idea: OpenAI's and Gemini's embeddings are both `embeddings`.
             Endpoint::Embeddings | Endpoint::EmbedContent => "embeddings",
+            Endpoint::Images => "images",
             Endpoint::Responses => "responses",
             Endpoint::Messages => "messages",
             Endpoint::GenerateContent => "generate_content",
@@ -155,6 +158,8 @@ impl Endpoint {
             Endpoint::Embeddings
         } else if path.ends_with(":embedContent") || path.ends_with(":batchEmbedContents") {
             Endpoint::EmbedContent
+        } else if path.ends_with("/images/generations") || path.ends_with("/images/edits") {
+            Endpoint::Images
         } else if path.ends_with("/responses") {
             Endpoint::Responses
         } else if path.ends_with("/messages") {
@@ -502,6 +507,9 @@ mod tests {
                 Endpoint::EmbedContent,
                 "embeddings",
             ),
+            ("/v1/images/generations", Endpoint::Images, "images"),
+            ("/v1/images/edits", Endpoint::Images, "images"),
+            ("/v1/images/variations", Endpoint::Other, "other"),
             // Chat completions are not legacy completions.
             (
                 "/v1/chat/completions",

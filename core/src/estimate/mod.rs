@@ -30,9 +30,13 @@ pub fn count_text(text: &str) -> u64 {
 
 /// Estimated prompt tokens of a request body, or `None` if it is not JSON.
 pub fn prompt_tokens(format: Format, body: &[u8]) -> Option<u64> {
-    if matches!(format, Format::Embeddings | Format::GeminiEmbeddings) {
+    if matches!(
+        format,
+        Format::Embeddings | Format::GeminiEmbeddings | Format::Images
+    ) {
         // Embedding models use other tokenizers than o200k (text-embedding-3: cl100k), and their
-        // answers report usage where they report any: no estimate rather than a wrong one.
+        // answers report usage where they report any: no estimate rather than a wrong one. Image
+        // tokens cannot be counted from text at all.
         return None;
     }
     let doc: Value = serde_json::from_slice(body).ok()?;
@@ -189,8 +193,8 @@ pub fn generated(format: Format, doc: &[u8]) -> Generated {
                 }
             }
         }
-        // Embeddings generate no text.
-        Format::Embeddings | Format::GeminiEmbeddings => {}
+        // Embeddings generate no text; images no text we could count.
+        Format::Embeddings | Format::GeminiEmbeddings | Format::Images => {}
         Format::Gemini => {
             for candidate in value["candidates"].as_array().into_iter().flatten() {
                 for part in candidate["content"]["parts"]

@@ -59,9 +59,11 @@ impl Template {
     /// The template for a wire format and the model named in the request (or response).
     pub fn of(format: Format, model: Option<&str>) -> Template {
         match format {
-            Format::Anthropic | Format::Gemini | Format::Embeddings | Format::GeminiEmbeddings => {
-                Template::Unframed
-            }
+            Format::Anthropic
+            | Format::Gemini
+            | Format::Embeddings
+            | Format::GeminiEmbeddings
+            | Format::Images => Template::Unframed,
             Format::Chat | Format::Responses if model.is_some_and(|m| m.contains("gpt-oss")) => {
                 Template::Harmony
             }

@@ -11,7 +11,7 @@
 //!
 //! One module per format: `chat` (OpenAI / OpenRouter chat completions and legacy completions),
 //! `responses` (OpenAI Responses API), `anthropic` (Messages), `gemini` (generateContent),
-//! `embeddings` (OpenAI-style and Gemini embeddings). Each parses one document — a whole body or
+//! `embeddings` (OpenAI-style and Gemini embeddings), `images` (image generation and edits). Each parses one document — a whole body or
 //! one stream event — into [`Facts`].
 
 use alloc::string::String;
@@ -25,6 +25,7 @@ pub mod anthropic;
 pub mod chat;
 pub mod embeddings;
 pub mod gemini;
+pub mod images;
 pub mod responses;
 
 /// Token counts and upstream-reported cost of one call.
@@ -117,6 +118,8 @@ pub enum Format {
     Embeddings,
     /// Gemini embedContent / batchEmbedContents (input tokens only, when reported).
     GeminiEmbeddings,
+    /// OpenAI image generation and edits (GPT image models' token usage).
+    Images,
 }
 
 impl Format {
@@ -129,6 +132,7 @@ impl Format {
             Endpoint::GenerateContent | Endpoint::StreamGenerateContent => Some(Format::Gemini),
             Endpoint::Embeddings => Some(Format::Embeddings),
             Endpoint::EmbedContent => Some(Format::GeminiEmbeddings),
+            Endpoint::Images => Some(Format::Images),
             Endpoint::Other => None,
         }
     }
@@ -142,6 +146,7 @@ impl Format {
             Format::Gemini => gemini::parse(bytes),
             Format::Embeddings => embeddings::parse_openai(bytes),
             Format::GeminiEmbeddings => embeddings::parse_gemini(bytes),
+            Format::Images => images::parse(bytes),
         }
     }
 
@@ -172,7 +177,9 @@ impl EventPrecheck {
     /// The searchers for `format`'s events.
     pub(crate) fn new(format: Format) -> Self {
         let (usage, end): (&'static [u8], Option<&'static [u8]>) = match format {
-            Format::Chat | Format::Responses | Format::Embeddings => (b"\"usage\"", None),
+            Format::Chat | Format::Responses | Format::Embeddings | Format::Images => {
+                (b"\"usage\"", None)
+            }
             Format::Anthropic => (b"\"usage\"", Some(b"message_stop")),
             Format::Gemini => (b"\"usageMetadata\"", Some(b"\"finishReason\"")),
             Format::GeminiEmbeddings => (b"\"usageMetadata\"", None),
@@ -190,7 +197,7 @@ impl EventPrecheck {
         let has = |finder: &Finder<'_>| finder.find(bytes).is_some();
         has(&self.error)
             || match self.format {
-                Format::Chat | Format::Responses | Format::Embeddings => {
+                Format::Chat | Format::Responses | Format::Embeddings | Format::Images => {
                     has_non_null(bytes, &self.usage)
                 }
                 Format::Anthropic | Format::Gemini | Format::GeminiEmbeddings => {
