@@ -204,6 +204,8 @@ pub fn load_config(
         };
         let table =
             PriceTable::from_json(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        // An OpenRouter document gets the bundled supplement, as a live one does in the hosts.
+        let table = llm_cost_core::price_doc::with_bundled_supplement(&table);
         loaded = loaded.with_pricing(table).map_err(|e| e.to_string())?;
     }
     Ok(loaded)

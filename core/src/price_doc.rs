@@ -256,10 +256,7 @@ pub fn accept(
 ) -> Result<Accepted, Rejection> {
     let date = crate::time::rfc3339_millis(fetched_unix_ms);
     let date = date.get(..10).unwrap_or("unknown");
-    let mut table = parse(format, bytes, &format!("live-{date}"))?;
-    if format.shares_bundled_ids() {
-        table = with_bundled_supplement(&table);
-    }
+    let table = with_bundled_supplement(&parse(format, bytes, &format!("live-{date}"))?);
     let entries = table.entries();
     check_prices(&entries)?;
     let diff = match baseline {
@@ -290,8 +287,13 @@ pub fn accept(
 /// service-tier, 1-hour cache write and audio prices that OpenRouter's data lacks) filled in for
 /// the ids it shares with the bundled table, as the bundled table has them. The document's own
 /// prices win: a key it names is kept. A call priced with an added key says so in `priced_as`
-/// (`openai/gpt-5+litellm:gpt-5`).
+/// (`openai/gpt-5+litellm:gpt-5`). A LiteLLM table (its ids are LiteLLM's, and it is the
+/// supplement's own source) is returned as it is. `llm-cost price --pricing` applies the same, so
+/// the CLI prices a document as the hosts do.
 pub fn with_bundled_supplement(table: &PriceTable) -> PriceTable {
+    if table.version().starts_with("litellm+") {
+        return table.clone();
+    }
     let bundled = PriceTable::bundled();
     let mut entries = table.entries();
     for entry in &mut entries {

@@ -23,6 +23,7 @@ from support.calls import cli_record, recorded, send
 
 JSON = "openrouter-cache-all-settings-real-api-0"
 STREAM = "openrouter-stream-with-reasoning"
+FLEX = "openai-responses-streaming-usage-flex"  # served at flex: gpt-5's supplemented prices
 MODEL = "anthropic/claude-sonnet-4.6"  # what the bundled table prices JSON as
 INTERVAL_S = 1
 TICK_MS = 100
@@ -210,6 +211,25 @@ def test_a_stream_that_spans_a_refresh_is_priced_with_one_table(live, cli, colle
     assert hash_of(record["pricing_version"]) == hash_of(want_before["pricing_version"])
     assert record["cost_usd"] == want_before["cost_usd"], record
     assert record["priced_as"] == "openai/o3"
+
+
+def test_a_live_document_gets_the_bundled_supplement_so_a_flex_call_stays_priced(live, cli, collector):
+    """The bundled document itself, fetched live: the core adds pricing-data/supplement.json's
+    LiteLLM prices (gpt-5's flex prices, which OpenRouter's data lacks), so the live table is the
+    bundled one and a call served at flex is priced as with it, `priced_as` naming the supplement."""
+    envoy, server = live
+    want = cli_record(cli, FLEX)
+    assert want["cost_status"] == "exact" and want["service_tier"] == "flex", want
+    assert want["priced_as"] == "openai/gpt-5+litellm:gpt-5", want
+    server.put(bundled())
+    wait_for_version(envoy, hash_of(want["pricing_version"]))
+    resp, rid = send(envoy, FLEX)
+    assert resp.status == 200 and resp.complete
+    (record,) = collector.records_for(rid)
+    assert record["pricing_version"].startswith("live-"), record
+    assert hash_of(record["pricing_version"]) == hash_of(want["pricing_version"])
+    for field in ("cost_status", "cost_usd", "priced_as", "service_tier"):
+        assert record[field] == want[field], (field, record)
 
 
 def test_the_process_fetches_once_per_interval_not_once_per_worker(live):
