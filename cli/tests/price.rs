@@ -146,6 +146,50 @@ fn embeddings_and_legacy_completions_cost_the_same_with_litellm_prices() {
 }
 
 #[test]
+fn an_image_edit_is_priced_by_text_image_in_and_image_out_tokens() {
+    // A documented-shape fake of OpenAI's `ImagesResponse` (not a recording): gpt-image-1 with
+    // LiteLLM's prices: 18 text tokens at 0.000005, 40 input image tokens at 0.00001 (input_cost_per_image_token),
+    // 272 output image tokens at 0.00004 (output_cost_per_image_token).
+    let dir = std::env::temp_dir().join(format!("llm-cost-images-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let request = dir.join("request.json");
+    let response = dir.join("response.json");
+    std::fs::write(
+        &request,
+        r#"{"model":"gpt-image-1","prompt":"a cat","quality":"low"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        &response,
+        r#"{"created":1713833628,"data":[{"b64_json":"iVBORw0KGgo="}],"usage":{"total_tokens":330,
+        "input_tokens":58,"output_tokens":272,"input_tokens_details":{"text_tokens":18,"image_tokens":40}}}"#,
+    )
+    .unwrap();
+    let litellm = root().join("pricing-data/snapshots/litellm-model-prices-1.110.2.json");
+    let record = record_of(&llm_cost(&[
+        "price",
+        "--pricing",
+        litellm.to_str().unwrap(),
+        "--provider",
+        "openai",
+        "--path",
+        "/v1/images/edits",
+        "--request",
+        request.to_str().unwrap(),
+        response.to_str().unwrap(),
+    ]));
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(record["endpoint"], "images");
+    assert_eq!(record["cost_status"], "exact");
+    assert_eq!(record["image_prompt_tokens"], 40);
+    assert_eq!(record["image_completion_tokens"], 272);
+    assert_eq!(record["breakdown"]["prompt"], "0.00009");
+    assert_eq!(record["breakdown"]["image_in"], "0.0004");
+    assert_eq!(record["breakdown"]["image_out"], "0.01088");
+    assert_eq!(record["cost_usd"], "0.01137");
+}
+
+#[test]
 fn unknown_model_is_unpriced_and_still_exit_zero() {
     let record = record_of(&llm_cost(&[
         "price",
