@@ -5,12 +5,15 @@ no rewrite applies, and an answer without usage says so instead of looking free.
 Expected costs come from fixtures/golden.json (the independent reference fixtures/make_golden.py:
 tokens × the bundled table's price)."""
 
+import base64
 import json
 import os
+import tempfile
+import uuid
 
 import pytest
 
-from support import harness
+from support import harness, rawhttp
 from support.calls import recorded, send
 
 GOLDEN = json.load(open(os.path.join(harness.ROOT, "fixtures", "golden.json")))
@@ -80,3 +83,64 @@ def test_legacy_completions_are_priced_like_chat(envoy, collector):
     [record] = collector.records_for(rid)
     assert record["endpoint"] == "completions"
     assert (record["prompt_tokens"], record["completion_tokens"]) == (4, 5)
+
+
+# Image generation: no public recording with usage was found yet (fixtures/SOURCES.md), so these
+# answers are documented-shape fakes of OpenAI's `ImagesResponse` (gpt-image-1: `usage.input_tokens`,
+# `input_tokens_details.{text_tokens,image_tokens}`, `output_tokens`), served by the real replay
+# upstream from a directory of their own. Labelled as fakes, never presented as recorded.
+def images_answer(png_bytes):
+    return {
+        "created": 1713833628,
+        "data": [{"b64_json": base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * png_bytes).decode()}],
+        "usage": {"total_tokens": 330, "input_tokens": 58, "output_tokens": 272,
+                  "input_tokens_details": {"text_tokens": 18, "image_tokens": 40}},
+    }
+
+
+@pytest.fixture(scope="module")
+def images_envoy(envoy_bin, collector):
+    with tempfile.TemporaryDirectory() as fakes:
+        for name, size in [("fake-images-small", 1000), ("fake-images-over-1mib", 900_000)]:
+            with open(os.path.join(fakes, name + ".json"), "w") as f:
+                json.dump(images_answer(size), f)
+        up = harness.Upstream(fixtures=fakes)
+        envoy = harness.Envoy(envoy_bin, up.port, collector.port)
+        try:
+            yield envoy
+        finally:
+            envoy.stop()
+            up.stop()
+
+
+def send_image_call(envoy, fake, path="/v1/images/generations"):
+    rid = str(uuid.uuid4())
+    body = json.dumps({"model": "gpt-image-1", "prompt": "a cat", "quality": "low"}).encode()
+    headers = {"host": "api.openai.com", "content-type": "application/json",
+               "authorization": "Bearer sk-test-not-a-real-key", "x-replay-fixture": fake,
+               "x-request-id": rid}
+    return rawhttp.request(envoy.port, "POST", path, headers, body), rid
+
+
+@pytest.mark.parametrize("path", ["/v1/images/generations", "/v1/images/edits"])
+def test_an_image_call_gets_its_cost_from_its_token_usage(images_envoy, collector, path):
+    resp, rid = send_image_call(images_envoy, "fake-images-small", path)
+    assert resp.status == 200 and resp.complete
+    assert json.loads(resp.body)["data"][0]["b64_json"].startswith("iVBORw0KGgo")
+    # The bundled table's openai/gpt-image-1 (OpenRouter): prompt 0.00001 (no `image` price of its
+    # own: input image tokens at `prompt`), image_output 0.00004. 58 × 0.00001 + 272 × 0.00004.
+    assert resp.header("x-llm-cost") == "0.01146"
+    assert resp.header("x-llm-cost-status") == "exact"
+    [record] = collector.records_for(rid)
+    assert record["endpoint"] == "images"
+    assert (record["image_prompt_tokens"], record["image_completion_tokens"]) == (40, 272)
+    assert record["priced_as"] == "openai/gpt-image-1"
+
+
+def test_an_image_answer_over_the_body_limit_passes_unchanged_and_says_so(images_envoy, collector):
+    resp, rid = send_image_call(images_envoy, "fake-images-over-1mib")
+    assert resp.status == 200 and resp.complete
+    assert len(resp.body) > 1 << 20
+    assert json.loads(resp.body)["usage"]["output_tokens"] == 272, "the image reaches the client whole"
+    [record] = collector.records_for(rid)
+    assert (record["endpoint"], record["error"]) == ("images", "response_too_large")

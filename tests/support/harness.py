@@ -106,9 +106,9 @@ class Helper:
 
 
 class Upstream(Helper):
-    def __init__(self, event_delay_ms=2, tls=None):
+    def __init__(self, event_delay_ms=2, tls=None, fixtures=FIXTURES):
         extra = ["--tls-cert", tls[0], "--tls-key", tls[1]] if tls else []
-        super().__init__("replay_upstream.py", "--fixtures", FIXTURES, "--event-delay-ms", str(event_delay_ms), *extra)
+        super().__init__("replay_upstream.py", "--fixtures", fixtures, "--event-delay-ms", str(event_delay_ms), *extra)
         self.scheme = "https" if tls else "http"
 
     def requests(self):
