@@ -22,6 +22,7 @@ fuzz_target!(|data: &[u8]| {
         Format::Gemini,
         Format::Embeddings,
         Format::GeminiEmbeddings,
+        Format::Images,
     ] {
         let _ = format.worth_parsing(data);
         if let Ok(facts) = format.parse(data) {
