@@ -4,6 +4,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import {
   startUpstream, startCollector, startWorker, stopAll, fixturesDir, removeDir, freePort,
   requestBody, fixtureBytes, cliPrice, collectorRecords, resetCollector, sleep,
@@ -17,6 +19,15 @@ const SSE_SLOW_FIXTURE = "openrouter-cache-streaming-e2e"; // 7 events
 const UNKNOWN_MODEL_FIXTURE = "openrouter-tool-calling"; // mistralai/mistral-small: not in the table
 const EMBEDDINGS_FIXTURE = "openai-embeddings-ada-002-food"; // text-embedding-ada-002, 8 tokens
 const API_KEY = "sk-or-test-key-never-logged-0123456789";
+// A documented-shape fake of OpenAI's `ImagesResponse` for gpt-image-1 (no public recording with
+// usage found yet; fixtures/SOURCES.md): written into the fixtures directory, never presented as
+// recorded.
+const IMAGES_FAKE = "fake-images-gpt-image-1";
+const IMAGES_ANSWER = JSON.stringify({
+  created: 1713833628,
+  data: [{ b64_json: Buffer.alloc(4096, 7).toString("base64") }],
+  usage: { total_tokens: 330, input_tokens: 58, output_tokens: 272, input_tokens_details: { text_tokens: 18, image_tokens: 40 } },
+});
 
 // Issue #14's attribution, the same JSON as the Envoy filter's.
 const ATTRIBUTION = {
@@ -37,6 +48,7 @@ before(async () => {
     JSON_FIXTURE, JSON_FIXTURE_2, SSE_FIXTURE, SSE_SLOW_FIXTURE, UNKNOWN_MODEL_FIXTURE,
     EMBEDDINGS_FIXTURE,
   ]);
+  writeFileSync(join(fixtures, IMAGES_FAKE + ".json"), IMAGES_ANSWER);
   [upstream, collector] = await Promise.all([startUpstream(fixtures), startCollector()]);
   const deadSink = `http://127.0.0.1:${await freePort()}/ingest`; // nothing listens there
   const deadUpstream = `http://127.0.0.1:${await freePort()}`;
@@ -127,6 +139,25 @@ test("JSON response: body unchanged, X-LLM-Cost headers equal the CLI's cost_usd
     assert.equal(res.headers.get("x-llm-tokens-out"), String(cli.completion_tokens));
     assert.equal(res.headers.get("x-llm-pricing-version"), cli.pricing_version);
   }
+});
+
+test("images: an image generation gets X-LLM-Cost from its token usage, the image passes unchanged", async () => {
+  const body = { model: "gpt-image-1", prompt: "a cat", quality: "low" };
+  const res = await post(worker.url, IMAGES_FAKE, { path: "/v1/images/generations", body });
+  assert.equal(res.status, 200);
+  assert.equal((await readAll(res)).toString("utf8"), IMAGES_ANSWER, "the image passes byte for byte");
+  // The bundled openai/gpt-image-1: 58 input tokens at prompt 0.00001 (no `image` price of its
+  // own), 272 output image tokens at image_output 0.00004 (the Envoy test and the CLI agree).
+  assert.equal(res.headers.get("x-llm-cost"), "0.01146");
+  assert.equal(res.headers.get("x-llm-cost-status"), "exact");
+  const images = async () =>
+    (await (await fetch(collector.url + "/_records")).json()).filter((r) => r.endpoint === "images");
+  const deadline = Date.now() + 5000;
+  while ((await images()).length < 1 && Date.now() < deadline) await sleep(50);
+  const [record] = await images();
+  assert.ok(record, "the images record reached the sink");
+  assert.equal(record.image_completion_tokens, 272);
+  assert.equal(record.priced_as, "openai/gpt-image-1");
 });
 
 test("embeddings: body unchanged, X-LLM-Cost equal to the CLI's, request sent as it came", async () => {
