@@ -163,7 +163,7 @@ export async function startWorker(vars, extra = [], args = [], main = join(WORKE
   );
   const url = `http://127.0.0.1:${port}`;
   await waitForWrangler("wrangler dev", proc, url);
-  return { url, logs: () => proc.out, dir, pgid: proc.child.pid };
+  return { url, logs: () => proc.out, dir, pgid: proc.child.pid, inspector };
 }
 
 /** CPU seconds (user + system) used so far by the `workerd` processes of process group `pgid`. */

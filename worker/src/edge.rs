@@ -453,6 +453,28 @@ struct Metering {
     call: Call,
     /// Set when the body ended normally (the transformer's `flush`).
     outcome: Option<Outcome>,
+    /// Wasm memory each chunk is copied into for the core, reused from chunk to chunk (an
+    /// allocation and a free per chunk were a visible part of the stream's CPU time).
+    scratch: Vec<u8>,
+}
+
+/// Chunks larger than this are still scanned, but their copy is not kept for the next one: the
+/// memory a stream holds stays bounded whatever chunk sizes the runtime hands over.
+const MAX_KEPT_SCRATCH: usize = 64 * 1024;
+
+impl Metering {
+    /// Copies `chunk` into wasm memory (one copy, into the reused buffer) and scans it.
+    fn feed(&mut self, chunk: &Uint8Array) -> Forward {
+        let len = chunk.length() as usize;
+        self.scratch.clear();
+        self.scratch.resize(len, 0);
+        chunk.copy_to(&mut self.scratch);
+        let forward = self.call.feed_stream(&self.scratch);
+        if self.scratch.capacity() > MAX_KEPT_SCRATCH {
+            self.scratch = Vec::new();
+        }
+        forward
+    }
 }
 
 /// Pipes the upstream body through a `TransformStream` whose callbacks hand each chunk to the
@@ -486,18 +508,17 @@ fn metered_body(
     let state = Rc::new(RefCell::new(Metering {
         call,
         outcome: None,
+        scratch: Vec::new(),
     }));
 
     let scan = Rc::clone(&state);
     let transform = Closure::<TransformFn>::new(
         move |chunk: JsValue, controller: TransformStreamDefaultController| {
             let replaced = match (mode, chunk.dyn_ref::<Uint8Array>()) {
-                (Mode::Stream, Some(bytes)) => {
-                    match scan.borrow_mut().call.feed_stream(&bytes.to_vec()) {
-                        Forward::Unchanged => None,
-                        Forward::Replace(bytes) => Some(bytes),
-                    }
-                }
+                (Mode::Stream, Some(bytes)) => match scan.borrow_mut().feed(bytes) {
+                    Forward::Unchanged => None,
+                    Forward::Replace(bytes) => Some(bytes),
+                },
                 _ => None,
             };
             match replaced {
