@@ -21,16 +21,23 @@ const cases = [
   // The floor: the same stream through a plain-JS Worker with a forwarding TransformStream.
   { label: "SSE chat completion, plain-JS TransformStream Worker (floor)", fixture: "openrouter-stream-with-reasoning", floor: true },
 ];
+// LLM_COST_BENCH_BASELINE=<another build's index.js>: that build on the same metered stream, in
+// the same interleaved run (before/after comparisons of a change).
+const BASELINE = process.env.LLM_COST_BENCH_BASELINE;
+if (BASELINE) {
+  cases.push({ label: `SSE chat completion (metered) with the baseline build ${BASELINE}`, fixture: "openrouter-stream-with-reasoning", baseline: true });
+}
 
 const fixtures = fixturesDir(cases.map((c) => c.fixture));
 const dirs = [];
 try {
   const upstream = await startUpstream(fixtures);
-  const [worker, floor] = await Promise.all([
+  const [worker, floor, baseline] = await Promise.all([
     startWorker({ UPSTREAM_BASE_URL: upstream.url }),
     startWorker({ UPSTREAM_BASE_URL: upstream.url }, [], [], join(ROOT, "tests/worker/js-floor/index.js")),
+    BASELINE ? startWorker({ UPSTREAM_BASE_URL: upstream.url }, [], [], BASELINE) : null,
   ]);
-  const target = (c) => (c.floor ? floor : worker);
+  const target = (c) => (c.floor ? floor : c.baseline ? baseline : worker);
   const once = async (c) => {
     const res = await fetch(target(c).url + (c.path ?? CHAT), {
       method: c.method ?? "POST",
@@ -79,7 +86,7 @@ try {
   const floorStats = stats[cases.findIndex((c) => c.floor)];
   const over = metered.cpu / metered.lat.length / (floorStats.cpu / floorStats.lat.length) - 1;
   console.log(`metered SSE over the plain-JS floor: ${(over * 100).toFixed(1)} % (target: at most 10 %)`);
-  dirs.push(worker.dir, floor.dir);
+  dirs.push(worker.dir, floor.dir, ...(baseline ? [baseline.dir] : []));
 } finally {
   await stopAll(); // first: wrangler writes into its directory until it stops
   for (const dir of dirs) removeDir(dir);
