@@ -6,6 +6,7 @@
 //! Name resolution (aliases) lives in `model_names`; the arithmetic in `cost`.
 
 use alloc::{borrow::ToOwned, collections::BTreeMap, format, string::String, vec::Vec};
+use core::cell::RefCell;
 use core::fmt::{self, Write as _};
 
 use serde::Deserialize;
@@ -494,6 +495,10 @@ impl fmt::Display for PricingError {
 pub struct PriceTable {
     source: TableSource,
     version: String,
+    /// Bundled entries decoded so far, sorted by the name they were found under: a model's
+    /// text line is decoded (seven-odd decimal parses) once per table, not at every call. Only
+    /// names that resolved are kept, so it holds at most every id and slug of the table.
+    decoded: RefCell<Vec<(String, Priced)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -527,6 +532,7 @@ impl PriceTable {
         PriceTable {
             source: TableSource::Bundled,
             version: bundled::PRICING_VERSION.to_owned(),
+            decoded: RefCell::default(),
         }
     }
 
@@ -550,6 +556,7 @@ impl PriceTable {
         PriceTable {
             source: TableSource::Loaded { models, slugs },
             version,
+            decoded: RefCell::default(),
         }
     }
 
@@ -590,12 +597,23 @@ impl PriceTable {
     pub fn get(&self, name: &str) -> Option<Priced> {
         match &self.source {
             TableSource::Bundled => {
+                let at = match self
+                    .decoded
+                    .borrow()
+                    .binary_search_by(|(n, _)| n.as_str().cmp(name))
+                {
+                    Ok(i) => return self.decoded.borrow().get(i).map(|(_, p)| p.clone()),
+                    Err(at) => at,
+                };
                 let model = bundled::find(name)?;
-                let prices = bundled_prices(&model).ok()?;
-                Some(Priced {
+                let priced = Priced {
                     id: model.id.to_owned(),
-                    prices,
-                })
+                    prices: bundled_prices(&model).ok()?,
+                };
+                self.decoded
+                    .borrow_mut()
+                    .insert(at, (name.to_owned(), priced.clone()));
+                Some(priced)
             }
             TableSource::Loaded { models, slugs } => {
                 let index = models
@@ -899,6 +917,32 @@ mod tests {
             .expect("some model has a distinct slug");
         assert_eq!(table.get(slug.canonical_slug).unwrap().id, slug.id);
         assert!(table.get("no-such/model").is_none());
+    }
+
+    #[test]
+    fn bundled_lines_are_decoded_once_and_only_names_that_resolved_are_kept() {
+        let table = PriceTable::bundled();
+        let slug = bundled::models()
+            .find(|m| !m.canonical_slug.is_empty() && m.canonical_slug != m.id)
+            .expect("some model has a distinct slug");
+        let fresh = |name: &str| {
+            let model = bundled::find(name).unwrap();
+            Priced {
+                id: model.id.to_owned(),
+                prices: bundled_prices(&model).unwrap(),
+            }
+        };
+        for _ in 0..3 {
+            for name in ["openai/gpt-5", slug.canonical_slug, "openai/gpt-4o"] {
+                assert_eq!(table.get(name), Some(fresh(name)), "{name}");
+            }
+            assert!(table.get("no-such/model").is_none());
+        }
+        let decoded = table.decoded.borrow();
+        let names: Vec<&str> = decoded.iter().map(|(n, _)| n.as_str()).collect();
+        let mut expected = ["openai/gpt-5", slug.canonical_slug, "openai/gpt-4o"];
+        expected.sort_unstable();
+        assert_eq!(names, expected);
     }
 
     #[test]
