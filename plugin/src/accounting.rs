@@ -50,18 +50,23 @@ impl DropReason {
     }
 }
 
-/// What this VM has added to the shared `records_queued` gauge so far.
+/// Gauge: bytes of linear memory of the filter's VMs (Wasm memory only grows, so a leak shows as
+/// a rising line; the soak fits its slope).
+pub const VM_MEMORY: &str = "llmcost.vm_memory_bytes";
+
+/// What this VM has added to a gauge shared by every VM of the process so far (`records_queued`,
+/// `vm_memory_bytes`): each VM moves the gauge by deltas, so Envoy's one stat is their sum.
 #[derive(Debug, Default)]
-pub struct QueuedGauge {
+pub struct GaugeShare {
     reported: u64,
 }
 
-impl QueuedGauge {
-    /// The increment that makes this VM's share of the gauge `queued` (negative to lower it).
-    pub fn delta_to(&mut self, queued: u64) -> i64 {
+impl GaugeShare {
+    /// The increment that makes this VM's share of the gauge `value` (negative to lower it).
+    pub fn delta_to(&mut self, value: u64) -> i64 {
         let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        let delta = clamp(queued).saturating_sub(clamp(self.reported));
-        self.reported = queued;
+        let delta = clamp(value).saturating_sub(clamp(self.reported));
+        self.reported = value;
         delta
     }
 }
@@ -84,7 +89,7 @@ mod tests {
 
     #[test]
     fn the_gauge_moves_by_deltas_that_sum_to_the_current_value() {
-        let mut g = QueuedGauge::default();
+        let mut g = GaugeShare::default();
         let mut shared = 0i64; // what Envoy holds after our increments
         for queued in [0u64, 5, 5, 12, 3, 0, 7] {
             shared += g.delta_to(queued);

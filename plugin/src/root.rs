@@ -20,7 +20,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, MapType, MetricType};
 
-use crate::accounting::{self, DropReason, QueuedGauge};
+use crate::accounting::{self, DropReason, GaugeShare};
 use crate::budget;
 use crate::collector::CollectorConfig;
 use crate::filter::MeterFilter;
@@ -71,9 +71,9 @@ pub struct MeterRoot {
     backoff: Backoff,
     /// Live prices (`pricing.source`), if configured.
     live: Option<LivePrices>,
-    /// This VM's share of the `records_queued` gauge, and the gauge's id once defined.
-    queued_gauge: QueuedGauge,
-    queued_gauge_id: Option<u32>,
+    /// This VM's shares of the `records_queued` and `vm_memory_bytes` gauges.
+    queued_gauge: Gauge,
+    memory_gauge: Gauge,
     /// Set by `on_done`: the VM is going away. Past this host time (ms) what is still queued or
     /// unanswered is dropped (reason `shutdown`).
     drain_deadline_ms: Option<u64>,
@@ -92,6 +92,54 @@ pub struct MeterRoot {
     unknown_logged: bool,
 }
 
+/// A gauge shared by every VM of the process, moved by this VM's deltas (see [`GaugeShare`]),
+/// with its id once Envoy defined it.
+#[derive(Debug)]
+struct Gauge {
+    name: &'static str,
+    id: Option<u32>,
+    share: GaugeShare,
+}
+
+impl Gauge {
+    fn new(name: &'static str) -> Gauge {
+        Gauge {
+            name,
+            id: None,
+            share: GaugeShare::default(),
+        }
+    }
+
+    /// Makes this VM's share `value`. Only a delta the host took moves the share (a refused
+    /// gauge is defined again next time).
+    fn set(&mut self, value: u64) {
+        if self.id.is_none() {
+            match hostcalls::define_metric(MetricType::Gauge, self.name) {
+                Ok(id) => self.id = Some(id),
+                Err(status) => log::debug!("llm-cost: gauge refused: {status:?}"),
+            }
+        }
+        if let Some(id) = self.id {
+            let delta = self.share.delta_to(value);
+            if delta != 0 {
+                let _ = hostcalls::increment_metric(id, delta);
+            }
+        }
+    }
+}
+
+/// This VM's linear memory in bytes (what the VM holds of Envoy's memory; it never shrinks).
+fn linear_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        (core::arch::wasm32::memory_size(0) as u64).saturating_mul(65_536)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
+}
+
 impl Default for MeterRoot {
     fn default() -> Self {
         MeterRoot {
@@ -107,8 +155,8 @@ impl Default for MeterRoot {
             in_flight: Vec::new(),
             backoff: Backoff::default(),
             live: None,
-            queued_gauge: QueuedGauge::default(),
-            queued_gauge_id: None,
+            queued_gauge: Gauge::new(accounting::QUEUED),
+            memory_gauge: Gauge::new(accounting::VM_MEMORY),
             drain_deadline_ms: None,
             last_tick_ms: None,
             alive_ms: 0,
@@ -172,23 +220,14 @@ impl MeterRoot {
     }
 
     /// Hands the summed counters to Envoy, then moves the `records_queued` gauge to match, in
-    /// the same callback (so the accounting identity holds whenever no callback is running).
+    /// the same callback (so the accounting identity holds whenever no callback is running), and
+    /// the `vm_memory_bytes` gauge.
     fn publish(&mut self) {
         self.take_queue_counts();
         self.shared.metrics.borrow_mut().flush();
-        if self.queued_gauge_id.is_none() {
-            match hostcalls::define_metric(MetricType::Gauge, accounting::QUEUED) {
-                Ok(id) => self.queued_gauge_id = Some(id),
-                Err(status) => log::debug!("llm-cost: gauge refused: {status:?}"),
-            }
-        }
-        // Only a delta the host took moves our share (a refused gauge is retried next time).
-        if let Some(id) = self.queued_gauge_id {
-            let delta = self.queued_gauge.delta_to(self.queued());
-            if delta != 0 {
-                let _ = hostcalls::increment_metric(id, delta);
-            }
-        }
+        let queued = self.queued();
+        self.queued_gauge.set(queued);
+        self.memory_gauge.set(linear_memory_bytes());
     }
 
     /// Asks the collector for the spend of every period the rules use, when a sync is due

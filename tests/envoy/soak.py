@@ -8,7 +8,8 @@ timeout; the batch is resent and stored twice, which de-duplication by request_i
 At the end (collector up, queue drained, bounded wait) it checks, exactly:
   * Envoy's ledger: metered == delivered + dropped (by reason) + queued, metered == calls made;
   * the collector's distinct request_ids + counted drops == calls made;
-and measures the slope of Envoy's RSS (least-squares fit over samples after a warm-up) and the
+and measures the slopes of Envoy's RSS and of the filter VMs' linear memory (the
+`llmcost_vm_memory_bytes` gauge; least-squares fits over samples after a warm-up) and the
 p99 latency of the un-faulted calls (JSON and streams read to the end).
 
 Short version: tests/envoy/test_survive.py::test_short_soak (in scripts/test-envoy, so CI).
@@ -41,6 +42,8 @@ LONG_STREAM = "openrouter-stream-with-reasoning"  # 110 events, 5 ms apart here:
 PLUGIN_CONFIG = {"collector": {"flush_interval_ms": 200, "timeout_ms": 2000, "max_queue_records": 400,
                                "max_batch_records": 200}}
 PHASES = ["up", "down", "up", "slow", "up", "stalled"]
+# The filter's VMs' linear memory, summed (a gauge; Wasm memory never shrinks, so a leak is a rise).
+VM_MEMORY = "wasmcustom.llmcost.vm_memory_bytes"
 
 
 class Collect:
@@ -169,7 +172,7 @@ def run(envoy_bin, duration_s, rate, phase_s, workers=6, seed=22, log=print):
         t_start = time.monotonic()
         for t in threads:
             t.start()
-        rss, checks, phase_log = [], [], []
+        rss, vm_memory, checks, phase_log = [], [], [], []
         phase_at, phase_i, stalled = t_start, 0, None
         while time.monotonic() < end:
             now = time.monotonic()
@@ -189,7 +192,9 @@ def run(envoy_bin, duration_s, rate, phase_s, workers=6, seed=22, log=print):
                 stalled = phase_i
                 col.pause(4.0)  # once per phase: batches time out, are resent, stored twice
             rss.append((time.monotonic() - t_start, rss_bytes(env.proc.pid)))
-            checks.append(ledger.Ledger(env.stats()).holds())
+            stats = env.stats()
+            checks.append(ledger.Ledger(stats).holds())
+            vm_memory.append((time.monotonic() - t_start, stats.get(VM_MEMORY, 0)))
             time.sleep(1.0 if phase in ("slow", "stalled") else 2.0)
         for t in threads:
             t.join(timeout=60)
@@ -201,6 +206,7 @@ def run(envoy_bin, duration_s, rate, phase_s, workers=6, seed=22, log=print):
         calls = len(made)
         dropped = sum(final.dropped.values())
         warm = [s for s in rss if s[0] >= 0.25 * duration_s]
+        warm_vm = [s for s in vm_memory if s[0] >= 0.25 * duration_s]
         figures = {
             "duration_s": round(time.monotonic() - t_start, 1),
             "calls": calls,
@@ -221,6 +227,10 @@ def run(envoy_bin, duration_s, rate, phase_s, workers=6, seed=22, log=print):
             "rss_mib_first_last": (round(rss[0][1] / 1048576.0, 1), round(rss[-1][1] / 1048576.0, 1)),
             "rss_slope_mib_per_min": round(slope_per_minute(warm) / 1048576.0, 3),
             "rss_samples": len(warm),
+            # first sample after the warm-up (the gauge is 0 until the VMs' first timer tick)
+            "vm_memory_mib_first_last": (round(warm_vm[0][1] / 1048576.0, 2) if warm_vm else 0.0,
+                                         round(vm_memory[-1][1] / 1048576.0, 2)),
+            "vm_memory_slope_mib_per_min": round(slope_per_minute(warm_vm) / 1048576.0, 3),
             "p50_ms": round(1000 * percentile(latencies, 50), 1),
             "p99_ms": round(1000 * percentile(latencies, 99), 1),
             "max_ms": round(1000 * max(latencies or [0]), 1),
