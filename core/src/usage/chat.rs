@@ -66,8 +66,11 @@ pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
         service_tier: tier,
         ..u.normalise()
     });
+    // A usage-only chunk has `"choices": []`; a document without an empty array anywhere cannot
+    // have one, and needs no second pass (most full answers: their `choices` are not empty).
     let usage_only = usage.is_some()
         && doc.choices.is_some()
+        && has_empty_array(bytes)
         && serde_json::from_slice::<ChoicesOnly>(bytes)
             .ok()
             .and_then(|c| c.choices)
@@ -78,6 +81,17 @@ pub fn parse(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
         usage_only,
         error: doc.error.map(|e| e.reason()),
         end: false,
+    })
+}
+
+/// `[` then `]` with only whitespace between, anywhere in `bytes`: every empty JSON array is
+/// written so (brackets are never escaped); a match inside a string only costs the second pass.
+fn has_empty_array(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'[', bytes).any(|at| {
+        bytes[at + 1..]
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|&b| b == b']')
     })
 }
 
@@ -112,6 +126,19 @@ mod tests {
         let null_usage = br#"{"model":"m","choices":[],"usage":null}"#;
         let facts = parse(null_usage).unwrap();
         assert!(facts.usage.is_none() && !facts.usage_only);
+    }
+
+    #[test]
+    fn usage_only_needs_an_empty_choices_array_wherever_the_brackets_are() {
+        let spaced = b"{\"model\":\"m\",\"choices\":[ \n ],\"usage\":{\"prompt_tokens\":1}}";
+        assert!(parse(spaced).unwrap().usage_only);
+        // An empty array elsewhere (here a string) only costs the second pass.
+        let elsewhere = br#"{"model":"[]","choices":[{"x":1}],"usage":{"prompt_tokens":1}}"#;
+        assert!(!parse(elsewhere).unwrap().usage_only);
+        let escaped_key = br#"{"ch\u006fices":[],"usage":{"prompt_tokens":1}}"#;
+        assert!(parse(escaped_key).unwrap().usage_only);
+        let full = br#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":1}}"#;
+        assert!(!has_empty_array(full) && !parse(full).unwrap().usage_only);
     }
 
     #[test]
