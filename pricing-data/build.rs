@@ -78,6 +78,30 @@ fn main() {
         let supplement = source.filter(|_| !taken.is_empty()).map(|s| (s, taken));
         models.push((id, slug, prices, overrides, supplement));
     }
+    // Models OpenRouter does not list at all (tts-1 speech, billed per character): the
+    // supplement's own entries, every price from it. An OpenRouter entry of the same id wins
+    // (it was pushed first; the sort is stable and `dedup_by` keeps the first).
+    if let Some(entries) = supplement["entries"].as_object() {
+        for (id, entry) in entries {
+            let value = |key: &str| entry["pricing"][key].as_str().map(str::to_string);
+            let Some(prices) = canonical_prices(value) else {
+                continue;
+            };
+            let taken: Vec<&'static str> = PRICE_KEYS
+                .into_iter()
+                .filter(|key| value(key).is_some())
+                .collect();
+            let source = entry["from"].as_str().map(|from| format!("litellm:{from}"));
+            let supplement = source.map(|s| (s, taken));
+            models.push((
+                id.clone(),
+                id.clone(),
+                prices,
+                Overrides::default(),
+                supplement,
+            ));
+        }
+    }
     models.sort_by(|a, b| a.0.cmp(&b.0));
     models.dedup_by(|a, b| a.0 == b.0);
 

@@ -32,7 +32,15 @@ LITELLM_KEYS = {
     "output_cost_per_audio_token": "audio_output",
     "input_cost_per_image_token": "image",
     "output_cost_per_image_token": "image_output",
+    "input_cost_per_second": "audio_second",
+    "input_cost_per_character": "input_character",
 }
+# LiteLLM modes whose entries may supplement a bundled one: chat models, and OpenAI's audio models
+# (transcription billed by tokens or by the second, speech by the character).
+MODES = ("chat", "audio_transcription", "audio_speech")
+# Speech models OpenRouter does not list, billed per input character: bundled from LiteLLM whole
+# (`entries`), prompt and completion "0" (they bill no tokens).
+SPEECH_BY_CHARACTER = ("tts-1", "tts-1-hd")
 TIERS = {"_flex": "flex", "_priority": "priority", "_batches": "batch"}
 
 
@@ -86,27 +94,43 @@ def main():
             continue  # variants (`:free`, `:batch`) are OpenRouter's own offers
         for name in candidates(model_id):
             spec = litellm.get(name)
-            if not isinstance(spec, dict) or spec.get("mode", "chat") != "chat":
+            if not isinstance(spec, dict) or spec.get("mode", "chat") not in MODES:
                 continue
             theirs = litellm_prices(spec)
             same = all(
                 key in theirs and Decimal(theirs[key]) == Decimal(pricing.get(key, "0"))
                 for key in ("prompt", "completion")
             )
+            if "prompt" not in theirs and "audio_second" in theirs:
+                # Billed by the second only (whisper-1): OpenRouter lists its price per minute
+                # of audio as `prompt` (whisper-1 "0.006" = 60 x LiteLLM's 0.0001 per second).
+                same = Decimal(theirs["audio_second"]) * 60 == Decimal(pricing.get("prompt", "-1"))
             if not same:
                 continue
             missing = {k: v for k, v in sorted(theirs.items()) if k not in pricing}
             if missing:
                 models[model_id] = {"from": name, "pricing": missing}
             break
+    entries = {}
+    listed = {model["id"] for model in bundled["data"]}
+    for name in SPEECH_BY_CHARACTER:
+        spec = litellm.get(name)
+        model_id = f"openai/{name}"
+        if model_id in listed or not isinstance(spec, dict) or spec.get("mode") != "audio_speech":
+            continue
+        theirs = litellm_prices(spec)
+        if set(theirs) != {"input_character"}:
+            continue
+        entries[model_id] = {"from": name, "pricing": {"prompt": "0", "completion": "0", **theirs}}
     doc = {
         "source": f"LiteLLM {LITELLM_VERSION} model_prices_and_context_window_backup.json "
                   f"(snapshots/litellm-model-prices-{LITELLM_VERSION}.json, MIT), written by supplement.py",
         "litellm_version": LITELLM_VERSION,
         "models": models,
+        "entries": entries,
     }
     (HERE / "supplement.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    print(f"wrote supplement.json: {len(models)} models")
+    print(f"wrote supplement.json: {len(models)} models, {len(entries)} entries")
 
 
 if __name__ == "__main__":

@@ -230,15 +230,20 @@ fn price_bytes(
         .collect();
     let content_type = if is_json(response) {
         "application/json"
+    } else if path.contains("/audio/") && !is_sse(response) {
+        // A speech answer (audio bytes) or a `text`/`srt`/`vtt` transcription.
+        "application/octet-stream"
     } else {
         "text/event-stream"
     };
+    // A transcription request is a form: its first line names the boundary.
+    let form_type = request.and_then(form_content_type);
     let recorded = Recorded {
         request_head: RequestHead {
             method: "POST",
             host,
             path,
-            content_type: Some("application/json"),
+            content_type: Some(form_type.as_deref().unwrap_or("application/json")),
             attribution_headers: &attribution_headers,
             ..RequestHead::default()
         },
@@ -255,6 +260,30 @@ fn price_bytes(
         ..Recorded::default()
     };
     replay(config, &recorded).outcome.record_json
+}
+
+/// `multipart/form-data; boundary=…` for a body that starts with a form's first delimiter line
+/// (`--<boundary>\r\n`), as a transcription request does.
+fn form_content_type(body: &[u8]) -> Option<String> {
+    let line = body.split(|&b| b == b'\n').next()?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let boundary = std::str::from_utf8(line.strip_prefix(b"--")?).ok()?;
+    let plain = !boundary.is_empty()
+        && boundary.len() <= 70
+        && boundary.bytes().all(|b| b.is_ascii_graphic() && b != b'"');
+    plain.then(|| format!("multipart/form-data; boundary={boundary}"))
+}
+
+/// An SSE body starts with a field (`data:`, `event:`, `id:`) or a comment (`:`).
+fn is_sse(response: &[u8]) -> bool {
+    let start = response
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(response.len());
+    let rest = &response[start..];
+    [&b"data:"[..], b"event:", b"id:", b":"]
+        .iter()
+        .any(|field| rest.starts_with(field))
 }
 
 /// A JSON body starts with `{` or `[`; anything else is taken for an SSE stream.

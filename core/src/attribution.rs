@@ -54,6 +54,8 @@ pub const RESERVED_NAMES: &[&str] = &[
     "audio_completion_tokens",
     "image_prompt_tokens",
     "image_completion_tokens",
+    "audio_duration_ms",
+    "input_characters",
     "service_tier",
     "cost_usd",
     "cost_micros",

@@ -12,6 +12,7 @@ use crate::budget_check::BudgetError;
 use crate::config::{Adjustment, MeterConfig};
 use crate::cost::{price, Breakdown, CostError};
 use crate::error_code::ErrorCode;
+use crate::form::FormScan;
 use crate::identity::key_id;
 use crate::money::Usd;
 use crate::pricing::{Priced, Prices};
@@ -76,6 +77,9 @@ pub enum RequestBodyPlan {
         /// Past this, call [`Call::request_body_too_large`] and stop copying.
         max_bytes: usize,
     },
+    /// A `multipart/form-data` body (an audio transcription: the file may be 25 MB): let it pass
+    /// as it arrives, never held nor copied, handing each chunk to [`Call::scan_request_chunk`].
+    ScanForm,
     /// Let the body pass untouched.
     PassThrough,
 }
@@ -98,6 +102,10 @@ pub enum ResponsePlan {
     Stream,
     /// Forward untouched; then [`Call::finish_passthrough`].
     PassThrough,
+    /// The cost is known from the request (text to speech billed per input character): call
+    /// [`Call::finish_passthrough`] now and add its headers to these response headers, then
+    /// forward the body untouched (audio: never held, never read).
+    PassThroughPriced,
 }
 
 /// Everything a host emits at the end of a call.
@@ -160,6 +168,12 @@ pub struct Call {
     body_values: BodyValues,
     start_ms: u64,
     request: RequestFacts,
+    /// The scan of a `multipart/form-data` request body ([`RequestBodyPlan::ScanForm`]).
+    form: Option<Box<FormScan>>,
+    /// A speech request's input characters, once its body was read.
+    speech_characters: Option<u64>,
+    /// The response is priced from the request ([`ResponsePlan::PassThroughPriced`]).
+    priced_from_request: bool,
     usage_chunk_injected: bool,
     /// Estimated prompt tokens (builds with the `estimate` feature).
     estimated_prompt: Option<u64>,
@@ -195,6 +209,9 @@ impl Call {
             body_values: BodyValues::default(),
             start_ms: now_unix_ms,
             request: RequestFacts::default(),
+            form: None,
+            speech_characters: None,
+            priced_from_request: false,
             usage_chunk_injected: false,
             estimated_prompt: None,
             request_note: None,
@@ -206,7 +223,13 @@ impl Call {
             budget_error: None,
         };
         call.request.model = gemini_model_from_path(head.path);
-        if head
+        if call.format == Some(Format::Transcription) {
+            // A form, never held: its size does not matter, and neither does JSON.
+            call.form = head.content_type.and_then(FormScan::new).map(Box::new);
+            if call.form.is_none() {
+                call.request_note = Some(ErrorCode::RequestNotJson);
+            }
+        } else if head
             .content_type
             .is_some_and(|t| !t.to_ascii_lowercase().contains("json"))
         {
@@ -280,7 +303,9 @@ impl Call {
     /// Whether to buffer the request body for the rewrite, or only observe it.
     pub fn request_body_plan(&self) -> RequestBodyPlan {
         let max_bytes = self.config.max_request_body_bytes;
-        if self.endpoint == Endpoint::Other || self.request_note.is_some() {
+        if self.form.is_some() {
+            RequestBodyPlan::ScanForm
+        } else if self.endpoint == Endpoint::Other || self.request_note.is_some() {
             RequestBodyPlan::PassThrough
         } else if self.config.inject_usage && self.config.hold_headers {
             RequestBodyPlan::Buffer { max_bytes }
@@ -293,6 +318,20 @@ impl Call {
     /// the model and whether it streams, changes nothing.
     pub fn observe_request(&mut self, body: &[u8]) {
         let _ = self.read_request(body, false);
+    }
+
+    /// Scans the next chunk of a form body ([`RequestBodyPlan::ScanForm`]) as it passes: learns
+    /// the model and whether it streams, keeps nothing else.
+    pub fn scan_request_chunk(&mut self, chunk: &[u8]) {
+        let Some(form) = self.form.as_mut() else {
+            return;
+        };
+        form.feed(chunk);
+        let fields = form.fields();
+        if fields.model.is_some() && self.request.model != fields.model {
+            self.request.model.clone_from(&fields.model);
+        }
+        self.request.stream = fields.stream;
     }
 
     /// The body outgrew `max_bytes` while buffering: it passes unchanged.
@@ -328,6 +367,9 @@ impl Call {
                 // carry `models/…`) does not override it.
                 result.facts.model = self.request.model.take().or(result.facts.model);
                 self.request = result.facts;
+                if self.format == Some(Format::Speech) {
+                    self.speech_characters = crate::usage::audio::input_characters(body);
+                }
                 if !may_rewrite {
                     return None;
                 }
@@ -355,6 +397,11 @@ impl Call {
             .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
         {
             Some(ErrorCode::CompressedResponse)
+        } else if self.format == Some(Format::Speech) {
+            // The answer is audio: the request says what it costs, the body is never read.
+            self.priced_from_request = true;
+            self.response = ResponseState::PassThrough;
+            return ResponsePlan::PassThroughPriced;
         } else if self.endpoint == Endpoint::StreamGenerateContent && !stream {
             // A JSON-array stream (no `alt=sse`): holding it would stop the stream.
             Some(ErrorCode::UnsupportedStreamFormat)
@@ -374,6 +421,11 @@ impl Call {
                 } else {
                     ResponsePlan::ObserveJson { max_bytes }
                 }
+            }
+            // `text`, `srt` and `vtt` transcriptions: plain text, no usage in it.
+            None if self.format == Some(Format::Transcription) => {
+                self.response_fault = Some(ErrorCode::UsageNotReported);
+                ResponsePlan::PassThrough
             }
             None => {
                 self.response_fault = Some(ErrorCode::UnsupportedContentType);
@@ -395,7 +447,9 @@ impl Call {
                 )
                 .with_estimate(self.config.estimates()),
             )),
-            ResponsePlan::PassThrough => ResponseState::PassThrough,
+            ResponsePlan::PassThrough | ResponsePlan::PassThroughPriced => {
+                ResponseState::PassThrough
+            }
         };
         plan
     }
@@ -451,11 +505,14 @@ impl Call {
                 };
                 if usage.is_none()
                     && fault.is_none()
-                    && matches!(format, Format::GeminiEmbeddings | Format::Images)
+                    && matches!(
+                        format,
+                        Format::GeminiEmbeddings | Format::Images | Format::Transcription
+                    )
                 {
                     // Some Gemini embedding answers carry no usage, nor do dall-e image answers
-                    // (billed per image): nothing to price, and the record says so rather than
-                    // looking like a free call.
+                    // (billed per image) or translations: nothing to price, and the record says
+                    // so rather than looking like a free call.
                     fault = Some(ErrorCode::UsageNotReported);
                 }
                 self.outcome(usage, facts.model, fault, Vec::new(), now_unix_ms)
@@ -484,8 +541,35 @@ impl Call {
             return self.already_finished(now_unix_ms);
         }
         self.finished = true;
+        if self.priced_from_request {
+            let (usage, fault) = self.speech_usage();
+            return self.outcome(usage, None, fault, Vec::new(), now_unix_ms);
+        }
         let fault = self.response_fault;
         self.outcome(None, None, fault, Vec::new(), now_unix_ms)
+    }
+
+    /// A speech call's usage, from its request: the input's characters where the entry bills
+    /// per character (tts-1, tts-1-hd). gpt-4o-mini-tts bills tokens its audio answer does not
+    /// report: `usage_not_reported`, never a guess. An unknown model keeps the characters, so the
+    /// record says `unknown_model`.
+    fn speech_usage(&self) -> (Option<Reported>, Option<ErrorCode>) {
+        let Some(characters) = self.speech_characters else {
+            // The body was not read (too large, not JSON) or has no `input`.
+            return (
+                None,
+                Some(self.request_note.unwrap_or(ErrorCode::UsageNotReported)),
+            );
+        };
+        let priced = self.request.model.as_deref().and_then(|m| self.resolve(m));
+        if priced.is_some_and(|p| !p.prices.has("input_character")) {
+            return (None, Some(ErrorCode::UsageNotReported));
+        }
+        let usage = Usage {
+            input_characters: characters,
+            ..Usage::default()
+        };
+        (Some(Reported::Exact(usage)), None)
     }
 
     /// The client or the upstream went away before the end.
@@ -701,6 +785,8 @@ impl Call {
             audio_completion_tokens: usage.as_ref().map(|u| u.audio_completion_tokens),
             image_prompt_tokens: usage.as_ref().map(|u| u.image_prompt_tokens),
             image_completion_tokens: usage.as_ref().map(|u| u.image_completion_tokens),
+            audio_duration_ms: usage.as_ref().map(|u| u.audio_duration_ms),
+            input_characters: usage.as_ref().map(|u| u.input_characters),
             service_tier: usage
                 .as_ref()
                 .and_then(|u| u.service_tier)
@@ -799,6 +885,13 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
     const NO_USAGE_STREAM: &[u8] =
         b"data: {\"model\":\"openai/gpt-4o\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n";
 
+    const FORM_TYPE: Option<&str> = Some("multipart/form-data; boundary=b");
+    /// A transcription form, the file first (as openai-node sends it for `{file, model}`).
+    const FORM_MINI: &[u8] = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\nRIFF\x00\r\n--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ngpt-4o-mini-transcribe\r\n--b--\r\n";
+    const FORM_WHISPER: &[u8] = b"--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF\r\n--b--\r\n";
+    const FORM_GPT_4O: &[u8] =
+        b"--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\ngpt-4o\r\n--b--\r\n";
+
     /// The plan's kind, without its size limit.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     enum Plan {
@@ -806,6 +899,7 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
         Observe,
         Stream,
         Pass,
+        Priced,
     }
 
     impl From<ResponsePlan> for Plan {
@@ -815,6 +909,7 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
                 ResponsePlan::ObserveJson { .. } => Plan::Observe,
                 ResponsePlan::Stream => Plan::Stream,
                 ResponsePlan::PassThrough => Plan::Pass,
+                ResponsePlan::PassThroughPriced => Plan::Priced,
             }
         }
     }
@@ -927,6 +1022,16 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
             Row { name: "gemini embeddings without usage", host: "generativelanguage.googleapis.com", path: "/v1beta/models/gemini-embedding-001:embedContent", request: Some(br#"{"model":"models/gemini-embedding-001","content":{}}"#), body: br#"{"embedding":{"values":[0.1]}}"#, cost_status: NoUsage, error: Some(E::UsageNotReported), ..BASE },
             Row { name: "legacy completions", host: "api.openai.com", path: "/v1/completions", request: Some(br#"{"model":"gpt-3.5-turbo-instruct","prompt":"x"}"#), body: br#"{"object":"text_completion","model":"gpt-3.5-turbo-instruct","choices":[{"text":"y"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#, ..BASE },
             Row { name: "legacy completions stream", host: "api.openai.com", path: "/v1/completions", request: Some(br#"{"model":"gpt-3.5-turbo-instruct","prompt":"x","stream":true}"#), response_type: sse, body: b"data: {\"object\":\"text_completion\",\"model\":\"gpt-3.5-turbo-instruct\",\"choices\":[{\"text\":\"y\"}]}\n\ndata: {\"model\":\"gpt-3.5-turbo-instruct\",\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\ndata: [DONE]\n\n", plan: Plan::Stream, ..BASE },
+            Row { name: "transcription priced by tokens", host: "api.openai.com", path: "/v1/audio/transcriptions", request_type: FORM_TYPE, request: Some(FORM_MINI), body: br#"{"text":"Hi.","usage":{"type":"tokens","input_tokens":14,"input_token_details":{"text_tokens":0,"audio_tokens":14},"output_tokens":4,"total_tokens":18}}"#, ..BASE },
+            Row { name: "transcription priced by duration", host: "api.openai.com", path: "/v1/audio/transcriptions", request_type: FORM_TYPE, request: Some(FORM_WHISPER), body: br#"{"text":"Hi.","usage":{"type":"duration","seconds":9}}"#, ..BASE },
+            Row { name: "translation without usage", host: "api.openai.com", path: "/v1/audio/translations", request_type: FORM_TYPE, request: Some(FORM_WHISPER), body: br#"{"text":"Hi."}"#, cost_status: NoUsage, error: Some(E::UsageNotReported), ..BASE },
+            Row { name: "transcription as plain text", host: "api.openai.com", path: "/v1/audio/transcriptions", request_type: FORM_TYPE, request: Some(FORM_WHISPER), response_type: Some("text/plain; charset=utf-8"), body: b"Hi.\n", plan: Plan::Pass, cost_status: NoUsage, error: Some(E::UsageNotReported), ..BASE },
+            Row { name: "transcription stream", host: "api.openai.com", path: "/v1/audio/transcriptions", request_type: FORM_TYPE, request: Some(FORM_MINI), response_type: sse, body: b"data: {\"type\":\"transcript.text.delta\",\"delta\":\"Hi\"}\n\ndata: {\"type\":\"transcript.text.done\",\"text\":\"Hi.\",\"usage\":{\"type\":\"tokens\",\"input_tokens\":14,\"input_token_details\":{\"text_tokens\":0,\"audio_tokens\":14},\"output_tokens\":4,\"total_tokens\":18}}\n\n", plan: Plan::Stream, ..BASE },
+            Row { name: "duration without a per-second price", host: "api.openai.com", path: "/v1/audio/transcriptions", request_type: FORM_TYPE, request: Some(FORM_GPT_4O), body: br#"{"text":"Hi.","usage":{"type":"duration","seconds":9}}"#, cost_status: Unpriced, error: Some(E::UnpricedAudioDuration), ..BASE },
+            Row { name: "speech priced by its input characters", host: "api.openai.com", path: "/v1/audio/speech", request: Some(br#"{"model":"tts-1","input":"Hello world!","voice":"alloy"}"#), response_type: Some("audio/mpeg"), body: b"ID3\x04\x00", plan: Plan::Priced, ..BASE },
+            Row { name: "speech of an unknown model", host: "api.openai.com", path: "/v1/audio/speech", request: Some(br#"{"model":"acme-tts","input":"Hello","voice":"alloy"}"#), response_type: Some("audio/mpeg"), body: b"ID3", plan: Plan::Priced, cost_status: Unpriced, error: Some(E::UnknownModel), ..BASE },
+            Row { name: "speech of a model billed by tokens", host: "api.openai.com", path: "/v1/audio/speech", request: Some(br#"{"model":"gpt-4o","input":"Hello","voice":"alloy"}"#), response_type: Some("audio/mpeg"), body: b"ID3", plan: Plan::Priced, cost_status: NoUsage, error: Some(E::UsageNotReported), ..BASE },
+            Row { name: "speech refused upstream", host: "api.openai.com", path: "/v1/audio/speech", request: Some(br#"{"model":"tts-1","input":"Hello","voice":"alloy"}"#), status: 400, body: br#"{"error":{"code":"invalid_value"}}"#, plan: Plan::Pass, cost_status: Error, error: Some(E::UpstreamStatus), ..BASE },
             Row {
                 name: "absurd counts",
                 body: br#"{"model":"openai/gpt-4o","usage":{"prompt_tokens":18446744073709551615,"completion_tokens":18446744073709551615}}"#,
@@ -1080,6 +1185,9 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
             ErrorCode::UnpricedModelRefused,
             ErrorCode::BudgetSpendUnknown,
             ErrorCode::UpstreamUnreachable,
+            // Not reachable through a call: speech without a character price is
+            // `usage_not_reported` (`speech_usage`); `cost::price` has its own test.
+            ErrorCode::UnpricedInputCharacters,
         ]);
         let missing: Vec<_> = ErrorCode::ALL
             .iter()

@@ -45,8 +45,14 @@ impl StreamCostComment {
             StreamCostComment::Always => true,
             StreamCostComment::Never => false,
             StreamCostComment::Auto => match format {
-                Format::Chat | Format::Responses | Format::Anthropic | Format::Embeddings => true,
-                Format::Gemini | Format::GeminiEmbeddings | Format::Images => false,
+                Format::Chat
+                | Format::Responses
+                | Format::Anthropic
+                | Format::Embeddings
+                | Format::Transcription => true,
+                Format::Gemini | Format::GeminiEmbeddings | Format::Images | Format::Speech => {
+                    false
+                }
             },
         }
     }

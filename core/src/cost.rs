@@ -15,7 +15,11 @@
 //!       + cache_write_1h·input_cache_write_1h + audio_in·audio + image_in·(image, else prompt)
 //!       + text_out·completion + reasoning·(internal_reasoning, or completion if 0)
 //!       + audio_out·audio_output + image_out·image_output + request
-//!       + web_search_requests·web_search`.
+//!       + web_search_requests·web_search + audio_seconds·audio_second
+//!       + input_characters·input_character`
+//!
+//! (`audio_seconds` is the reported duration in milliseconds / 1000: whisper-1 transcriptions;
+//! `input_characters` a speech request's text: tts-1.)
 //!
 //! Every component with a non-zero count needs a known price ([`Prices::has`]): one without makes
 //! [`CostError::Unpriced`] name it, never a silent $0. This reproduces OpenRouter's `usage.cost`
@@ -54,6 +58,10 @@ pub struct Breakdown {
     pub request: Usd,
     /// Web searches the upstream reported, at the per-search price.
     pub web_search: Usd,
+    /// Input audio duration, at the per-second price.
+    pub audio_duration: Usd,
+    /// Input characters, at the per-character price.
+    pub input_characters: Usd,
     /// Sum of the above.
     pub total: Usd,
     /// A price used came from the entry's supplement ([`Prices::supplement`]): `priced_as` names
@@ -80,6 +88,10 @@ pub enum Component {
     WebSearch,
     /// The service tier that served the call (`<key>_<tier>` prices).
     ServiceTier,
+    /// Input audio duration (`audio_second`).
+    AudioDuration,
+    /// Input characters (`input_character`).
+    InputCharacters,
 }
 
 impl Component {
@@ -94,6 +106,8 @@ impl Component {
             Component::ImageOut => ErrorCode::UnpricedImageOut,
             Component::WebSearch => ErrorCode::UnpricedWebSearch,
             Component::ServiceTier => ErrorCode::UnpricedServiceTier,
+            Component::AudioDuration => ErrorCode::UnpricedAudioDuration,
+            Component::InputCharacters => ErrorCode::UnpricedInputCharacters,
         }
     }
 }
@@ -214,6 +228,19 @@ pub fn price(
             usage.web_search_requests,
             Component::WebSearch,
         )?,
+        audio_duration: match usage.audio_duration_ms {
+            0 => Usd::ZERO,
+            ms => prices
+                .known("audio_second")
+                .ok_or(CostError::Unpriced(Component::AudioDuration))?
+                .scaled(ms, 1000)?,
+        },
+        input_characters: units(
+            prices,
+            "input_character",
+            usage.input_characters,
+            Component::InputCharacters,
+        )?,
         total: Usd::ZERO,
         supplemented: false,
     };
@@ -238,6 +265,8 @@ pub fn price(
         ("image_output", image_out),
         ("request", 1),
         ("web_search", usage.web_search_requests),
+        ("audio_second", usage.audio_duration_ms),
+        ("input_character", usage.input_characters),
     ];
     b.supplemented = prices.supplement.as_ref().is_some_and(|s| {
         used.iter()
@@ -256,6 +285,8 @@ pub fn price(
         b.image_out,
         b.request,
         b.web_search,
+        b.audio_duration,
+        b.input_characters,
     ]
     .into_iter()
     .try_fold(Usd::ZERO, Usd::checked_add)?;
@@ -293,6 +324,46 @@ mod tests {
         assert_eq!(b.total.to_decimal_string(), "0.01058775");
         assert_eq!(b.prompt.to_decimal_string(), "0.000009");
         assert_eq!(b.cache_write.to_decimal_string(), "0.00963375");
+    }
+
+    #[test]
+    fn duration_and_characters_are_priced_per_second_and_per_character() {
+        let mut whisper = Prices::default();
+        whisper.set("audio_second", usd("0.0001"));
+        let usage = Usage {
+            audio_duration_ms: 9_500,
+            ..Usage::default()
+        };
+        let b = price(&usage, &whisper, None).unwrap();
+        assert_eq!(b.audio_duration.to_decimal_string(), "0.00095");
+        assert_eq!(b.total, b.audio_duration);
+        let mut tts = Prices::default();
+        tts.set("input_character", usd("0.000015"));
+        let usage = Usage {
+            input_characters: 12,
+            ..Usage::default()
+        };
+        assert_eq!(
+            price(&usage, &tts, None).unwrap().total.to_decimal_string(),
+            "0.00018"
+        );
+        // No price for the part billed: unpriced, named.
+        assert_eq!(
+            price(&usage, &whisper, None),
+            Err(CostError::Unpriced(Component::InputCharacters))
+        );
+        assert_eq!(
+            Component::InputCharacters.error_code(),
+            ErrorCode::UnpricedInputCharacters
+        );
+        let usage = Usage {
+            audio_duration_ms: 1,
+            ..Usage::default()
+        };
+        assert_eq!(
+            price(&usage, &tts, None),
+            Err(CostError::Unpriced(Component::AudioDuration))
+        );
     }
 
     #[test]

@@ -97,6 +97,11 @@ error_codes! {
     UnpricedWebSearch = "unpriced_web_search",
     /// The response names a service tier (`service_tier`) the entry has no prices for.
     UnpricedServiceTier = "unpriced_service_tier",
+    /// Audio duration reported (whisper-1 transcriptions), but the entry has no `audio_second`
+    /// price.
+    UnpricedAudioDuration = "unpriced_audio_duration",
+    /// A speech request's input characters, but the entry has no `input_character` price.
+    UnpricedInputCharacters = "unpriced_input_characters",
 }
 
 impl fmt::Display for ErrorCode {

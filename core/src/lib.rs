@@ -22,6 +22,7 @@ pub mod decimal;
 pub mod error_code;
 #[cfg(feature = "estimate")]
 pub mod estimate;
+pub mod form;
 pub mod identity;
 pub mod json_path;
 pub mod model_names;

@@ -284,8 +284,9 @@ pub fn accept(
 }
 
 /// `table` with the bundled supplement's facts (`pricing-data/supplement.json`: LiteLLM's
-/// service-tier, 1-hour cache write and audio prices that OpenRouter's data lacks) filled in for
-/// the ids it shares with the bundled table, as the bundled table has them. The document's own
+/// service-tier, 1-hour cache write, audio, per-second and per-character prices that OpenRouter's
+/// data lacks) filled in for the ids it shares with the bundled table, as the bundled table has
+/// them, and the supplement's own entries (models OpenRouter does not list) added. The document's own
 /// prices win: a key it names is kept. A call priced with an added key says so in `priced_as`
 /// (`openai/gpt-5+litellm:gpt-5`). A LiteLLM table (its ids are LiteLLM's, and it is the
 /// supplement's own source) is returned as it is. `llm-cost price --pricing` applies the same, so
@@ -296,6 +297,7 @@ pub fn with_bundled_supplement(table: &PriceTable) -> PriceTable {
     }
     let bundled = PriceTable::bundled();
     let mut entries = table.entries();
+    let mut shares_supplemented = false;
     for entry in &mut entries {
         let Some(from) = bundled.get(&entry.id).filter(|b| b.id == entry.id) else {
             continue;
@@ -303,6 +305,7 @@ pub fn with_bundled_supplement(table: &PriceTable) -> PriceTable {
         let Some(supplement) = &from.prices.supplement else {
             continue;
         };
+        shares_supplemented = true;
         let mut added = KeySet::default();
         for key in supplement.keys.iter() {
             if !entry.prices.has(key) {
@@ -319,6 +322,21 @@ pub fn with_bundled_supplement(table: &PriceTable) -> PriceTable {
                 tier.supplement = Some(added.clone());
             }
             entry.prices.supplement = Some(added);
+        }
+    }
+    // Entries only the supplement has (tts-1 and tts-1-hd: OpenRouter does not list them), whole,
+    // for a document that lists the models the supplement completes (OpenRouter's catalog, not
+    // a private list): their supplement marks `prompt` too, which an OpenRouter entry names itself.
+    let listed: alloc::collections::BTreeSet<String> =
+        entries.iter().map(|e| e.id.clone()).collect();
+    for entry in bundled.entries() {
+        let whole = entry
+            .prices
+            .supplement
+            .as_ref()
+            .is_some_and(|s| s.keys.contains("prompt"));
+        if shares_supplemented && whole && !listed.contains(&entry.id) {
+            entries.push(entry);
         }
     }
     let version = table.version();

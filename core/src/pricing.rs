@@ -44,6 +44,12 @@ pub struct Prices {
     pub audio: Usd,
     /// Per output audio token.
     pub audio_output: Usd,
+    /// Per second of input audio (whisper-1 transcriptions billed by duration; LiteLLM
+    /// `input_cost_per_second`).
+    pub audio_second: Usd,
+    /// Per character of the request's input text (tts-1 speech; LiteLLM
+    /// `input_cost_per_character`).
+    pub input_character: Usd,
     /// Per web search request.
     pub web_search: Usd,
     /// The base keys above that the source named (prompt and completion are always known).
@@ -233,6 +239,8 @@ impl Prices {
             "image_output" => &mut self.image_output,
             "audio" => &mut self.audio,
             "audio_output" => &mut self.audio_output,
+            "audio_second" => &mut self.audio_second,
+            "input_character" => &mut self.input_character,
             "web_search" => &mut self.web_search,
             _ => return None,
         })
@@ -430,6 +438,8 @@ impl Prices {
             "image_output" => self.image_output,
             "audio" => self.audio,
             "audio_output" => self.audio_output,
+            "audio_second" => self.audio_second,
+            "input_character" => self.input_character,
             "web_search" => self.web_search,
             _ => Usd::ZERO,
         }
@@ -777,7 +787,7 @@ fn load_openrouter(doc: &serde_json::Value) -> Result<PriceTable, PricingError> 
 /// LiteLLM price name → price key. A LiteLLM key is one of these names, then optionally
 /// `_above_<N>k_tokens` (a long-context price, for prompts of more than N thousand tokens), then
 /// optionally `_flex`, `_priority` or `_batches` (a service tier's price).
-const LITELLM_KEYS: [(&str, &str); 11] = [
+const LITELLM_KEYS: [(&str, &str); 13] = [
     ("input_cost_per_token", "prompt"),
     ("output_cost_per_token", "completion"),
     ("cache_read_input_token_cost", "input_cache_read"),
@@ -789,6 +799,8 @@ const LITELLM_KEYS: [(&str, &str); 11] = [
     ("output_cost_per_reasoning_token", "internal_reasoning"),
     ("input_cost_per_audio_token", "audio"),
     ("output_cost_per_audio_token", "audio_output"),
+    ("input_cost_per_second", "audio_second"),
+    ("input_cost_per_character", "input_character"),
     ("input_cost_per_image_token", "image"),
     ("output_cost_per_image_token", "image_output"),
     ("input_cost_per_request", "request"),
@@ -979,6 +991,18 @@ mod tests {
                         .set(key, Usd::parse(value.as_str().unwrap()).unwrap());
                 }
             }
+        }
+        // And its own entries (models OpenRouter does not list), whole.
+        for (id, entry) in supplement["entries"].as_object().unwrap() {
+            let mut prices = Prices::default();
+            for (key, value) in entry["pricing"].as_object().unwrap() {
+                prices.set(key, Usd::parse(value.as_str().unwrap()).unwrap());
+            }
+            entries.push(ModelEntry {
+                id: id.clone(),
+                canonical_slug: id.clone(),
+                prices,
+            });
         }
         let merged = PriceTable::from_entries("openrouter-2026-08-19", entries);
         assert_eq!(merged.version(), PriceTable::bundled().version());

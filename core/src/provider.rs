@@ -108,6 +108,12 @@ pub enum Endpoint {
     EmbedContent,
     /// `…/images/generations` / `…/images/edits` (OpenAI image generation).
     Images,
+    /// `…/audio/transcriptions` (OpenAI speech to text; a `multipart/form-data` request).
+    AudioTranscriptions,
+    /// `…/audio/translations` (OpenAI speech to English text; the same form and answer).
+    AudioTranslations,
+    /// `…/audio/speech` (OpenAI text to speech; the answer is audio).
+    AudioSpeech,
     /// `…/responses` (OpenAI Responses API).
     Responses,
     /// `…/messages` (Anthropic Messages).
@@ -129,6 +135,9 @@ impl Endpoint {
             // One name for one idea: OpenAI's and Gemini's embeddings are both `embeddings`.
             Endpoint::Embeddings | Endpoint::EmbedContent => "embeddings",
             Endpoint::Images => "images",
+            Endpoint::AudioTranscriptions => "audio_transcriptions",
+            Endpoint::AudioTranslations => "audio_translations",
+            Endpoint::AudioSpeech => "audio_speech",
             Endpoint::Responses => "responses",
             Endpoint::Messages => "messages",
             Endpoint::GenerateContent => "generate_content",
@@ -160,6 +169,12 @@ impl Endpoint {
             Endpoint::EmbedContent
         } else if path.ends_with("/images/generations") || path.ends_with("/images/edits") {
             Endpoint::Images
+        } else if path.ends_with("/audio/transcriptions") {
+            Endpoint::AudioTranscriptions
+        } else if path.ends_with("/audio/translations") {
+            Endpoint::AudioTranslations
+        } else if path.ends_with("/audio/speech") {
+            Endpoint::AudioSpeech
         } else if path.ends_with("/responses") {
             Endpoint::Responses
         } else if path.ends_with("/messages") {
@@ -510,6 +525,18 @@ mod tests {
             ("/v1/images/generations", Endpoint::Images, "images"),
             ("/v1/images/edits", Endpoint::Images, "images"),
             ("/v1/images/variations", Endpoint::Other, "other"),
+            (
+                "/v1/audio/transcriptions",
+                Endpoint::AudioTranscriptions,
+                "audio_transcriptions",
+            ),
+            (
+                "/v1/audio/translations",
+                Endpoint::AudioTranslations,
+                "audio_translations",
+            ),
+            ("/v1/audio/speech", Endpoint::AudioSpeech, "audio_speech"),
+            ("/v1/audio/voices", Endpoint::Other, "other"),
             // Chat completions are not legacy completions.
             (
                 "/v1/chat/completions",

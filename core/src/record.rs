@@ -69,6 +69,10 @@ pub struct BreakdownRecord {
     pub request: String,
     /// Web searches the upstream reported.
     pub web_search: String,
+    /// Input audio duration (whisper-1 transcriptions).
+    pub audio_duration: String,
+    /// Input characters (tts-1 speech).
+    pub input_characters: String,
 }
 
 impl From<&Breakdown> for BreakdownRecord {
@@ -86,6 +90,8 @@ impl From<&Breakdown> for BreakdownRecord {
             image_out: b.image_out.to_decimal_string(),
             request: b.request.to_decimal_string(),
             web_search: b.web_search.to_decimal_string(),
+            audio_duration: b.audio_duration.to_decimal_string(),
+            input_characters: b.input_characters.to_decimal_string(),
         }
     }
 }
@@ -102,7 +108,8 @@ pub struct CostRecord {
     /// `openrouter`, `openai`, `anthropic`, `gemini` or `unknown`.
     pub provider: &'static str,
     /// `chat_completions`, `completions`, `responses`, `messages`, `generate_content`,
-    /// `stream_generate_content`, `embeddings` or `other` (`Endpoint::as_str`).
+    /// `stream_generate_content`, `embeddings`, `images`, `audio_transcriptions`,
+    /// `audio_translations`, `audio_speech` or `other` (`Endpoint::as_str`).
     pub endpoint: &'static str,
     /// The model the client asked for.
     pub model_requested: Option<String>,
@@ -132,6 +139,10 @@ pub struct CostRecord {
     pub image_prompt_tokens: Option<u64>,
     /// Image output tokens (⊂ completion).
     pub image_completion_tokens: Option<u64>,
+    /// Input audio length in milliseconds, billed per second (whisper-1 transcriptions).
+    pub audio_duration_ms: Option<u64>,
+    /// Characters of the request's input text, billed per character (tts-1 speech).
+    pub input_characters: Option<u64>,
     /// The service tier that served the call (`standard`, `flex`, `priority`, `batch`, `scale`,
     /// `unknown`); null when the response does not say.
     pub service_tier: Option<&'static str>,

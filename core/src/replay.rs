@@ -101,6 +101,7 @@ pub fn replay(config: &Rc<MeterConfig>, recorded: &Recorded<'_>) -> Replayed {
             }
             RequestBodyPlan::Buffer { .. } => rewritten_request = call.rewrite_request(body),
             RequestBodyPlan::Observe { .. } => call.observe_request(body),
+            RequestBodyPlan::ScanForm => call.scan_request_chunk(body),
             RequestBodyPlan::PassThrough => {}
         }
     }
@@ -146,6 +147,8 @@ pub fn replay(config: &Rc<MeterConfig>, recorded: &Recorded<'_>) -> Replayed {
         ResponsePlan::BufferJson { .. } | ResponsePlan::ObserveJson { .. } => {
             (call.finish_json(body, end_ms), body.to_vec())
         }
+        // Priced when the response headers arrive, before any body.
+        ResponsePlan::PassThroughPriced => (call.finish_passthrough(end_ms), body.to_vec()),
         ResponsePlan::PassThrough if aborted => (call.finish_aborted(end_ms), body.to_vec()),
         ResponsePlan::PassThrough => (call.finish_passthrough(end_ms), body.to_vec()),
     };

@@ -70,6 +70,8 @@ fn emitted_headers() -> Vec<String> {
         audio_completion_tokens: None,
         image_prompt_tokens: None,
         image_completion_tokens: None,
+        audio_duration_ms: None,
+        input_characters: None,
         service_tier: Some("standard"),
         cost_usd: Some("0.000001".into()),
         cost_micros: Some(1),

@@ -65,6 +65,8 @@ pub struct MeterFilter {
     request_limit: Option<usize>,
     /// The request body copied as it passes (`RequestBodyPlan::Observe`).
     request_copy: Option<BodyCopy>,
+    /// Each request chunk goes to the core's form scan as it passes (`RequestBodyPlan::ScanForm`).
+    scan_form: bool,
     /// The JSON response body copied as it passes (`Response::ObservedJson`).
     response_copy: Option<BodyCopy>,
     request_had_length: bool,
@@ -87,6 +89,7 @@ impl MeterFilter {
             call: None,
             request_limit: None,
             request_copy: None,
+            scan_form: false,
             response_copy: None,
             request_had_length: false,
             response: Response::Pending,
@@ -307,6 +310,10 @@ impl HttpContext for MeterFilter {
                 self.request_copy = Some(BodyCopy::new(max_bytes));
                 Action::Continue
             }
+            RequestBodyPlan::ScanForm if !end_of_stream => {
+                self.scan_form = true;
+                Action::Continue
+            }
             _ => Action::Continue,
         }
     }
@@ -314,6 +321,14 @@ impl HttpContext for MeterFilter {
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if self.request_copy.is_some() {
             self.observe_request_chunk(body_size, end_of_stream);
+            return Action::Continue;
+        }
+        if self.scan_form {
+            // Not paused, so the buffer holds just this chunk: the core reads it, keeps a few
+            // bytes, and the chunk goes on.
+            if let Some(call) = self.call.as_mut() {
+                call.scan_request_chunk(&host::body(BufferType::HttpRequestBody, body_size));
+            }
             return Action::Continue;
         }
         let Some(max_bytes) = self.request_limit else {
@@ -395,6 +410,16 @@ impl HttpContext for MeterFilter {
             }
             ResponsePlan::Stream => Response::Stream,
             ResponsePlan::PassThrough => Response::PassThrough,
+            ResponsePlan::PassThroughPriced => {
+                // Priced from the request: the headers are still ours to change, the body
+                // (audio) goes on untouched.
+                let outcome = self.finish(|c, now| c.finish_passthrough(now));
+                for (name, value) in outcome.iter().flat_map(|o| &o.headers) {
+                    host::set_header(MapType::HttpResponseHeaders, name, value);
+                }
+                self.response = Response::PassThrough;
+                return Action::Continue;
+            }
         };
         if end_of_stream {
             // No body at all: the headers are still ours to change.

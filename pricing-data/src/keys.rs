@@ -5,7 +5,7 @@
 /// The price keys, in canonical order (sorted), as named by OpenRouter, plus the service-tier
 /// keys `<key>_flex`, `<key>_priority` and `<key>_batch` (the price of that component when the
 /// response says that tier served the call).
-pub const PRICE_KEYS: [&str; 42] = [
+pub const PRICE_KEYS: [&str; 44] = [
     "audio",
     "audio_batch",
     "audio_flex",
@@ -14,6 +14,7 @@ pub const PRICE_KEYS: [&str; 42] = [
     "audio_output_flex",
     "audio_output_priority",
     "audio_priority",
+    "audio_second",
     "completion",
     "completion_batch",
     "completion_flex",
@@ -38,6 +39,7 @@ pub const PRICE_KEYS: [&str; 42] = [
     "input_cache_write_batch",
     "input_cache_write_flex",
     "input_cache_write_priority",
+    "input_character",
     "internal_reasoning",
     "internal_reasoning_batch",
     "internal_reasoning_flex",
@@ -53,7 +55,7 @@ pub const PRICE_KEYS: [&str; 42] = [
 /// The code that marks each price key in the generated table, in [`PRICE_KEYS`] order: one
 /// lower-case letter per base key, prefixed by `B`, `F` or `P` for its batch, flex or priority
 /// price.
-pub const KEY_CODES: [&str; 42] = [
+pub const KEY_CODES: [&str; 44] = [
     "a",
     "Ba",
     "Fa",
@@ -62,6 +64,7 @@ pub const KEY_CODES: [&str; 42] = [
     "Fo",
     "Po",
     "Pa",
+    "d",
     "c",
     "Bc",
     "Fc",
@@ -86,6 +89,7 @@ pub const KEY_CODES: [&str; 42] = [
     "Bw",
     "Fw",
     "Pw",
+    "k",
     "x",
     "Bx",
     "Fx",

@@ -190,6 +190,15 @@ async fn proxy(
                     Some(Uint8Array::from(bytes.as_slice()).into())
                 }
             }
+            // A form (an audio transcription): the Worker sends the upstream request once its
+            // body is read whole (as for JSON); the core scans it for the few fields it needs.
+            Some(RequestBodyPlan::ScanForm) => {
+                let bytes = req.bytes().await?;
+                if let Some(c) = call.as_mut() {
+                    c.scan_request_chunk(&bytes);
+                }
+                Some(Uint8Array::from(bytes.as_slice()).into())
+            }
             _ => req.inner().body().map(JsValue::from),
         }
     };
@@ -336,6 +345,20 @@ async fn proxy(
                 delivery,
                 ctx,
             )?;
+            respond_stream(body, status, headers)
+        }
+        ResponsePlan::PassThroughPriced => {
+            // Priced from the request (speech): the headers carry the cost, and the audio body
+            // goes to the client as the upstream's own stream, never read.
+            let outcome = call.finish_passthrough(now_ms());
+            for (name, value) in &outcome.headers {
+                headers.set(name, value)?;
+            }
+            emit_now(&delivery, ctx, outcome, reservation);
+            let body = match upstream_stream(&upstream) {
+                Some(stream) => ResponseBody::Stream(stream),
+                None => ResponseBody::Empty,
+            };
             respond_stream(body, status, headers)
         }
         ResponsePlan::PassThrough => {

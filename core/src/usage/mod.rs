@@ -11,7 +11,8 @@
 //!
 //! One module per format: `chat` (OpenAI / OpenRouter chat completions and legacy completions),
 //! `responses` (OpenAI Responses API), `anthropic` (Messages), `gemini` (generateContent),
-//! `embeddings` (OpenAI-style and Gemini embeddings), `images` (image generation and edits). Each parses one document — a whole body or
+//! `embeddings` (OpenAI-style and Gemini embeddings), `images` (image generation and edits),
+//! `audio` (transcriptions, translations, speech). Each parses one document — a whole body or
 //! one stream event — into [`Facts`].
 
 use alloc::string::String;
@@ -22,6 +23,7 @@ use crate::provider::Endpoint;
 use crate::service_tier::ServiceTier;
 
 pub mod anthropic;
+pub mod audio;
 pub mod chat;
 pub mod embeddings;
 pub mod gemini;
@@ -51,6 +53,10 @@ pub struct Usage {
     pub image_prompt_tokens: u64,
     /// Image output tokens (⊂ completion).
     pub image_completion_tokens: u64,
+    /// Length of the input audio in milliseconds, billed per second (whisper-1 transcriptions).
+    pub audio_duration_ms: u64,
+    /// Characters of the request's text, billed per character (tts-1 speech).
+    pub input_characters: u64,
     /// The tier that served the call, when the response says (`service_tier`).
     pub service_tier: Option<ServiceTier>,
     /// Web searches the upstream ran and bills per search (OpenRouter
@@ -120,6 +126,10 @@ pub enum Format {
     GeminiEmbeddings,
     /// OpenAI image generation and edits (GPT image models' token usage).
     Images,
+    /// OpenAI audio transcriptions and translations (token or duration usage).
+    Transcription,
+    /// OpenAI text to speech (the answer is audio; the request's input is billed).
+    Speech,
 }
 
 impl Format {
@@ -133,6 +143,10 @@ impl Format {
             Endpoint::Embeddings => Some(Format::Embeddings),
             Endpoint::EmbedContent => Some(Format::GeminiEmbeddings),
             Endpoint::Images => Some(Format::Images),
+            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations => {
+                Some(Format::Transcription)
+            }
+            Endpoint::AudioSpeech => Some(Format::Speech),
             Endpoint::Other => None,
         }
     }
@@ -147,6 +161,12 @@ impl Format {
             Format::Embeddings => embeddings::parse_openai(bytes),
             Format::GeminiEmbeddings => embeddings::parse_gemini(bytes),
             Format::Images => images::parse(bytes),
+            Format::Transcription => audio::parse_transcription(bytes),
+            // A speech answer is audio, or an error object (status >= 400, not read).
+            Format::Speech => images::parse(bytes).map(|facts| Facts {
+                usage: None,
+                ..facts
+            }),
         }
     }
 
@@ -177,9 +197,12 @@ impl EventPrecheck {
     /// The searchers for `format`'s events.
     pub(crate) fn new(format: Format) -> Self {
         let (usage, end): (&'static [u8], Option<&'static [u8]>) = match format {
-            Format::Chat | Format::Responses | Format::Embeddings | Format::Images => {
-                (b"\"usage\"", None)
-            }
+            Format::Chat
+            | Format::Responses
+            | Format::Embeddings
+            | Format::Images
+            | Format::Transcription
+            | Format::Speech => (b"\"usage\"", None),
             Format::Anthropic => (b"\"usage\"", Some(b"message_stop")),
             Format::Gemini => (b"\"usageMetadata\"", Some(b"\"finishReason\"")),
             Format::GeminiEmbeddings => (b"\"usageMetadata\"", None),
@@ -196,9 +219,13 @@ impl EventPrecheck {
     pub(crate) fn worth_parsing(&self, bytes: &[u8]) -> bool {
         let has = |finder: &Finder<'_>| finder.find(bytes).is_some();
         match self.format {
-            Format::Chat | Format::Responses | Format::Embeddings | Format::Images => {
-                has_error_or_non_null_usage(bytes)
-            }
+            Format::Chat
+            | Format::Responses
+            | Format::Embeddings
+            | Format::Images
+            // A transcription stream's end marker (`transcript.text.done`) carries the usage.
+            | Format::Transcription
+            | Format::Speech => has_error_or_non_null_usage(bytes),
             Format::Anthropic | Format::Gemini | Format::GeminiEmbeddings => {
                 has(&self.error) || has(&self.usage) || self.end.as_ref().is_some_and(has)
             }

@@ -1,0 +1,221 @@
+//! Audio: OpenAI `POST …/audio/transcriptions` and `…/audio/translations` (speech to text) and
+//! `…/audio/speech` (text to speech).
+//!
+//! - Transcriptions answer JSON (`json`, `verbose_json`) with a `usage` of one of two types
+//!   (OpenAI's `Transcription.usage`): `{"type": "tokens", "input_tokens": 14,
+//!   "input_token_details": {"text_tokens": 0, "audio_tokens": 14}, "output_tokens": 45,
+//!   "total_tokens": 59}` (gpt-4o-transcribe, gpt-4o-mini-transcribe: audio input at `audio`, text
+//!   input at `prompt`, output at `completion`), or `{"type": "duration", "seconds": 9}`
+//!   (whisper-1: the input audio's length, at `audio_second` per second). A stream
+//!   (`stream=true`) ends with a `transcript.text.done` event carrying the same `usage`. The answer
+//!   names no model: the request's form field does. Without `input_token_details`, the input is
+//!   the audio (a text `prompt` is optional): all input tokens are audio tokens. `seconds` is a
+//!   JSON number: kept in whole milliseconds, any finer part rounded up.
+//! - `text`, `srt` and `vtt` answers are plain text without usage, and so are translations
+//!   without `usage`: `usage_not_reported` (decided in `crate::call`).
+//! - Speech answers are audio bytes, never read: tts-1 and tts-1-hd bill the request's `input`
+//!   per character ([`input_characters`]: Unicode scalar values, as LiteLLM counts `len(input)`;
+//!   OpenAI does not say more than "characters").
+//!
+//! Not here: reading the form (`crate::form`), which prices apply (`crate::pricing`).
+
+use serde::Deserialize;
+
+use super::{ErrorObject, Facts, Report, Usage};
+
+#[derive(Deserialize)]
+struct Doc<'a> {
+    #[serde(default, rename = "type")]
+    kind: Option<&'a str>,
+    #[serde(default, borrow)]
+    usage: Option<AudioUsage<'a>>,
+    #[serde(default, borrow)]
+    error: Option<ErrorObject<'a>>,
+}
+
+#[derive(Deserialize)]
+struct AudioUsage<'a> {
+    #[serde(default, rename = "type")]
+    kind: Option<&'a str>,
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    input_token_details: Option<InputDetails>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+    #[serde(default, borrow)]
+    seconds: Option<&'a serde_json::value::RawValue>,
+}
+
+#[derive(Deserialize)]
+struct InputDetails {
+    #[serde(default)]
+    audio_tokens: Option<u64>,
+}
+
+impl AudioUsage<'_> {
+    fn normalise(self) -> Report {
+        if self.kind == Some("duration") || (self.kind.is_none() && self.seconds.is_some()) {
+            return match self.seconds.map(|s| milliseconds(s.get())) {
+                Some(Some(ms)) => Report::Complete(Usage {
+                    audio_duration_ms: ms,
+                    ..Usage::default()
+                }),
+                // Not a plain non-negative number, or too large: an absurd answer.
+                _ => Report::Overflow,
+            };
+        }
+        let prompt = self.input_tokens.unwrap_or(0);
+        let audio = match self.input_token_details {
+            Some(d) => d.audio_tokens.unwrap_or(0),
+            None => prompt,
+        };
+        if audio > prompt {
+            return Report::Overflow;
+        }
+        Report::Complete(Usage {
+            prompt_tokens: prompt,
+            completion_tokens: self.output_tokens.unwrap_or(0),
+            audio_prompt_tokens: audio,
+            ..Usage::default()
+        })
+    }
+}
+
+/// A JSON number of seconds (`9`, `9.5`, `12.0001`) in whole milliseconds, rounded up; `None`
+/// for anything else (negative, exponent, overflow).
+fn milliseconds(text: &str) -> Option<u64> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let mut ms = whole.parse::<u64>().ok()?.checked_mul(1000)?;
+    let (first3, rest) = frac.split_at(frac.len().min(3));
+    let mut part: u64 = 0;
+    for i in 0..3 {
+        let digit = first3.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
+        part = part * 10 + digit;
+    }
+    ms = ms.checked_add(part)?;
+    if rest.bytes().any(|b| b != b'0') {
+        ms = ms.checked_add(1)?;
+    }
+    Some(ms)
+}
+
+/// Parses a transcription or translation body, or one event of its stream (the text is skipped,
+/// never kept). Errors only when it is not JSON of an object.
+pub fn parse_transcription(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
+    let doc: Doc<'_> = serde_json::from_slice(bytes)?;
+    Ok(Facts {
+        model: None,
+        usage: doc.usage.map(AudioUsage::normalise),
+        usage_only: false,
+        error: doc.error.map(|e| e.reason()),
+        // A whole body has no `type`; a stream ends with `transcript.text.done`.
+        end: matches!(doc.kind, None | Some("transcript.text.done")),
+    })
+}
+
+#[derive(Deserialize)]
+struct SpeechRequest {
+    #[serde(default)]
+    input: Option<alloc::string::String>,
+}
+
+/// The number of characters (Unicode scalar values) of a speech request's `input`; `None` when
+/// the body is not a JSON object with a string `input`.
+pub fn input_characters(body: &[u8]) -> Option<u64> {
+    let request: SpeechRequest = serde_json::from_slice(body).ok()?;
+    request.input.map(|text| text.chars().count() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(body: &str) -> Usage {
+        match parse_transcription(body.as_bytes()).unwrap().usage {
+            Some(Report::Complete(u)) => u,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn token_usage_splits_audio_and_text_input() {
+        // OpenAI's documented `Transcription` shape: a documented-shape fake.
+        let u = usage(
+            r#"{"text":"Imagine the wildest idea.","usage":{"type":"tokens","input_tokens":14,
+            "input_token_details":{"text_tokens":4,"audio_tokens":10},"output_tokens":45,"total_tokens":59}}"#,
+        );
+        assert_eq!(
+            (u.prompt_tokens, u.audio_prompt_tokens, u.completion_tokens),
+            (14, 10, 45)
+        );
+        let u =
+            usage(r#"{"text":"x","usage":{"type":"tokens","input_tokens":7,"output_tokens":2}}"#);
+        assert_eq!((u.prompt_tokens, u.audio_prompt_tokens), (7, 7));
+    }
+
+    #[test]
+    fn duration_usage_is_kept_in_milliseconds_rounded_up() {
+        let u = usage(r#"{"text":"x","usage":{"type":"duration","seconds":9}}"#);
+        assert_eq!((u.audio_duration_ms, u.prompt_tokens), (9000, 0));
+        assert_eq!(milliseconds("9.5"), Some(9500));
+        assert_eq!(milliseconds("0.0001"), Some(1));
+        assert_eq!(milliseconds("12.3450"), Some(12345));
+        assert_eq!(milliseconds("1e3"), None);
+        assert_eq!(milliseconds("-1"), None);
+        assert_eq!(milliseconds("99999999999999999999"), None);
+        let facts = parse_transcription(br#"{"usage":{"type":"duration","seconds":"9"}}"#).unwrap();
+        assert_eq!(facts.usage, Some(Report::Overflow));
+    }
+
+    #[test]
+    fn a_stream_ends_with_the_done_event_and_its_usage() {
+        let delta =
+            parse_transcription(br#"{"type":"transcript.text.delta","delta":"I"}"#).unwrap();
+        assert!(!delta.end && delta.usage.is_none());
+        let done = parse_transcription(
+            br#"{"type":"transcript.text.done","text":"I see.","usage":{"type":"tokens","input_tokens":3,"input_token_details":{"text_tokens":0,"audio_tokens":3},"output_tokens":2,"total_tokens":5}}"#,
+        )
+        .unwrap();
+        assert!(done.end);
+        assert!(matches!(
+            done.usage,
+            Some(Report::Complete(Usage {
+                prompt_tokens: 3,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn an_answer_without_usage_has_none_and_errors_keep_their_code() {
+        let facts = parse_transcription(br#"{"text":"Hello."}"#).unwrap();
+        assert!(facts.usage.is_none() && facts.end);
+        let facts = parse_transcription(
+            br#"{"error":{"message":"secret","type":"invalid_request_error","code":"audio_too_short"}}"#,
+        )
+        .unwrap();
+        assert_eq!(facts.error.as_deref(), Some("audio_too_short"));
+    }
+
+    #[test]
+    fn speech_input_counts_unicode_scalar_values() {
+        assert_eq!(
+            input_characters(br#"{"model":"tts-1","input":"Hello world!","voice":"alloy"}"#),
+            Some(12)
+        );
+        // "héllo 👋": é is one character, the emoji one (two UTF-16 units, four bytes).
+        assert_eq!(
+            input_characters("{\"input\":\"h\\u00e9llo \u{1F44B}\"}".as_bytes()),
+            Some(7)
+        );
+        assert_eq!(input_characters(br#"{"model":"tts-1"}"#), None);
+        assert_eq!(input_characters(b"not json"), None);
+    }
+}
