@@ -189,6 +189,116 @@ fn an_image_edit_is_priced_by_text_image_in_and_image_out_tokens() {
     assert_eq!(record["cost_usd"], "0.01137");
 }
 
+/// A transcription form as openai-node sends `{file, model}`: the file part first.
+fn transcription_form(model: &str) -> Vec<u8> {
+    let mut form = b"--llmcostcli\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\nContent-Type: audio/wav\r\n\r\nRIFF"
+        .to_vec();
+    form.extend_from_slice(&[0x11; 4096]);
+    form.extend_from_slice(
+        format!("\r\n--llmcostcli\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\n{model}\r\n--llmcostcli--\r\n")
+            .as_bytes(),
+    );
+    form
+}
+
+/// `llm-cost price` of one audio call: the request and answer written to files.
+fn price_audio(pricing: Option<&Path>, path: &str, request: &[u8], answer: &[u8]) -> Value {
+    let dir = std::env::temp_dir().join(format!(
+        "llm-cost-audio-{}-{}",
+        std::process::id(),
+        path.replace('/', "-")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (req, resp) = (dir.join("request"), dir.join("answer"));
+    std::fs::write(&req, request).unwrap();
+    std::fs::write(&resp, answer).unwrap();
+    let mut args = vec!["price", "--provider", "openai", "--path", path];
+    if let Some(pricing) = pricing {
+        args.extend(["--pricing", pricing.to_str().unwrap()]);
+    }
+    args.extend(["--request", req.to_str().unwrap(), resp.to_str().unwrap()]);
+    let record = record_of(&llm_cost(&args));
+    std::fs::remove_dir_all(&dir).ok();
+    record
+}
+
+#[test]
+fn audio_calls_are_priced_with_the_bundled_table_and_with_litellm_prices() {
+    // Documented-shape fakes of OpenAI's answers (no public recording found: fixtures/SOURCES.md).
+    let litellm = root().join("pricing-data/snapshots/litellm-model-prices-1.110.2.json");
+    let tokens = br#"{"text":"Imagine the wildest idea.","usage":{"type":"tokens","input_tokens":14,"input_token_details":{"text_tokens":0,"audio_tokens":14},"output_tokens":45,"total_tokens":59}}"#;
+    let duration =
+        br#"{"text":"Imagine the wildest idea.","usage":{"type":"duration","seconds":9.5}}"#;
+    let speech = br#"{"model":"tts-1","input":"Today is a wonderful day to build something people love!","voice":"alloy"}"#;
+    let audio = b"ID3\x04\x00\x00\x00\x00\x00\x00\xff\xfb\x90\x64";
+    for (pricing, priced_as) in [
+        (
+            None,
+            [
+                "openai/gpt-4o-transcribe+litellm:gpt-4o-transcribe",
+                "openai/whisper-1+litellm:whisper-1",
+                "openai/tts-1+litellm:tts-1",
+            ],
+        ),
+        (
+            Some(litellm.as_path()),
+            ["gpt-4o-transcribe", "whisper-1", "tts-1"],
+        ),
+    ] {
+        // 14 audio tokens at 0.0000025 + 45 output tokens at 0.00001.
+        let record = price_audio(
+            pricing,
+            "/v1/audio/transcriptions",
+            &transcription_form("gpt-4o-transcribe"),
+            tokens,
+        );
+        assert_eq!(record["endpoint"], "audio_transcriptions");
+        assert_eq!(record["audio_prompt_tokens"], 14);
+        assert_eq!(
+            (&record["cost_usd"], &record["priced_as"]),
+            (&Value::from("0.000485"), &Value::from(priced_as[0]))
+        );
+        // 9.5 s at 0.0001 per second (LiteLLM input_cost_per_second).
+        let record = price_audio(
+            pricing,
+            "/v1/audio/transcriptions",
+            &transcription_form("whisper-1"),
+            duration,
+        );
+        assert_eq!(record["audio_duration_ms"], 9500);
+        assert_eq!(record["breakdown"]["audio_duration"], "0.00095");
+        assert_eq!(
+            (&record["cost_usd"], &record["priced_as"]),
+            (&Value::from("0.00095"), &Value::from(priced_as[1]))
+        );
+        // 56 characters at 0.000015 (LiteLLM input_cost_per_character).
+        let record = price_audio(pricing, "/v1/audio/speech", speech, audio);
+        assert_eq!(
+            (&record["endpoint"], &record["input_characters"]),
+            (&Value::from("audio_speech"), &Value::from(56))
+        );
+        assert_eq!(
+            (&record["cost_usd"], &record["priced_as"]),
+            (&Value::from("0.00084"), &Value::from(priced_as[2]))
+        );
+    }
+    // gpt-4o-mini-tts bills tokens its audio answer does not report: no made-up cost.
+    let request = br#"{"model":"gpt-4o-mini-tts","input":"Hello","voice":"alloy"}"#;
+    let record = price_audio(Some(&litellm), "/v1/audio/speech", request, audio);
+    assert_eq!(
+        (
+            &record["cost_status"],
+            &record["error"],
+            &record["cost_usd"]
+        ),
+        (
+            &Value::from("no_usage"),
+            &Value::from("usage_not_reported"),
+            &Value::Null
+        )
+    );
+}
+
 #[test]
 fn unknown_model_is_unpriced_and_still_exit_zero() {
     let record = record_of(&llm_cost(&[

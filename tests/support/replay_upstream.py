@@ -119,6 +119,10 @@ def sse_faults(events, fault):
     return events
 
 
+# Fixtures served as they are, by extension: `<name>.mp3` (speech audio), `<name>.txt` (a `text`
+# transcription).
+RAW_TYPES = [(".mp3", "audio/mpeg"), (".txt", "text/plain; charset=utf-8")]
+
 class State:
     """Recorded requests, shared by all handler threads."""
 
@@ -222,6 +226,9 @@ class Handler(BaseHTTPRequestHandler):
         if os.path.isfile(base + ".sse"):
             delay = float(headers.get("x-replay-event-delay-ms", state.event_delay_ms)) / 1000.0
             return self.replay_sse(base + ".sse", fault, delay)
+        for ext, content_type in RAW_TYPES:
+            if os.path.isfile(base + ext):
+                return self.replay_raw(base + ext, content_type)
         return self.send_json(404, {"error": {"message": "unknown fixture %s" % name}})
 
     def replay_json(self, path, fault):
@@ -256,6 +263,20 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.body_out(body)
         self.wfile.write(body)
+
+    def replay_raw(self, path, content_type):
+        """A body that is neither JSON nor SSE (speech audio, a plain-text transcription), sent
+        chunked in PIECE-sized chunks, bytes verbatim."""
+        with open(path, "rb") as f:
+            body = f.read()
+        self.send_response(200)
+        self.send_header("content-type", content_type)
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for start in range(0, len(body), PIECE):
+            self.write_chunk(body[start : start + PIECE])
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def replay_sse(self, path, fault, delay):
         with open(path, "rb") as f:

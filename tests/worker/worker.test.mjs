@@ -29,6 +29,22 @@ const IMAGES_ANSWER = JSON.stringify({
   usage: { total_tokens: 330, input_tokens: 58, output_tokens: 272, input_tokens_details: { text_tokens: 18, image_tokens: 40 } },
 });
 
+// Audio: documented-shape fakes of OpenAI's answers (no public recording found; fixtures/SOURCES.md,
+// "Audio"), written into the fixtures directory, never presented as recorded. whisper-1 reports the
+// input audio's duration; speech answers audio bytes.
+const TRANSCRIPTION_FAKE = "fake-transcription-whisper-duration";
+const TRANSCRIPTION_ANSWER = JSON.stringify({ text: "Imagine the wildest idea.", usage: { type: "duration", seconds: 9.5 } });
+const SPEECH_FAKE = "fake-speech-tts-1";
+const SPEECH_AUDIO = Buffer.concat([Buffer.from("ID3\x04\x00\x00", "latin1"), Buffer.alloc(300_000, 0x5a)]);
+const FORM_BOUNDARY = "----llmcostWorkerAudio";
+/** A transcription form, the file first (openai-node keeps `{file, model}` order). */
+function transcriptionForm(model) {
+  return Buffer.concat([
+    Buffer.from(`--${FORM_BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n`),
+    Buffer.alloc(200_000, 0x11),
+    Buffer.from(`\r\n--${FORM_BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\n${model}\r\n--${FORM_BOUNDARY}--\r\n`),
+  ]);
+}
 // Issue #14's attribution, the same JSON as the Envoy filter's.
 const ATTRIBUTION = {
   dimensions: {
@@ -49,6 +65,8 @@ before(async () => {
     EMBEDDINGS_FIXTURE,
   ]);
   writeFileSync(join(fixtures, IMAGES_FAKE + ".json"), IMAGES_ANSWER);
+  writeFileSync(join(fixtures, TRANSCRIPTION_FAKE + ".json"), TRANSCRIPTION_ANSWER);
+  writeFileSync(join(fixtures, SPEECH_FAKE + ".mp3"), SPEECH_AUDIO);
   [upstream, collector] = await Promise.all([startUpstream(fixtures), startCollector()]);
   const deadSink = `http://127.0.0.1:${await freePort()}/ingest`; // nothing listens there
   const deadUpstream = `http://127.0.0.1:${await freePort()}`;
@@ -158,6 +176,56 @@ test("images: an image generation gets X-LLM-Cost from its token usage, the imag
   assert.ok(record, "the images record reached the sink");
   assert.equal(record.image_completion_tokens, 272);
   assert.equal(record.priced_as, "openai/gpt-image-1");
+});
+
+async function recordsOf(endpoint) {
+  const deadline = Date.now() + 5000;
+  const of = async () =>
+    (await (await fetch(collector.url + "/_records")).json()).filter((r) => r.endpoint === endpoint);
+  while ((await of()).length < 1 && Date.now() < deadline) await sleep(50);
+  return of();
+}
+
+test("transcription: the model comes from the form, X-LLM-Cost from the duration, the form goes as sent", async () => {
+  await fetch(upstream.url + "/_reset", { method: "POST" });
+  const form = transcriptionForm("whisper-1");
+  const res = await fetch(worker.url + "/v1/audio/transcriptions", {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${API_KEY}`,
+      "content-type": `multipart/form-data; boundary=${FORM_BOUNDARY}`,
+      "x-replay-fixture": TRANSCRIPTION_FAKE,
+    },
+    body: form,
+    signal: AbortSignal.timeout(30_000),
+  });
+  assert.equal(res.status, 200);
+  assert.equal((await readAll(res)).toString("utf8"), TRANSCRIPTION_ANSWER);
+  // 9.5 s at whisper-1's audio_second 0.0001 (the bundled supplement, LiteLLM
+  // input_cost_per_second): the same as `llm-cost price` and the Envoy test.
+  assert.equal(res.headers.get("x-llm-cost"), "0.00095");
+  assert.equal(res.headers.get("x-llm-cost-status"), "exact");
+  const [seen] = await (await fetch(upstream.url + "/_requests?bodies=0")).json();
+  assert.equal(seen.body_sha256, createHash("sha256").update(form).digest("hex"), "the form reached the upstream unchanged");
+  const [record] = await recordsOf("audio_transcriptions");
+  assert.ok(record, "the transcription record reached the sink");
+  assert.equal(record.model_requested, "whisper-1");
+  assert.equal(record.audio_duration_ms, 9500);
+  assert.equal(record.priced_as, "openai/whisper-1+litellm:whisper-1");
+});
+
+test("speech: X-LLM-Cost from the request's characters, the audio passes byte for byte", async () => {
+  const input = "Today is a wonderful day to build something people love!";
+  const res = await post(worker.url, SPEECH_FAKE, { path: "/v1/audio/speech", body: { model: "tts-1", input, voice: "alloy" } });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get("content-type"), "audio/mpeg");
+  // 56 characters at tts-1's input_character 0.000015.
+  assert.equal(res.headers.get("x-llm-cost"), "0.00084");
+  assert.ok((await readAll(res)).equals(SPEECH_AUDIO), "the audio passes byte for byte");
+  const [record] = await recordsOf("audio_speech");
+  assert.ok(record, "the speech record reached the sink");
+  assert.equal(record.input_characters, 56);
+  assert.equal(record.priced_as, "openai/tts-1+litellm:tts-1");
 });
 
 test("embeddings: body unchanged, X-LLM-Cost equal to the CLI's, request sent as it came", async () => {

@@ -32,11 +32,16 @@ pub fn count_text(text: &str) -> u64 {
 pub fn prompt_tokens(format: Format, body: &[u8]) -> Option<u64> {
     if matches!(
         format,
-        Format::Embeddings | Format::GeminiEmbeddings | Format::Images
+        Format::Embeddings
+            | Format::GeminiEmbeddings
+            | Format::Images
+            | Format::Transcription
+            | Format::Speech
     ) {
         // Embedding models use other tokenizers than o200k (text-embedding-3: cl100k), and their
         // answers report usage where they report any: no estimate rather than a wrong one. Image
-        // tokens cannot be counted from text at all.
+        // and audio tokens cannot be counted from text at all (speech bills characters, counted
+        // exactly from the request).
         return None;
     }
     let doc: Value = serde_json::from_slice(body).ok()?;
@@ -194,7 +199,11 @@ pub fn generated(format: Format, doc: &[u8]) -> Generated {
             }
         }
         // Embeddings generate no text; images no text we could count.
-        Format::Embeddings | Format::GeminiEmbeddings | Format::Images => {}
+        Format::Embeddings
+        | Format::GeminiEmbeddings
+        | Format::Images
+        | Format::Transcription
+        | Format::Speech => {}
         Format::Gemini => {
             for candidate in value["candidates"].as_array().into_iter().flatten() {
                 for part in candidate["content"]["parts"]

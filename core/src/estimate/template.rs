@@ -63,7 +63,9 @@ impl Template {
             | Format::Gemini
             | Format::Embeddings
             | Format::GeminiEmbeddings
-            | Format::Images => Template::Unframed,
+            | Format::Images
+            | Format::Transcription
+            | Format::Speech => Template::Unframed,
             Format::Chat | Format::Responses if model.is_some_and(|m| m.contains("gpt-oss")) => {
                 Template::Harmony
             }
