@@ -327,15 +327,14 @@ pub fn with_bundled_supplement(table: &PriceTable) -> PriceTable {
     // Entries only the supplement has (tts-1 and tts-1-hd: OpenRouter does not list them), whole,
     // for a document that lists the models the supplement completes (OpenRouter's catalog, not
     // a private list): their supplement marks `prompt` too, which an OpenRouter entry names itself.
-    let listed: alloc::collections::BTreeSet<String> =
-        entries.iter().map(|e| e.id.clone()).collect();
+    let listed = entries.len();
     for entry in bundled.entries() {
         let whole = entry
             .prices
             .supplement
             .as_ref()
             .is_some_and(|s| s.keys.contains("prompt"));
-        if shares_supplemented && whole && !listed.contains(&entry.id) {
+        if shares_supplemented && whole && !entries[..listed].iter().any(|e| e.id == entry.id) {
             entries.push(entry);
         }
     }
