@@ -105,11 +105,12 @@ def service_tier_suffixes():
 
 
 def with_tier_keys(listed):
-    """The documented base keys, and for each token key (all but `request` and `web_search`, which
-    are per request and per search) its service-tier keys `<key>_<tier>`, as both docs word it."""
+    """The documented base keys, and for each token key (all but `request`, `web_search`,
+    `audio_second` and `input_character`, which are per request, per search, per second of audio and
+    per character) its service-tier keys `<key>_<tier>`, as both docs word it."""
     keys = set(listed)
     for key in listed:
-        if key not in ("request", "web_search"):
+        if key not in ("request", "web_search", "audio_second", "input_character"):
             keys.update("%s_%s" % (key, tier) for tier in service_tier_suffixes())
     return sorted(keys)
 
