@@ -312,6 +312,41 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_never_panic_and_memory_stays_bounded() {
+        // A deterministic pseudo-random walk over bytes that are often boundary and header
+        // fragments, fed in random chunk sizes.
+        let pieces: [&[u8]; 8] = [
+            b"\r\n",
+            b"--b",
+            b"--",
+            b"\r\n\r\n",
+            b"Content-Disposition: form-data; name=\"model\"",
+            b"; filename=\"x\"",
+            b"gpt-4o",
+            &[0xff, 0x00, 0x80],
+        ];
+        let mut seed: u64 = 0x5eed;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..200 {
+            let mut scan = FormScan::new("multipart/form-data; boundary=b").unwrap();
+            for _ in 0..200 {
+                let mut chunk = Vec::new();
+                for _ in 0..next() % 8 {
+                    chunk.extend_from_slice(pieces[next() % pieces.len()]);
+                }
+                scan.feed(&chunk);
+                assert!(scan.pending.len() <= MAX_PART_HEADERS + SLICE);
+                assert!(scan.value.len() <= MAX_VALUE);
+            }
+        }
+    }
+
+    #[test]
     fn an_overlong_value_or_a_non_form_is_not_read() {
         let long = "m".repeat(MAX_VALUE + 1);
         let body =
