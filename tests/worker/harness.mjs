@@ -278,3 +278,58 @@ export async function collectorRecords(collectorUrl, count, timeoutMs = 5000) {
 export async function resetCollector(collectorUrl) {
   await fetch(collectorUrl + "/_reset", { method: "POST" });
 }
+
+/** The `llm-cost` CLI binary (`LLM_COST_CLI`, else target/debug/llm-cost). */
+export function collectBinary() {
+  return process.env.LLM_COST_CLI ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, "target"), "debug/llm-cost");
+}
+
+/** Starts the real `llm-cost collect --listen 127.0.0.1:<port> --out <outDir>`; resolves once
+ *  it listens. */
+export async function startCollect(port, outDir) {
+  const collect = startProcess("collect", collectBinary(), [
+    "collect", "--listen", `127.0.0.1:${port}`, "--out", outDir,
+  ]);
+  await waitFor("collect to listen", () => {
+    if (collect.exited) throw new Error(`collect exited: ${collect.out}`);
+    return /listening on/.test(collect.out);
+  }, 10_000);
+  return collect;
+}
+
+/** The records `llm-cost collect` stored in `outDir` (after its de-duplication), parsed. */
+export function collectedRecords(outDir) {
+  return readdirSync(outDir)
+    .filter((f) => f.endsWith(".ndjson"))
+    .flatMap((f) => readFileSync(join(outDir, f), "utf8").split("\n").filter(Boolean))
+    .map((l) => JSON.parse(l));
+}
+
+/** The cost records a Worker wrote to its log (`console.log`, one JSON line per call). */
+export function loggedRecords(logs) {
+  return logs
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith("{") && l.includes('"cost_status"'))
+    .map((l) => JSON.parse(l));
+}
+
+/**
+ * The Worker's accounting lines (docs/WORKER.md "The accounting identity"): `delivered` (records
+ * in acknowledged queue batches) and `dropped` (by reason, with the dropped `request_id`s).
+ */
+export function accounting(logs) {
+  const out = { delivered: 0, dropped: {}, droppedIds: [] };
+  for (const raw of logs.split("\n")) {
+    const at = raw.indexOf('{"llm_cost":');
+    if (at < 0) continue;
+    const line = JSON.parse(raw.slice(at).trim());
+    if (line.llm_cost === "records_delivered") out.delivered += line.records;
+    if (line.llm_cost === "records_dropped") {
+      out.dropped[line.reason] = (out.dropped[line.reason] ?? 0) + line.records;
+      out.droppedIds.push(...line.request_ids);
+    }
+  }
+  out.droppedTotal = Object.values(out.dropped).reduce((a, b) => a + b, 0);
+  return out;
+}

@@ -6,12 +6,12 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  ROOT, startUpstream, startWorker, startProcess, stopAll, fixturesDir, removeDir, freePort,
-  requestBody, waitFor, sleep,
+  startUpstream, startWorker, stopAll, fixturesDir, removeDir, freePort, requestBody, waitFor,
+  sleep, startCollect, collectedRecords, loggedRecords, accounting,
 } from "./harness.mjs";
 
 const CHAT = "/api/v1/chat/completions";
@@ -52,16 +52,7 @@ after(async () => {
   for (const dir of [fixtures, outDir, worker?.dir]) if (dir) removeDir(dir);
 });
 
-function collectBinary() {
-  return process.env.LLM_COST_CLI ?? join(process.env.CARGO_TARGET_DIR ?? join(ROOT, "target"), "debug/llm-cost");
-}
-
-function storedLines() {
-  return readdirSync(outDir)
-    .filter((f) => f.endsWith(".ndjson"))
-    .flatMap((f) => readFileSync(join(outDir, f), "utf8").split("\n").filter(Boolean))
-    .map((l) => JSON.parse(l));
-}
+const storedLines = () => collectedRecords(outDir);
 
 test("sink down for the first batches, then up: every record arrives exactly once after collect", async () => {
   const ids = Array.from({ length: CALLS }, () => randomUUID());
@@ -90,13 +81,7 @@ test("sink down for the first batches, then up: every record arrives exactly onc
     30_000,
   );
   assert.equal(storedLines().length, 0);
-  const collect = startProcess("collect", collectBinary(), [
-    "collect", "--listen", `127.0.0.1:${sinkPort}`, "--out", outDir,
-  ]);
-  await waitFor("collect to listen", () => {
-    if (collect.exited) throw new Error(`collect exited: ${collect.out}`);
-    return /listening on/.test(collect.out);
-  }, 10_000);
+  await startCollect(sinkPort, outDir);
   const records = await waitFor(
     `${CALLS} records stored`,
     () => {
@@ -112,4 +97,12 @@ test("sink down for the first batches, then up: every record arrives exactly onc
   assert.equal(records.length, CALLS);
   for (const r of stored) assert.equal(r.cost_status, "exact");
   assert.doesNotMatch(worker.logs(), /Analytics Engine data point not written/);
+  // The accounting identity (docs/WORKER.md): records made (their log lines) = collected +
+  // dropped, and the acknowledged batches' delivered lines count every record at least once.
+  const made = loggedRecords(worker.logs()).map((r) => r.request_id);
+  const counts = accounting(worker.logs());
+  assert.deepEqual(made.sort(), [...ids].sort());
+  assert.equal(counts.droppedTotal, 0, JSON.stringify(counts.dropped));
+  assert.equal(made.length, stored.length + counts.droppedTotal);
+  assert.ok(counts.delivered >= CALLS, `delivered lines count ${counts.delivered}`);
 });

@@ -10,6 +10,10 @@
 //! wrangler.toml sends it to the dead-letter queue. Delivery is at least once: a sink that stored
 //! a batch but failed to answer gets it again, and `llm-cost collect` drops the copies (the lines
 //! are identical; each record carries its `request_id`).
+//!
+//! Every record that will never reach the sink is counted in one drop line with its reason, and
+//! every batch the sink acknowledged in one delivered line ([`crate::accounting`]): with the
+//! record lines and the Queue's backlog they make the accounting identity.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -19,6 +23,7 @@ use llm_cost_core::CostRecord;
 use worker::wasm_bindgen::JsValue;
 use worker::*;
 
+use crate::accounting::{delivered_line, dropped_line, is_dead_letter_queue, DropReason};
 use crate::analytics::{data_point, ANALYTICS_BINDING};
 use crate::edge::settings_for;
 use crate::settings::Settings;
@@ -104,8 +109,11 @@ impl Delivery {
             Route::Queue(queue, sink) => {
                 if let Err(why) = queue.send(record.clone()).await {
                     console_warn!("llm-cost: records queue refused a record ({why}); posting it");
-                    if let Some(sink) = sink {
-                        post_record(sink, record).await;
+                    match sink {
+                        Some(sink) => post_record(sink, record).await,
+                        None => {
+                            console_warn!("{}", dropped_line(DropReason::QueueRefused, [&*record]))
+                        }
                     }
                 }
             }
@@ -115,11 +123,18 @@ impl Delivery {
 }
 
 /// The records queue's consumer: one NDJSON POST per batch to `LOG_SINK_URL`, acknowledged when
-/// the sink answers 2xx, redelivered later otherwise.
+/// the sink answers 2xx, redelivered later otherwise. Batches of the dead-letter queue (what the
+/// records queue gave up on) are counted as dropped and acknowledged.
 #[event(queue)]
 pub async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<()> {
-    let loaded = settings_for(&env);
     let messages = batch.messages()?;
+    if is_dead_letter_queue(&batch.queue()) {
+        let records = messages.iter().map(|m| m.body().as_str());
+        console_warn!("{}", dropped_line(DropReason::DeadLetter, records));
+        batch.ack_all();
+        return Ok(());
+    }
+    let loaded = settings_for(&env);
     let sink = match loaded.as_ref() {
         Ok(s) => s.log_sink_url.clone(),
         Err(_) => None,
@@ -130,6 +145,8 @@ pub async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Re
             "llm-cost: records queue has no LOG_SINK_URL to deliver to; {} records stay in the logs only",
             messages.len()
         );
+        let records = messages.iter().map(|m| m.body().as_str());
+        console_warn!("{}", dropped_line(DropReason::NoSink, records));
         batch.ack_all();
         return Ok(());
     };
@@ -139,7 +156,10 @@ pub async fn consume(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Re
         body.push('\n');
     }
     match post_line(&sink, &body).await {
-        Ok(()) => batch.ack_all(),
+        Ok(()) => {
+            batch.ack_all();
+            console_log!("{}", delivered_line(messages.len()));
+        }
         Err(why) => {
             let now = Date::now().as_millis();
             console_warn!(
@@ -180,6 +200,10 @@ pub async fn post_record(sink: String, record: String) {
     }
     let attempts = SINK_RETRY_DELAYS_MS.len() + 1;
     console_warn!("llm-cost: log sink failed {attempts} times; record kept in this log only");
+    console_warn!(
+        "{}",
+        dropped_line(DropReason::SinkFailed, [record.as_str()])
+    );
 }
 
 /// One POST of `line`; the failure, worded for the log.

@@ -163,7 +163,7 @@ fn meter_config(
             }
         }
     }
-    let json = serde_json::to_vec(&Value::Object(config)).map_err(|e| e.to_string())?;
+    let json = serde_json::to_vec(&Value::Object(config.clone())).map_err(|e| e.to_string())?;
     let (mut meter, warnings) = MeterConfig::for_host(&json, &WORKER).map_err(|e| e.to_string())?;
     let mut warnings: Vec<String> = warnings
         .iter()
@@ -174,9 +174,27 @@ fn meter_config(
         warnings.push(format!(
             "METER_CONFIG: field `budgets` ignored by the Worker: no `{BUDGETS_BINDING}` Durable Object binding in wrangler.toml (docs/WORKER.md, \"Budgets\")"
         ));
+    } else if let Some(Value::Object(budgets)) = config.get("budgets") {
+        // The collector's spend sync is Envoy's: the Worker's ledgers live in Durable Objects.
+        for field in ENVOY_ONLY_BUDGET_FIELDS {
+            if budgets.contains_key(field) {
+                warnings.push(format!(
+                    "METER_CONFIG: field `budgets.{field}` ignored by the Worker: the collector's spend sync is the Envoy filter's; the Worker's ledgers are its Durable Objects (docs/WORKER.md, \"Budgets\")"
+                ));
+            }
+        }
+        meter.budgets.sync_interval_s = 0;
+        meter.budgets.on_unknown_spend = Default::default();
+        meter.budgets.spend_token = None;
     }
     Ok((Rc::new(meter), warnings))
 }
+
+/// `budgets` fields only the Envoy filter honours: the ledgers' sync from `llm-cost collect`'s
+/// spend totals (`GET /v1/spend`). The Worker keeps its ledgers in Durable Objects and ignores
+/// them, with one warning each.
+pub const ENVOY_ONLY_BUDGET_FIELDS: [&str; 3] =
+    ["sync_interval_s", "on_unknown_spend", "spend_token"];
 
 /// `host[:port]` of an absolute http(s) URL.
 fn authority_of(url: &str) -> Option<&str> {
@@ -372,6 +390,34 @@ mod tests {
         let unbound = Settings::from_vars(vars(&[("METER_CONFIG", config)]), false).expect("valid");
         assert!(unbound.meter.as_ref().expect("on").budgets.is_empty());
         assert!(unbound.warnings[0].contains("no `BUDGETS` Durable Object binding"));
+    }
+
+    #[test]
+    fn envoy_only_budget_fields_are_ignored_with_a_warning_each() {
+        let config = r#"{"budgets": {"default_limit_usd": "5", "sync_interval_s": 30,
+            "on_unknown_spend": "deny", "spend_token": "tok-0123456789abcdef"}}"#;
+        let s = Settings::from_vars(vars(&[("METER_CONFIG", config)]), true).expect("valid");
+        let meter = s.meter.as_ref().expect("metering on");
+        assert!(!meter.budgets.is_empty(), "the limits still hold");
+        assert_eq!(meter.budgets.sync_interval_s, 0);
+        assert_eq!(meter.budgets.on_unknown_spend, Default::default());
+        assert!(meter.budgets.spend_token.is_none());
+        assert_eq!(s.warnings.len(), 3, "{:?}", s.warnings);
+        for (warning, field) in s.warnings.iter().zip(ENVOY_ONLY_BUDGET_FIELDS) {
+            assert!(
+                warning.starts_with(&format!(
+                    "METER_CONFIG: field `budgets.{field}` ignored by the Worker"
+                )),
+                "{warning}"
+            );
+            assert!(
+                !warning.contains("tok-0123456789abcdef"),
+                "no secret in logs"
+            );
+        }
+        // Without the binding, the one `budgets` warning says it all.
+        let unbound = Settings::from_vars(vars(&[("METER_CONFIG", config)]), false).expect("valid");
+        assert_eq!(unbound.warnings.len(), 1, "{:?}", unbound.warnings);
     }
 
     #[test]
