@@ -31,6 +31,7 @@ function decimal(n) {
 }
 
 let upstream, collector, worker, brokenWorker, fixtures, streamCost;
+const SPEND_TOKEN = "spend-token-0123456789abcdef";
 
 before(async () => {
   fixtures = fixturesDir([SSE_FIXTURE]);
@@ -61,7 +62,15 @@ before(async () => {
       {
         UPSTREAM_BASE_URL: upstream.url,
         LOG_SINK_URL: collector.url + "/ingest",
-        METER_CONFIG: JSON.stringify({ budgets: { default_limit_usd: "0.000001" } }),
+        // With the Envoy-only spend sync fields (issue 25): each warned about once, ignored.
+        METER_CONFIG: JSON.stringify({
+          budgets: {
+            default_limit_usd: "0.000001",
+            sync_interval_s: 30,
+            on_unknown_spend: "deny",
+            spend_token: SPEND_TOKEN,
+          },
+        }),
       },
       budgetBinding("llm-cost-budget-store-not-running"),
     ),
@@ -190,4 +199,18 @@ test("a budget store that fails: calls pass, and their records say budget_error 
     assert.equal(r.cost_status, "exact");
   }
   assert.match(brokenWorker.logs(), /llm-cost: budget store .*call passes unchecked/);
+});
+
+test("budgets.sync_interval_s, on_unknown_spend, spend_token: Envoy-only, warned about once each at load, ignored", async () => {
+  // The calls above ran; `on_unknown_spend: "deny"` refused none of them (no 503).
+  const res = await stream(brokenWorker.url, KEY_BROKEN, randomUUID());
+  assert.equal(res.status, 200);
+  await res.arrayBuffer();
+  for (const field of ["sync_interval_s", "on_unknown_spend", "spend_token"]) {
+    const warned = brokenWorker.logs().match(
+      new RegExp(`METER_CONFIG: field \`budgets\\.${field}\` ignored by the Worker`, "g"),
+    );
+    assert.equal(warned?.length, 1, `${field}: ${warned}`);
+  }
+  assert.ok(!brokenWorker.logs().includes(SPEND_TOKEN), "the token is never logged");
 });
