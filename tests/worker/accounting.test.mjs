@@ -111,7 +111,7 @@ function identity(worker, outDir) {
   return { made, collected, counts };
 }
 
-test("Queue: a sink that never answers: every record is counted as dropped (dead_letter); after it recovers, made = collected + dropped", async () => {
+test("Queue: a sink that never answers: every record is counted as dropped (dead_letter); after it recovers, made = collected + dropped", async (t) => {
   const { worker, sinkPort } = queued;
   const lost = await calls(worker, PHASE);
   await waitFor(
@@ -127,6 +127,10 @@ test("Queue: a sink that never answers: every record is counted as dropped (dead
   await waitFor(`${PHASE} records collected`, () => collectedRecords(outDir).length >= PHASE, 60_000);
   await sleep(2000); // a late copy or drop would show by now
   const { made, collected, counts } = identity(worker, outDir);
+  t.diagnostic(
+    `made ${made.length} = collected ${collected.length} + dropped ${JSON.stringify(counts.dropped)}; ` +
+      `delivered lines ${counts.delivered}; queued 0`,
+  );
   assert.equal(made.length, 2 * PHASE);
   assert.deepEqual([...counts.droppedIds].sort(), [...lost].sort(), "the first calls, by request_id");
   assert.deepEqual(counts.dropped, { dead_letter: PHASE });
@@ -136,7 +140,7 @@ test("Queue: a sink that never answers: every record is counted as dropped (dead
   assert.doesNotMatch(worker.logs(), /sk-or-test-accounting/);
 });
 
-test("direct POST: a sink down, then up: made = collected + dropped (sink_failed)", async () => {
+test("direct POST: a sink down, then up: made = collected + dropped (sink_failed)", async (t) => {
   const { worker, sinkPort } = direct;
   const lost = await calls(worker, PHASE / 2);
   await waitFor(
@@ -151,6 +155,10 @@ test("direct POST: a sink down, then up: made = collected + dropped (sink_failed
   await waitFor(`${PHASE / 2} records collected`, () => collectedRecords(outDir).length >= PHASE / 2, 30_000);
   await sleep(2000);
   const { made, collected, counts } = identity(worker, outDir);
+  t.diagnostic(
+    `made ${made.length} = collected ${collected.length} + dropped ${JSON.stringify(counts.dropped)}; ` +
+      `delivered lines ${counts.delivered}; queued 0`,
+  );
   assert.equal(made.length, PHASE);
   assert.deepEqual(counts.dropped, { sink_failed: PHASE / 2 });
   assert.deepEqual([...counts.droppedIds].sort(), [...lost].sort());

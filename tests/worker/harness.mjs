@@ -320,7 +320,8 @@ export function loggedRecords(logs) {
  */
 export function accounting(logs) {
   const out = { delivered: 0, dropped: {}, droppedIds: [] };
-  for (const raw of logs.split("\n")) {
+  // wrangler prints console.warn lines as `▲ [WARNING] <line>` with colour codes: strip them.
+  for (const raw of logs.replace(/\x1b\[[0-9;]*m/g, "").split("\n")) {
     const at = raw.indexOf('{"llm_cost":');
     if (at < 0) continue;
     const line = JSON.parse(raw.slice(at).trim());
