@@ -35,7 +35,12 @@ try {
   const [worker, floor, baseline] = await Promise.all([
     startWorker({ UPSTREAM_BASE_URL: upstream.url }),
     startWorker({ UPSTREAM_BASE_URL: upstream.url }, [], [], join(ROOT, "tests/worker/js-floor/index.js")),
-    BASELINE ? startWorker({ UPSTREAM_BASE_URL: upstream.url }, [], [], BASELINE) : null,
+    // LLM_COST_BENCH_BASELINE_TOML: its top-level wrangler.toml lines (e.g. `keep_names = true`,
+    // wrangler's default, to compare with worker/wrangler.toml's `keep_names = false`).
+    BASELINE
+      ? startWorker({ UPSTREAM_BASE_URL: upstream.url }, [], [], BASELINE,
+        process.env.LLM_COST_BENCH_BASELINE_TOML ? process.env.LLM_COST_BENCH_BASELINE_TOML.split("\n") : null)
+      : null,
   ]);
   const target = (c) => (c.floor ? floor : c.baseline ? baseline : worker);
   const once = async (c) => {

@@ -106,6 +106,12 @@ function compatibilityDate() {
   return m[1];
 }
 
+/** worker/wrangler.toml's `keep_names` line (how wrangler bundles), if it has one. */
+function keepNames() {
+  const toml = readFileSync(join(WORKER, "wrangler.toml"), "utf8");
+  return toml.match(/^keep_names\s*=\s*(true|false)\s*$/m)?.[0] ?? null;
+}
+
 /** wrangler.toml lines binding the budget Durable Object class (`scriptName`: to another
  *  Worker's class, e.g. one that is not running, as a broken store). */
 export function budgetBinding(scriptName = null) {
@@ -124,14 +130,17 @@ export function budgetBinding(scriptName = null) {
  * The config is generated (same name, main and compatibility date as worker/wrangler.toml, test
  * vars, then `extra` wrangler.toml lines such as bindings) so wrangler does not rebuild; `args`
  * go to `wrangler dev` (e.g. `--test-scheduled`); `main` is another Worker's entry (the bench's
- * plain-JS floor). Resolves to `{ url, logs() }`.
+ * plain-JS floor); `top`: top-level wrangler.toml lines instead of worker/wrangler.toml's
+ * `keep_names` (the bench's baseline). Resolves to `{ url, logs() }`.
  */
-export async function startWorker(vars, extra = [], args = [], main = join(WORKER, "build/index.js")) {
+export async function startWorker(vars, extra = [], args = [], main = join(WORKER, "build/index.js"), top = null) {
   const dir = mkdtempSync(join(tmpdir(), "llm-cost-wrangler-"));
   const lines = [
     `name = "llm-cost-test"`,
     `main = ${JSON.stringify(main)}`,
     `compatibility_date = "${compatibilityDate()}"`,
+    // Top-level keys (`top`, else worker/wrangler.toml's keep_names): before the first table.
+    ...(top ?? (keepNames() ? [keepNames()] : [])),
     `[vars]`,
     ...Object.entries(vars).map(([k, v]) => `${k} = ${JSON.stringify(v)}`),
     ...extra,

@@ -90,7 +90,15 @@ async fn proxy(
         None => url.path().to_owned(),
     };
     let method = req.method();
-    let header = |name: &str| req.headers().get(name).ok().flatten();
+    // The request's headers, read in one pass over the JS iterator: every lookup below answers
+    // from here (a `Headers.get` per lookup and a second pass to copy them were a JS call each).
+    let request_headers: Vec<(String, String)> = req.headers().entries().collect();
+    let header = |name: &str| {
+        request_headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
     let authorization = credential(header, &path_and_query);
     let attribution_headers: Vec<(String, String)> = match meter {
         Ok(config) => config
@@ -127,9 +135,9 @@ async fn proxy(
         })
     };
     let upstream_headers = Headers::new();
-    for (name, value) in req.headers().entries() {
-        if is_forwardable_request_header(&name) && !is_own(&name) {
-            upstream_headers.append(&name, &value)?;
+    for (name, value) in &request_headers {
+        if is_forwardable_request_header(name) && !is_own(name) {
+            upstream_headers.append(name, value)?;
         }
     }
 
@@ -279,10 +287,8 @@ async fn proxy(
         return Ok(upstream);
     };
     let status = upstream.status_code();
-    let headers = Headers::new();
-    for (name, value) in upstream.headers().entries() {
-        headers.append(&name, &value)?;
-    }
+    // A copy of the upstream's headers in one JS call (`new Headers(init)`), not one per header.
+    let headers = upstream.headers().clone();
     let resp_header = |name: &str| headers.get(name).ok().flatten();
     let content_type = resp_header("content-type");
     let content_length = resp_header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
@@ -451,7 +457,8 @@ async fn finish(delivery: Delivery, mut outcome: Outcome, reservation: Option<Re
         let (would_exceed, thresholds) = held.settle(outcome.cost).await;
         outcome.mark_budgets(would_exceed, thresholds);
     }
-    console_log!("{}", outcome.record_json);
+    // One string handed to `console.log` as is (no `format!` copy first).
+    web_sys::console::log_1(&JsValue::from_str(&outcome.record_json));
     delivery.write_point(&outcome.record);
     delivery.deliver(outcome.record_json).await;
 }
