@@ -189,6 +189,15 @@ impl Rule {
     pub fn limit_for(&self, value: &str) -> Option<Usd> {
         self.limits.get(value).copied().or(self.default_limit)
     }
+
+    /// The charge of `value` to this rule (number `rule_index`), if `value` has a limit.
+    fn charge(&self, rule_index: usize, value: &str) -> Option<Charge> {
+        Some(Charge {
+            rule: rule_index,
+            value: value.to_owned(),
+            limit: self.limit_for(value)?,
+        })
+    }
 }
 
 /// Validated spend limits.
@@ -394,13 +403,7 @@ impl Budgets {
                 RuleDimension::Attribute(name) => facts.attributes.get(name).map(String::as_str),
             };
             let Some(value) = value else { continue };
-            if let Some(limit) = rule.limit_for(value) {
-                out.push(Charge {
-                    rule: rule_index,
-                    value: value.to_owned(),
-                    limit,
-                });
-            }
+            out.extend(rule.charge(rule_index, value));
         }
         out
     }
@@ -468,13 +471,7 @@ impl Budgets {
             if rule.period != period || rule.dimension.as_str() != dimension {
                 continue;
             }
-            if let Some(limit) = rule.limit_for(value) {
-                out.push(Charge {
-                    rule: rule_index,
-                    value: value.to_owned(),
-                    limit,
-                });
-            }
+            out.extend(rule.charge(rule_index, value));
         }
         out
     }
