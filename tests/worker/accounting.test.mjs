@@ -11,13 +11,12 @@
 // (A sink down for the first batches that recovers before max_retries: tests/worker/queue.test.mjs.)
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  startUpstream, startWorker, stopAll, fixturesDir, removeDir, freePort, requestBody, waitFor,
-  sleep, startCollect, collectedRecords, loggedRecords, accounting,
+  startUpstream, startWorker, stopAll, fixturesDir, removeDir, freePort, waitFor,
+  sleep, startCollect, collectedRecords, loggedRecords, accounting, meteredCalls,
 } from "./harness.mjs";
 
 const CHAT = "/api/v1/chat/completions";
@@ -70,26 +69,8 @@ after(async () => {
   for (const dir of dirs) if (dir) removeDir(dir);
 });
 
-async function calls(worker, n) {
-  const ids = Array.from({ length: n }, () => randomUUID());
-  for (const id of ids) {
-    const res = await fetch(worker.url + CHAT, {
-      method: "POST",
-      headers: {
-        authorization: "Bearer sk-or-test-accounting-0123456789",
-        "content-type": "application/json",
-        "x-replay-fixture": JSON_FIXTURE,
-        "x-request-id": id,
-      },
-      body: JSON.stringify(requestBody(JSON_FIXTURE)),
-      signal: AbortSignal.timeout(30_000),
-    });
-    assert.equal(res.status, 200);
-    assert.equal(res.headers.get("x-llm-cost-status"), "exact");
-    await res.arrayBuffer();
-  }
-  return ids;
-}
+const calls = (worker, n) =>
+  meteredCalls(worker, n, { path: CHAT, fixture: JSON_FIXTURE, key: "sk-or-test-accounting-0123456789" });
 
 /** Checks the identity on what the Worker logged and what collect stored; returns the parts. */
 function identity(worker, outDir) {

@@ -1,6 +1,8 @@
 // Test harness: starts the replaying upstream, the collector and `wrangler dev --local` (real
 // workerd) on 127.0.0.1, all bounded in time, and stops every process it started.
+import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
 import {
   mkdtempSync, readFileSync, readdirSync, writeFileSync, copyFileSync, rmSync,
@@ -243,6 +245,29 @@ export function removeDir(dir) {
 /** The request body recorded with a fixture. */
 export function requestBody(name) {
   return JSON.parse(readFileSync(join(RECORDINGS, name + ".meta.json"), "utf8")).request_body;
+}
+
+/** Sends `n` metered chat calls of a recorded JSON `fixture` through the Worker one at a time, each
+ * with a fresh `x-request-id`, checks each is 200 and priced `exact`; returns the request ids. */
+export async function meteredCalls(worker, n, { path, fixture, key }) {
+  const ids = Array.from({ length: n }, () => randomUUID());
+  for (const id of ids) {
+    const res = await fetch(worker.url + path, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${key}`,
+        "content-type": "application/json",
+        "x-replay-fixture": fixture,
+        "x-request-id": id,
+      },
+      body: JSON.stringify(requestBody(fixture)),
+      signal: AbortSignal.timeout(30_000),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("x-llm-cost-status"), "exact");
+    await res.arrayBuffer();
+  }
+  return ids;
 }
 
 export function fixtureBytes(file) {

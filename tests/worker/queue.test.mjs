@@ -5,13 +5,12 @@
 // Analytics Engine binding (not stored by wrangler dev: docs/WORKER.md).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  startUpstream, startWorker, stopAll, fixturesDir, removeDir, freePort, requestBody, waitFor,
-  sleep, startCollect, collectedRecords, loggedRecords, accounting,
+  startUpstream, startWorker, stopAll, fixturesDir, removeDir, freePort, waitFor,
+  sleep, startCollect, collectedRecords, loggedRecords, accounting, meteredCalls,
 } from "./harness.mjs";
 
 const CHAT = "/api/v1/chat/completions";
@@ -55,24 +54,10 @@ after(async () => {
 const storedLines = () => collectedRecords(outDir);
 
 test("sink down for the first batches, then up: every record arrives exactly once after collect", async () => {
-  const ids = Array.from({ length: CALLS }, () => randomUUID());
   const started = Date.now();
-  for (const id of ids) {
-    const res = await fetch(worker.url + CHAT, {
-      method: "POST",
-      headers: {
-        authorization: "Bearer sk-or-test-queue-0123456789",
-        "content-type": "application/json",
-        "x-replay-fixture": JSON_FIXTURE,
-        "x-request-id": id,
-      },
-      body: JSON.stringify(requestBody(JSON_FIXTURE)),
-      signal: AbortSignal.timeout(30_000),
-    });
-    assert.equal(res.status, 200);
-    assert.equal(res.headers.get("x-llm-cost-status"), "exact");
-    await res.arrayBuffer();
-  }
+  const ids = await meteredCalls(worker, CALLS, {
+    path: CHAT, fixture: JSON_FIXTURE, key: "sk-or-test-queue-0123456789",
+  });
   assert.ok(Date.now() - started < 20_000, "a down sink costs the clients nothing");
   // The consumer tried and handed the batches back (at least two refusals, the sink still down).
   await waitFor(
