@@ -41,6 +41,10 @@ MODES = ("chat", "audio_transcription", "audio_speech")
 # Speech models OpenRouter does not list, billed per input character: bundled from LiteLLM whole
 # (`entries`), prompt and completion "0" (they bill no tokens).
 SPEECH_BY_CHARACTER = ("tts-1", "tts-1-hd")
+# Speech models OpenRouter does not list, billed by tokens (the text in at `prompt`, the audio out at
+# `audio_output`; only their `stream_format: "sse"` answers report the tokens): bundled from
+# LiteLLM whole, with the keys it has.
+SPEECH_BY_TOKEN = ("gpt-4o-mini-tts",)
 TIERS = {"_flex": "flex", "_priority": "priority", "_batches": "batch"}
 
 
@@ -122,6 +126,15 @@ def main():
         if set(theirs) != {"input_character"}:
             continue
         entries[model_id] = {"from": name, "pricing": {"prompt": "0", "completion": "0", **theirs}}
+    for name in SPEECH_BY_TOKEN:
+        spec = litellm.get(name)
+        model_id = f"openai/{name}"
+        if model_id in listed or not isinstance(spec, dict) or spec.get("mode") != "audio_speech":
+            continue
+        theirs = litellm_prices(spec)
+        if not {"prompt", "completion", "audio_output"} <= set(theirs):
+            continue
+        entries[model_id] = {"from": name, "pricing": theirs}
     doc = {
         "source": f"LiteLLM {LITELLM_VERSION} model_prices_and_context_window_backup.json "
                   f"(snapshots/litellm-model-prices-{LITELLM_VERSION}.json, MIT), written by supplement.py",

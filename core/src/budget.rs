@@ -392,6 +392,16 @@ impl Budgets {
         self.rules.is_empty()
     }
 
+    /// True when a call's model can change what these budgets decide: a rule on `model`, or
+    /// `unpriced: "deny"` (which refuses by the model's price) with any rule. A host that learns
+    /// the model late (a form's `model` field) holds the call for it only then.
+    pub fn depends_on_model(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.dimension == RuleDimension::Model)
+            || (self.unpriced == Unpriced::Deny && !self.rules.is_empty())
+    }
+
     /// The rules that apply to a call with these facts, each with the call's value and limit.
     pub fn charges(&self, facts: &BudgetFacts) -> Vec<Charge> {
         let mut out = Vec::new();
@@ -1036,6 +1046,21 @@ mod tests {
             r#"{{"period":"{period}","default_limit_usd":"1","reserve_usd":"{reserve}"}}"#
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn only_model_rules_and_unpriced_deny_depend_on_the_model() {
+        let on = |json: &str| parse(json).unwrap().depends_on_model();
+        assert!(!on(
+            r#"{"rules":[{"dimension":"key_id","default_limit_usd":"1"}]}"#
+        ));
+        assert!(on(
+            r#"{"rules":[{"dimension":"model","default_limit_usd":"1"}]}"#
+        ));
+        assert!(on(
+            r#"{"unpriced":"deny","rules":[{"dimension":"key_id","default_limit_usd":"1"}]}"#
+        ));
+        assert!(!on(r#"{"unpriced":"deny"}"#));
     }
 
     fn charge(limit: &str) -> Charge {

@@ -334,6 +334,26 @@ impl Call {
         self.request.stream = fields.stream;
     }
 
+    /// A form ([`RequestBodyPlan::ScanForm`]) whose budget check needs its `model` field
+    /// ([`crate::budget::Budgets::depends_on_model`]): hold the request headers while the form
+    /// arrives, at most this many bytes (`max_request_body_bytes`), until
+    /// [`Call::form_hold_over`] says the check can run; a form is never held for anything else.
+    /// `None`: check the budget at the headers and let the form pass as it arrives.
+    pub fn form_hold_bytes(&self) -> Option<usize> {
+        let needed = self.form.is_some()
+            && self.request.model.is_none()
+            && self.config.budgets.depends_on_model();
+        needed.then_some(self.config.max_request_body_bytes)
+    }
+
+    /// Whether a form held for its budget check ([`Call::form_hold_bytes`]) can go on, after
+    /// `held` bytes of it were scanned: its `model` is known, its end came, or it reached the
+    /// hold's size (a form whose `model` comes after a larger file is checked without it, so
+    /// rules on `model` do not match it).
+    pub fn form_hold_over(&self, held: usize, end_of_body: bool) -> bool {
+        end_of_body || self.request.model.is_some() || held >= self.config.max_request_body_bytes
+    }
+
     /// The body outgrew `max_bytes` while buffering: it passes unchanged.
     pub fn request_body_too_large(&mut self) {
         self.request_note = Some(ErrorCode::RequestTooLarge);
@@ -397,8 +417,9 @@ impl Call {
             .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
         {
             Some(ErrorCode::CompressedResponse)
-        } else if self.format == Some(Format::Speech) {
-            // The answer is audio: the request says what it costs, the body is never read.
+        } else if self.format == Some(Format::Speech) && !stream {
+            // The answer is audio: the request says what it costs, the body is never read. (A
+            // `stream_format: "sse"` answer reports its tokens: scanned as a stream below.)
             self.priced_from_request = true;
             self.response = ResponseState::PassThrough;
             return ResponsePlan::PassThroughPriced;

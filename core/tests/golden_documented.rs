@@ -50,7 +50,7 @@ fn response_type(file: &str) -> &'static str {
 #[test]
 fn every_documented_shape_audio_answer_is_priced_as_the_reference_says() {
     let golden = golden();
-    assert_eq!(golden.len(), 6);
+    assert_eq!(golden.len(), 8);
     let config = Rc::new(MeterConfig::from_json(br#"{"estimate_missing_usage": false}"#).unwrap());
     for (name, want) in &golden {
         let meta: Value =
@@ -99,6 +99,7 @@ fn every_documented_shape_audio_answer_is_priced_as_the_reference_says() {
             "prompt_tokens",
             "audio_prompt_tokens",
             "completion_tokens",
+            "audio_completion_tokens",
             "audio_duration_ms",
             "input_characters",
         ] {

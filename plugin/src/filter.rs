@@ -67,6 +67,9 @@ pub struct MeterFilter {
     request_copy: Option<BodyCopy>,
     /// Each request chunk goes to the core's form scan as it passes (`RequestBodyPlan::ScanForm`).
     scan_form: bool,
+    /// While the request headers are held for a form's `model` (`Call::form_hold_bytes`): the
+    /// bytes of the held body already scanned.
+    form_held: Option<usize>,
     /// The JSON response body copied as it passes (`Response::ObservedJson`).
     response_copy: Option<BodyCopy>,
     request_had_length: bool,
@@ -90,6 +93,7 @@ impl MeterFilter {
             request_limit: None,
             request_copy: None,
             scan_form: false,
+            form_held: None,
             response_copy: None,
             request_had_length: false,
             response: Response::Pending,
@@ -160,6 +164,33 @@ impl MeterFilter {
                 .borrow_mut()
                 .push(outcome.record_json.clone());
         }
+    }
+
+    /// A chunk of a form ([`RequestBodyPlan::ScanForm`]) for the core's scan. Not held, the
+    /// buffer holds just this chunk: it goes on at once. Held for the budget check
+    /// (`form_held`), the buffer grows by each chunk: the core reads the new bytes, and once it
+    /// says the check can run, the check runs and the held form goes on (or a refusal is sent).
+    fn scan_form_chunk(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(call) = self.call.as_mut() else {
+            return Action::Continue;
+        };
+        let Some(scanned) = self.form_held else {
+            call.scan_request_chunk(&host::body(BufferType::HttpRequestBody, body_size));
+            return Action::Continue;
+        };
+        if body_size > scanned {
+            let new = host::body_range(BufferType::HttpRequestBody, scanned, body_size - scanned);
+            call.scan_request_chunk(&new);
+        }
+        if !call.form_hold_over(body_size, end_of_stream) {
+            self.form_held = Some(body_size.max(scanned));
+            return Action::Pause; // Envoy keeps buffering; the next call sees the new bytes
+        }
+        self.form_held = None;
+        if self.refused_after_body() {
+            return Action::Pause; // the local reply is on its way
+        }
+        Action::Continue
     }
 
     /// Runs the budget check the request headers deferred to the end of the body; true when
@@ -289,10 +320,15 @@ impl HttpContext for MeterFilter {
         }
         self.request_had_length = content_length.is_some();
         let plan = call.request_body_plan();
+        let hold_form = call.form_hold_bytes().is_some() && !end_of_stream;
         self.call = Some(call);
         let config = Rc::clone(config);
         if !config.budgets.is_empty() {
-            if matches!(plan, RequestBodyPlan::Buffer { .. }) && !end_of_stream {
+            if hold_form {
+                // A budget depends on the form's `model` field: check once it has passed (the
+                // headers are held until then, a bounded prefix of the form buffered).
+                self.budget_pending = true;
+            } else if matches!(plan, RequestBodyPlan::Buffer { .. }) && !end_of_stream {
                 // The body may name the model and `body:` attributes: check when it is complete
                 // (the headers are held until then, so a refusal still reaches no upstream).
                 self.budget_pending = true;
@@ -312,6 +348,10 @@ impl HttpContext for MeterFilter {
             }
             RequestBodyPlan::ScanForm if !end_of_stream => {
                 self.scan_form = true;
+                if hold_form {
+                    self.form_held = Some(0);
+                    return Action::Pause;
+                }
                 Action::Continue
             }
             _ => Action::Continue,
@@ -324,12 +364,7 @@ impl HttpContext for MeterFilter {
             return Action::Continue;
         }
         if self.scan_form {
-            // Not paused, so the buffer holds just this chunk: the core reads it, keeps a few
-            // bytes, and the chunk goes on.
-            if let Some(call) = self.call.as_mut() {
-                call.scan_request_chunk(&host::body(BufferType::HttpRequestBody, body_size));
-            }
-            return Action::Continue;
+            return self.scan_form_chunk(body_size, end_of_stream);
         }
         let Some(max_bytes) = self.request_limit else {
             return Action::Continue;
@@ -369,6 +404,7 @@ impl HttpContext for MeterFilter {
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         // A body with trailers never reaches end-of-stream in the body callback: let it pass.
         self.request_limit = None;
+        self.form_held = None;
         if let (Some(copy), Some(call)) = (self.request_copy.take(), self.call.as_mut()) {
             call.observe_request(copy.bytes());
         }

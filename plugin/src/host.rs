@@ -54,10 +54,15 @@ pub fn add_header(map: MapType, name: &str, value: &str) {
 
 /// The first `size` bytes of a body buffer (empty if the host has none).
 pub fn body(buffer: BufferType, size: usize) -> Vec<u8> {
+    body_range(buffer, 0, size)
+}
+
+/// `size` bytes from `start` of a body buffer (empty if the host has none).
+pub fn body_range(buffer: BufferType, start: usize, size: usize) -> Vec<u8> {
     if size == 0 {
         return Vec::new();
     }
-    hostcalls::get_buffer(buffer, 0, size)
+    hostcalls::get_buffer(buffer, start, size)
         .ok()
         .flatten()
         .unwrap_or_default()

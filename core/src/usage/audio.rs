@@ -11,11 +11,21 @@
 //!   names no model: the request's form field does. Without `input_token_details`, the input is
 //!   the audio (a text `prompt` is optional): all input tokens are audio tokens. `seconds` is a
 //!   JSON number: kept in whole milliseconds, any finer part rounded up.
-//! - `text`, `srt` and `vtt` answers are plain text without usage, and so are translations
-//!   without `usage`: `usage_not_reported` (decided in `crate::call`).
+//! - A `verbose_json` answer also carries the audio's length as a top-level `duration` (seconds,
+//!   a JSON number; openai-python's `TranscriptionVerbose.duration` and
+//!   `TranslationVerbose.duration`). Translations carry no `usage` at all, so for a whisper-1
+//!   `verbose_json` translation that `duration` is what is billed, per second as above; where a
+//!   `usage` is present it wins.
+//! - `text`, `srt` and `vtt` answers are plain text without usage, and so are `json`
+//!   translations: `usage_not_reported` (decided in `crate::call`).
 //! - Speech answers are audio bytes, never read: tts-1 and tts-1-hd bill the request's `input`
 //!   per character ([`input_characters`]: Unicode scalar values, as LiteLLM counts `len(input)`;
-//!   OpenAI does not say more than "characters").
+//!   OpenAI does not say more than "characters"). gpt-4o-mini-tts bills tokens, which only its
+//!   SSE answer (`stream_format: "sse"`) reports ([`parse_speech`]): `speech.audio.delta` events
+//!   carry base64 audio (skipped, never kept), the last, `speech.audio.done`, `{"type":
+//!   "speech.audio.done", "usage": {"input_tokens": 14, "output_tokens": 101, "total_tokens":
+//!   115}}` (the OpenAI API reference's `SpeechAudioDoneEvent`): the input is the text (at
+//!   `prompt`), the output audio (at `audio_out`).
 //!
 //! Not here: reading the form (`crate::form`), which prices apply (`crate::pricing`).
 
@@ -29,6 +39,9 @@ struct Doc<'a> {
     kind: Option<&'a str>,
     #[serde(default, borrow)]
     usage: Option<AudioUsage<'a>>,
+    /// `verbose_json`: the input audio's length in seconds.
+    #[serde(default, borrow)]
+    duration: Option<&'a serde_json::value::RawValue>,
     #[serde(default, borrow)]
     error: Option<ErrorObject<'a>>,
 }
@@ -56,14 +69,7 @@ struct InputDetails {
 impl AudioUsage<'_> {
     fn normalise(self) -> Report {
         if self.kind == Some("duration") || (self.kind.is_none() && self.seconds.is_some()) {
-            return match self.seconds.map(|s| milliseconds(s.get())) {
-                Some(Some(ms)) => Report::Complete(Usage {
-                    audio_duration_ms: ms,
-                    ..Usage::default()
-                }),
-                // Not a plain non-negative number, or too large: an absurd answer.
-                _ => Report::Overflow,
-            };
+            return duration_report(self.seconds);
         }
         let prompt = self.input_tokens.unwrap_or(0);
         let audio = match self.input_token_details {
@@ -79,6 +85,18 @@ impl AudioUsage<'_> {
             audio_prompt_tokens: audio,
             ..Usage::default()
         })
+    }
+}
+
+/// A length of audio in seconds as usage; an absurd answer (absent, not a plain non-negative
+/// number, too large) is [`Report::Overflow`].
+fn duration_report(seconds: Option<&serde_json::value::RawValue>) -> Report {
+    match seconds.map(|s| milliseconds(s.get())) {
+        Some(Some(ms)) => Report::Complete(Usage {
+            audio_duration_ms: ms,
+            ..Usage::default()
+        }),
+        _ => Report::Overflow,
     }
 }
 
@@ -110,13 +128,59 @@ fn milliseconds(text: &str) -> Option<u64> {
 /// never kept). Errors only when it is not JSON of an object.
 pub fn parse_transcription(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
     let doc: Doc<'_> = serde_json::from_slice(bytes)?;
+    // A whole `verbose_json` body without `usage` (translations) bills its `duration`.
+    let duration = match (doc.kind, doc.duration) {
+        (None, Some(seconds)) => Some(duration_report(Some(seconds))),
+        _ => None,
+    };
     Ok(Facts {
         model: None,
-        usage: doc.usage.map(AudioUsage::normalise),
+        usage: doc.usage.map(AudioUsage::normalise).or(duration),
         usage_only: false,
         error: doc.error.map(|e| e.reason()),
         // A whole body has no `type`; a stream ends with `transcript.text.done`.
         end: matches!(doc.kind, None | Some("transcript.text.done")),
+    })
+}
+
+#[derive(Deserialize)]
+struct SpeechEvent<'a> {
+    #[serde(default, rename = "type")]
+    kind: Option<&'a str>,
+    #[serde(default)]
+    usage: Option<SpeechUsage>,
+    #[serde(default, borrow)]
+    error: Option<ErrorObject<'a>>,
+}
+
+#[derive(Deserialize)]
+struct SpeechUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+}
+
+/// Parses one event of a speech stream (`stream_format: "sse"`), or a speech error body. The
+/// audio of a `speech.audio.delta` is skipped, never kept. Errors only when it is not JSON of an
+/// object.
+pub fn parse_speech(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
+    let event: SpeechEvent<'_> = serde_json::from_slice(bytes)?;
+    Ok(Facts {
+        model: None,
+        usage: event.usage.map(|u| {
+            let output = u.output_tokens.unwrap_or(0);
+            // All output is audio: gpt-4o-mini-tts answers nothing else.
+            Report::Complete(Usage {
+                prompt_tokens: u.input_tokens.unwrap_or(0),
+                completion_tokens: output,
+                audio_completion_tokens: output,
+                ..Usage::default()
+            })
+        }),
+        usage_only: false,
+        error: event.error.map(|e| e.reason()),
+        end: event.kind == Some("speech.audio.done"),
     })
 }
 
@@ -202,6 +266,50 @@ mod tests {
         )
         .unwrap();
         assert_eq!(facts.error.as_deref(), Some("audio_too_short"));
+    }
+
+    #[test]
+    fn a_verbose_json_duration_is_billed_when_there_is_no_usage() {
+        // openai-python's `TranslationVerbose`: `duration` (float seconds), no `usage`.
+        let u = usage(
+            r#"{"task":"translate","language":"english","duration":8.470000267028809,"text":"x","segments":[]}"#,
+        );
+        assert_eq!((u.audio_duration_ms, u.prompt_tokens), (8471, 0));
+        // With a `usage` (a `TranscriptionVerbose`), the usage wins.
+        let u = usage(r#"{"duration":8.47,"text":"x","usage":{"type":"duration","seconds":9}}"#);
+        assert_eq!(u.audio_duration_ms, 9000);
+        let facts = parse_transcription(br#"{"duration":-1,"text":"x"}"#).unwrap();
+        assert_eq!(facts.usage, Some(Report::Overflow));
+        // A stream event's `duration` (none is documented) is not usage.
+        let facts =
+            parse_transcription(br#"{"type":"transcript.text.delta","duration":3}"#).unwrap();
+        assert_eq!(facts.usage, None);
+    }
+
+    #[test]
+    fn a_speech_stream_reports_its_tokens_in_the_done_event() {
+        let delta =
+            parse_speech(br#"{"type":"speech.audio.delta","audio":"SUQzBAAAAAAA"}"#).unwrap();
+        assert!(!delta.end && delta.usage.is_none() && delta.error.is_none());
+        let done = parse_speech(
+            br#"{"type":"speech.audio.done","usage":{"input_tokens":14,"output_tokens":101,"total_tokens":115}}"#,
+        )
+        .unwrap();
+        assert!(done.end);
+        let Some(Report::Complete(u)) = done.usage else {
+            panic!("{:?}", done.usage);
+        };
+        assert_eq!(
+            (
+                u.prompt_tokens,
+                u.completion_tokens,
+                u.audio_completion_tokens
+            ),
+            (14, 101, 101)
+        );
+        let err = parse_speech(br#"{"error":{"message":"secret","type":"server_error"}}"#).unwrap();
+        assert_eq!(err.error.as_deref(), Some("server_error"));
+        assert!(parse_speech(b"[1]").is_err());
     }
 
     #[test]

@@ -162,11 +162,8 @@ impl Format {
             Format::GeminiEmbeddings => embeddings::parse_gemini(bytes),
             Format::Images => images::parse(bytes),
             Format::Transcription => audio::parse_transcription(bytes),
-            // A speech answer is audio, or an error object (status >= 400, not read).
-            Format::Speech => images::parse(bytes).map(|facts| Facts {
-                usage: None,
-                ..facts
-            }),
+            // A speech answer is audio (never read), or a stream (`stream_format: "sse"`).
+            Format::Speech => audio::parse_speech(bytes),
         }
     }
 
