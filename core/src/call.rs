@@ -1052,6 +1052,9 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
             Row { name: "speech priced by its input characters", host: "api.openai.com", path: "/v1/audio/speech", request: Some(br#"{"model":"tts-1","input":"Hello world!","voice":"alloy"}"#), response_type: Some("audio/mpeg"), body: b"ID3\x04\x00", plan: Plan::Priced, ..BASE },
             Row { name: "speech of an unknown model", host: "api.openai.com", path: "/v1/audio/speech", request: Some(br#"{"model":"acme-tts","input":"Hello","voice":"alloy"}"#), response_type: Some("audio/mpeg"), body: b"ID3", plan: Plan::Priced, cost_status: Unpriced, error: Some(E::UnknownModel), ..BASE },
             Row { name: "speech of a model billed by tokens", host: "api.openai.com", path: "/v1/audio/speech", request: Some(br#"{"model":"gpt-4o","input":"Hello","voice":"alloy"}"#), response_type: Some("audio/mpeg"), body: b"ID3", plan: Plan::Priced, cost_status: NoUsage, error: Some(E::UsageNotReported), ..BASE },
+            Row { name: "speech stream priced by its done event", host: "api.openai.com", path: "/v1/audio/speech", request: Some(br#"{"model":"gpt-4o-mini-tts","input":"Hello","voice":"alloy","stream_format":"sse"}"#), response_type: sse, body: b"data: {\"type\":\"speech.audio.delta\",\"audio\":\"SUQz\"}\n\ndata: {\"type\":\"speech.audio.done\",\"usage\":{\"input_tokens\":2,\"output_tokens\":30,\"total_tokens\":32}}\n\n", plan: Plan::Stream, ..BASE },
+            Row { name: "speech stream cut before its done event", host: "api.openai.com", path: "/v1/audio/speech", request: Some(br#"{"model":"gpt-4o-mini-tts","input":"Hello","voice":"alloy","stream_format":"sse"}"#), response_type: sse, body: b"data: {\"type\":\"speech.audio.delta\",\"audio\":\"SUQz\"}\n\n", plan: Plan::Stream, cost_status: Error, error: Some(E::TruncatedStream), ..BASE },
+            Row { name: "verbose translation priced by its duration", host: "api.openai.com", path: "/v1/audio/translations", request_type: FORM_TYPE, request: Some(FORM_WHISPER), body: br#"{"task":"translate","language":"english","duration":8.5,"text":"Hi.","segments":[]}"#, ..BASE },
             Row { name: "speech refused upstream", host: "api.openai.com", path: "/v1/audio/speech", request: Some(br#"{"model":"tts-1","input":"Hello","voice":"alloy"}"#), status: 400, body: br#"{"error":{"code":"invalid_value"}}"#, plan: Plan::Pass, cost_status: Error, error: Some(E::UpstreamStatus), ..BASE },
             Row {
                 name: "absurd counts",
@@ -1061,6 +1064,42 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
                 ..BASE
             },
         ]
+    }
+
+    #[test]
+    fn a_form_is_held_for_its_model_only_when_a_budget_depends_on_it() {
+        let head = RequestHead {
+            method: "POST",
+            host: "api.openai.com",
+            path: "/v1/audio/transcriptions",
+            content_type: FORM_TYPE,
+            ..RequestHead::default()
+        };
+        let call = |config: &str| {
+            Call::new(
+                &Rc::new(MeterConfig::from_json(config.as_bytes()).unwrap()),
+                head,
+                1,
+            )
+        };
+        let key_rule = r#"{"budgets":{"rules":[{"dimension":"key_id","default_limit_usd":"1"}]}}"#;
+        assert_eq!(call(key_rule).form_hold_bytes(), None);
+        let model_rule = r#"{"max_request_body_bytes":4096,"budgets":{"rules":[{"dimension":"model","default_limit_usd":"1"}]}}"#;
+        let mut c = call(model_rule);
+        assert_eq!(c.form_hold_bytes(), Some(4096));
+        // The file first: nothing known yet, under the bound.
+        let (file, model) = FORM_MINI.split_at(FORM_MINI.len() - 40);
+        c.scan_request_chunk(file);
+        assert!(!c.form_hold_over(file.len(), false));
+        assert!(c.form_hold_over(4096, false), "the bound ends the hold");
+        assert!(c.form_hold_over(file.len(), true), "so does the body's end");
+        c.scan_request_chunk(model);
+        assert!(c.form_hold_over(FORM_MINI.len(), false), "the model is known");
+        assert_eq!(c.form_hold_bytes(), None);
+        assert_eq!(
+            c.budget_facts().model.as_deref(),
+            Some("openai/gpt-4o-mini-transcribe")
+        );
     }
 
     fn run(row: &Row) -> (Plan, Outcome) {

@@ -35,6 +35,12 @@ const IMAGES_ANSWER = JSON.stringify({
 const TRANSCRIPTION_FAKE = "fake-transcription-whisper-duration";
 const TRANSCRIPTION_ANSWER = JSON.stringify({ text: "Imagine the wildest idea.", usage: { type: "duration", seconds: 9.5 } });
 const SPEECH_FAKE = "fake-speech-tts-1";
+// gpt-4o-mini-tts with `stream_format: "sse"`: base64 audio deltas, then `speech.audio.done` with
+// the tokens (the API reference's `SpeechAudioDeltaEvent` / `SpeechAudioDoneEvent`).
+const SPEECH_STREAM_FAKE = "fake-speech-stream-gpt-4o-mini-tts";
+const SPEECH_STREAM = Array.from({ length: 40 }, (_, i) =>
+  `data: ${JSON.stringify({ type: "speech.audio.delta", audio: Buffer.alloc(6000, i).toString("base64") })}\n\n`,
+).join("") + `data: ${JSON.stringify({ type: "speech.audio.done", usage: { input_tokens: 14, output_tokens: 1500, total_tokens: 1514 } })}\n\n`;
 const SPEECH_AUDIO = Buffer.concat([Buffer.from("ID3\x04\x00\x00", "latin1"), Buffer.alloc(300_000, 0x5a)]);
 const FORM_BOUNDARY = "----llmcostWorkerAudio";
 /** A transcription form, the file first (openai-node keeps `{file, model}` order). */
@@ -67,6 +73,7 @@ before(async () => {
   writeFileSync(join(fixtures, IMAGES_FAKE + ".json"), IMAGES_ANSWER);
   writeFileSync(join(fixtures, TRANSCRIPTION_FAKE + ".json"), TRANSCRIPTION_ANSWER);
   writeFileSync(join(fixtures, SPEECH_FAKE + ".mp3"), SPEECH_AUDIO);
+  writeFileSync(join(fixtures, SPEECH_STREAM_FAKE + ".sse"), SPEECH_STREAM);
   [upstream, collector] = await Promise.all([startUpstream(fixtures), startCollector()]);
   const deadSink = `http://127.0.0.1:${await freePort()}/ingest`; // nothing listens there
   const deadUpstream = `http://127.0.0.1:${await freePort()}`;
@@ -226,6 +233,26 @@ test("speech: X-LLM-Cost from the request's characters, the audio passes byte fo
   assert.ok(record, "the speech record reached the sink");
   assert.equal(record.input_characters, 56);
   assert.equal(record.priced_as, "openai/tts-1+litellm:tts-1");
+});
+
+test("speech stream: priced from its done event, the events pass unchanged", async () => {
+  const body = { model: "gpt-4o-mini-tts", input: "Today is a wonderful day to build something!", voice: "alloy", stream_format: "sse" };
+  const res = await post(worker.url, SPEECH_STREAM_FAKE, { path: "/v1/audio/speech", body });
+  assert.equal(res.status, 200);
+  assert.ok((await readAll(res)).toString("utf8").startsWith(SPEECH_STREAM), "the audio events pass unchanged");
+  const deadline = Date.now() + 5000;
+  let record;
+  while (!record && Date.now() < deadline) {
+    [record] = (await recordsOf("audio_speech")).filter((r) => r.model_requested === "gpt-4o-mini-tts");
+    if (!record) await sleep(50);
+  }
+  assert.ok(record, "the speech stream's record reached the sink");
+  // 14 text tokens at the supplement's prompt 0.0000006 + 1500 audio tokens at audio_output
+  // 0.000012: the same as the Envoy test.
+  assert.equal(record.cost_usd, "0.0180084");
+  assert.equal(record.cost_status, "exact");
+  assert.equal(record.audio_completion_tokens, 1500);
+  assert.equal(record.priced_as, "openai/gpt-4o-mini-tts+litellm:gpt-4o-mini-tts");
 });
 
 test("embeddings: body unchanged, X-LLM-Cost equal to the CLI's, request sent as it came", async () => {
