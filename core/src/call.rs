@@ -1094,7 +1094,10 @@ data: {\"model\":\"openai/gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":1
         assert!(c.form_hold_over(4096, false), "the bound ends the hold");
         assert!(c.form_hold_over(file.len(), true), "so does the body's end");
         c.scan_request_chunk(model);
-        assert!(c.form_hold_over(FORM_MINI.len(), false), "the model is known");
+        assert!(
+            c.form_hold_over(FORM_MINI.len(), false),
+            "the model is known"
+        );
         assert_eq!(c.form_hold_bytes(), None);
         assert_eq!(
             c.budget_facts().model.as_deref(),
