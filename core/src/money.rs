@@ -142,18 +142,53 @@ impl Usd {
 
     /// The exact decimal, without trailing zeros: `"0.01058775"`, `"0"`, `"12.5"`.
     pub fn to_decimal_string(self) -> String {
-        use core::fmt::Write;
-        let mut out = String::new();
+        // At most 9 whole digits (u128::MAX / 10³⁰ < 10⁹), a point and 30 fraction digits. One
+        // u128 division splits the whole part off, one more the fraction into two halves of 15
+        // digits that fit a u64 each: the digits are then written with 64-bit arithmetic only.
+        const HALF: u128 = 10u128.pow(SCALE / 2);
+        let mut buf = [0u8; 40];
         let whole = self.0 / ONE;
         let frac = self.0 % ONE;
-        let _ = write!(out, "{whole}");
+        let mut len = write_digits(&mut buf, u64::try_from(whole).unwrap_or(u64::MAX));
         if frac != 0 {
-            let mut digits = String::new();
-            let _ = write!(digits, "{frac:0width$}", width = SCALE as usize);
-            out.push('.');
-            out.push_str(digits.trim_end_matches('0'));
+            buf[len] = b'.';
+            len += 1;
+            let (hi, lo) = ((frac / HALF) as u64, (frac % HALF) as u64);
+            let digits = &mut buf[len..len + SCALE as usize];
+            write_padded(&mut digits[..15], hi);
+            write_padded(&mut digits[15..], lo);
+            let kept = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
+            len += kept;
         }
-        out
+        // Only ASCII digits and `.` were written, so this is never the empty fallback.
+        core::str::from_utf8(&buf[..len])
+            .map(String::from)
+            .unwrap_or_default()
+    }
+}
+
+/// Writes `n` in decimal at the start of `buf` (at least 20 bytes); returns the length.
+fn write_digits(buf: &mut [u8], mut n: u64) -> usize {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = tmp.len() - i;
+    buf[..len].copy_from_slice(&tmp[i..]);
+    len
+}
+
+/// Writes `n` in decimal into all of `out`, zero-padded on the left (`n` < 10^`out.len()`).
+fn write_padded(out: &mut [u8], mut n: u64) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
     }
 }
 
@@ -181,6 +216,47 @@ mod tests {
         }
         assert_eq!(Usd::parse(".5").unwrap().to_decimal_string(), "0.5");
         assert_eq!(Usd::parse("1.50000").unwrap().to_decimal_string(), "1.5");
+    }
+
+    /// The formatting `to_decimal_string` had before its u64 fast path, as the reference.
+    fn reference_decimal(usd: Usd) -> String {
+        use core::fmt::Write;
+        let mut out = String::new();
+        let _ = write!(out, "{}", usd.0 / ONE);
+        let frac = usd.0 % ONE;
+        if frac != 0 {
+            let mut digits = String::new();
+            let _ = write!(digits, "{frac:0width$}", width = SCALE as usize);
+            out.push('.');
+            out.push_str(digits.trim_end_matches('0'));
+        }
+        out
+    }
+
+    #[test]
+    fn decimal_string_matches_the_reference_at_the_edges() {
+        let mut amounts = alloc::vec![0, 1, 9, 10, ONE - 1, ONE, ONE + 1, u128::MAX, u128::MAX - 1];
+        for k in 0..=38u32 {
+            let p = 10u128.pow(k);
+            amounts.extend([p, p - 1, p + 1, p.saturating_mul(7) / 3]);
+        }
+        // A deterministic spread of 128-bit values (xorshift), every digit position exercised.
+        let mut x: u128 = 0x2545_f491_4f6c_dd1d_9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            amounts.push(x);
+            amounts.push(x >> (x % 128) as u32);
+        }
+        for units in amounts {
+            let usd = Usd(units);
+            assert_eq!(usd.to_decimal_string(), reference_decimal(usd), "{units}");
+        }
+        assert_eq!(
+            Usd(u128::MAX).to_decimal_string(),
+            "340282366.920938463463374607431768211455"
+        );
     }
 
     #[test]

@@ -185,6 +185,122 @@ pub struct CostRecord {
     pub budget_error: Option<BudgetError>,
 }
 
+/// Compact JSON text written piece by piece, byte for byte what `serde_json` writes for the same
+/// values (strings escaped by the same rules: `"`, `\\`, and control characters only, as
+/// `\b \f \n \r \t` or `\u00xx`).
+struct JsonLine(String);
+
+impl JsonLine {
+    /// Literal JSON text (field names with their `,` and `:`).
+    fn raw(&mut self, text: &str) {
+        self.0.push_str(text);
+    }
+
+    fn str(&mut self, s: &str) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        self.0.push('"');
+        let mut start = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let short = match b {
+                b'"' => b'"',
+                b'\\' => b'\\',
+                0x08 => b'b',
+                0x0c => b'f',
+                b'\n' => b'n',
+                b'\r' => b'r',
+                b'\t' => b't',
+                0..=0x1f => b'u',
+                _ => continue,
+            };
+            // `b` is ASCII, so `start..i` and `i + 1..` are on char boundaries.
+            self.0.push_str(&s[start..i]);
+            self.0.push('\\');
+            self.0.push(char::from(short));
+            if short == b'u' {
+                self.0.push_str("00");
+                self.0.push(char::from(HEX[usize::from(b >> 4)]));
+                self.0.push(char::from(HEX[usize::from(b & 0xf)]));
+            }
+            start = i + 1;
+        }
+        self.0.push_str(&s[start..]);
+        self.0.push('"');
+    }
+
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => self.str(s),
+            None => self.raw("null"),
+        }
+    }
+
+    fn u64(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &d in &digits[i..] {
+            self.0.push(char::from(d));
+        }
+    }
+
+    fn opt_u64(&mut self, n: Option<u64>) {
+        match n {
+            Some(n) => self.u64(n),
+            None => self.raw("null"),
+        }
+    }
+
+    fn bool(&mut self, b: bool) {
+        self.raw(if b { "true" } else { "false" });
+    }
+
+    fn map(&mut self, map: &BTreeMap<String, String>) {
+        self.raw("{");
+        for (i, (key, value)) in map.iter().enumerate() {
+            if i > 0 {
+                self.raw(",");
+            }
+            self.str(key);
+            self.raw(":");
+            self.str(value);
+        }
+        self.raw("}");
+    }
+
+    fn marks(&mut self, marks: &[BudgetMark]) {
+        self.raw("[");
+        for (i, m) in marks.iter().enumerate() {
+            self.raw(if i > 0 {
+                ",{\"dimension\":"
+            } else {
+                "{\"dimension\":"
+            });
+            self.str(&m.dimension);
+            self.raw(",\"value\":");
+            self.str(&m.value);
+            self.raw(",\"period\":");
+            self.str(m.period);
+            self.raw(",\"limit_usd\":");
+            self.str(&m.limit_usd);
+            self.raw(",\"spent_usd\":");
+            self.str(&m.spent_usd);
+            if let Some(percent) = m.percent {
+                self.raw(",\"percent\":");
+                self.u64(u64::from(percent));
+            }
+            self.raw("}");
+        }
+        self.raw("]");
+    }
+}
+
 /// The subset of the record carried by the stream-end comment.
 #[derive(Serialize)]
 struct CommentFields<'a> {
@@ -199,14 +315,126 @@ struct CommentFields<'a> {
 }
 
 impl CostRecord {
-    /// The record as one JSON line (no newline).
+    /// The record as one JSON line (no newline): the bytes `serde_json::to_string` makes of the
+    /// derived `Serialize` (the tests compare), written by [`JsonLine`] with the field names as
+    /// literal text instead of escaping each constant name at every call.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let mut j = JsonLine(String::with_capacity(1024));
+        j.raw("{\"ts\":");
+        j.str(&self.ts);
+        j.raw(",\"request_id\":");
+        j.opt_str(self.request_id.as_deref());
+        j.raw(",\"host\":");
+        j.str(&self.host);
+        j.raw(",\"provider\":");
+        j.str(self.provider);
+        j.raw(",\"endpoint\":");
+        j.str(self.endpoint);
+        j.raw(",\"model_requested\":");
+        j.opt_str(self.model_requested.as_deref());
+        j.raw(",\"model\":");
+        j.opt_str(self.model.as_deref());
+        j.raw(",\"stream\":");
+        j.bool(self.stream);
+        j.raw(",\"status_code\":");
+        j.opt_u64(self.status_code.map(u64::from));
+        for (key, n) in [
+            (",\"prompt_tokens\":", self.prompt_tokens),
+            (",\"completion_tokens\":", self.completion_tokens),
+            (",\"cached_tokens\":", self.cached_tokens),
+            (",\"cache_write_tokens\":", self.cache_write_tokens),
+            (",\"reasoning_tokens\":", self.reasoning_tokens),
+            (",\"cache_write_1h_tokens\":", self.cache_write_1h_tokens),
+            (",\"audio_prompt_tokens\":", self.audio_prompt_tokens),
+            (
+                ",\"audio_completion_tokens\":",
+                self.audio_completion_tokens,
+            ),
+            (",\"image_prompt_tokens\":", self.image_prompt_tokens),
+            (
+                ",\"image_completion_tokens\":",
+                self.image_completion_tokens,
+            ),
+            (",\"audio_duration_ms\":", self.audio_duration_ms),
+            (",\"input_characters\":", self.input_characters),
+        ] {
+            j.raw(key);
+            j.opt_u64(n);
+        }
+        j.raw(",\"service_tier\":");
+        j.opt_str(self.service_tier);
+        j.raw(",\"cost_usd\":");
+        j.opt_str(self.cost_usd.as_deref());
+        j.raw(",\"cost_micros\":");
+        j.opt_u64(self.cost_micros);
+        j.raw(",\"upstream_cost_usd\":");
+        j.opt_str(self.upstream_cost_usd.as_deref());
+        j.raw(",\"cost_status\":");
+        j.str(self.cost_status.as_str());
+        j.raw(",\"error\":");
+        j.opt_str(self.error.map(ErrorCode::as_str));
+        j.raw(",\"pricing_version\":");
+        j.str(&self.pricing_version);
+        j.raw(",\"breakdown\":");
+        match &self.breakdown {
+            Some(b) => {
+                for (key, value) in [
+                    ("{\"prompt\":", &b.prompt),
+                    (",\"cached\":", &b.cached),
+                    (",\"cache_write\":", &b.cache_write),
+                    (",\"cache_write_1h\":", &b.cache_write_1h),
+                    (",\"audio_in\":", &b.audio_in),
+                    (",\"image_in\":", &b.image_in),
+                    (",\"completion\":", &b.completion),
+                    (",\"reasoning\":", &b.reasoning),
+                    (",\"audio_out\":", &b.audio_out),
+                    (",\"image_out\":", &b.image_out),
+                    (",\"request\":", &b.request),
+                    (",\"web_search\":", &b.web_search),
+                    (",\"audio_duration\":", &b.audio_duration),
+                    (",\"input_characters\":", &b.input_characters),
+                ] {
+                    j.raw(key);
+                    j.str(value);
+                }
+                j.raw("}");
+            }
+            None => j.raw("null"),
+        }
+        j.raw(",\"key_id\":");
+        j.opt_str(self.key_id.as_deref());
+        j.raw(",\"priced_as\":");
+        j.opt_str(self.priced_as.as_deref());
+        j.raw(",\"upstream_inference_cost_usd\":");
+        j.opt_str(self.upstream_inference_cost_usd.as_deref());
+        j.raw(",\"is_byok\":");
+        match self.is_byok {
+            Some(b) => j.bool(b),
+            None => j.raw("null"),
+        }
+        j.raw(",\"duration_ms\":");
+        j.u64(self.duration_ms);
+        j.raw(",\"oversize_events\":");
+        j.u64(self.oversize_events);
+        j.raw(",\"adjustment_percent\":");
+        j.opt_str(self.adjustment_percent.as_deref());
+        j.raw(",\"attributes\":");
+        j.map(&self.attributes);
+        j.raw(",\"budget_would_exceed\":");
+        j.marks(&self.budget_would_exceed);
+        j.raw(",\"budget_thresholds\":");
+        j.marks(&self.budget_thresholds);
+        j.raw(",\"budget_error\":");
+        j.opt_str(self.budget_error.map(BudgetError::as_str));
+        j.raw("}");
+        j.0
     }
 
     /// `attributes` as a JSON object (`{}` when none), e.g. for an access log field.
     pub fn attributes_json(&self) -> String {
-        serde_json::to_string(&self.attributes).unwrap_or_default()
+        let mut j = JsonLine(String::new());
+        j.map(&self.attributes);
+        j.0
     }
 
     /// `X-LLM-Cost`-family headers, names lower-case with `prefix` (e.g. `x-llm-`).
@@ -252,5 +480,179 @@ impl CostRecord {
         };
         let json = serde_json::to_string(&fields).unwrap_or_default();
         format!(": llm-cost {json}\n\n").into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::{borrow::ToOwned, vec};
+
+    /// Every field set, every string with the characters JSON escapes (and some it does not).
+    fn full() -> CostRecord {
+        let odd = "a\"b\\c/d\u{0}\u{1f}\u{7f}\u{8}\u{c}\n\r\té€😀 end";
+        let b = BreakdownRecord {
+            prompt: "0.1".into(),
+            cached: "0".into(),
+            cache_write: "0.000001".into(),
+            cache_write_1h: "2".into(),
+            audio_in: "3".into(),
+            image_in: "4".into(),
+            completion: "5".into(),
+            reasoning: "6".into(),
+            audio_out: "7".into(),
+            image_out: "8".into(),
+            request: "9".into(),
+            web_search: "10".into(),
+            audio_duration: "11".into(),
+            input_characters: odd.into(),
+        };
+        let mark = |percent| BudgetMark {
+            dimension: "key_id".into(),
+            value: odd.into(),
+            period: "day",
+            limit_usd: "1.5".into(),
+            spent_usd: "0.25".into(),
+            percent,
+        };
+        CostRecord {
+            ts: "2026-12-03T12:00:00.000Z".into(),
+            request_id: Some(odd.into()),
+            host: odd.into(),
+            provider: "openrouter",
+            endpoint: "chat_completions",
+            model_requested: Some("openai/gpt-4o".into()),
+            model: Some(odd.into()),
+            stream: true,
+            status_code: Some(u16::MAX),
+            prompt_tokens: Some(u64::MAX),
+            completion_tokens: Some(0),
+            cached_tokens: Some(1),
+            cache_write_tokens: Some(10),
+            reasoning_tokens: Some(99),
+            cache_write_1h_tokens: Some(100),
+            audio_prompt_tokens: Some(12_345),
+            audio_completion_tokens: Some(1_000_000),
+            image_prompt_tokens: Some(7),
+            image_completion_tokens: Some(8),
+            audio_duration_ms: Some(9_999_999_999),
+            input_characters: Some(42),
+            service_tier: Some("priority"),
+            cost_usd: Some("0.01058775".into()),
+            cost_micros: Some(10_588),
+            upstream_cost_usd: Some(odd.into()),
+            cost_status: CostStatus::NoUsage,
+            error: Some(ErrorCode::CostOverflow),
+            pricing_version: odd.into(),
+            breakdown: Some(b),
+            key_id: Some("0123456789ab".into()),
+            priced_as: Some(odd.into()),
+            upstream_inference_cost_usd: Some("0.5".into()),
+            is_byok: Some(false),
+            duration_ms: u64::MAX,
+            oversize_events: 3,
+            adjustment_percent: Some("-12.5".into()),
+            attributes: [
+                ("team".to_owned(), odd.to_owned()),
+                (odd.to_owned(), "".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
+            budget_would_exceed: vec![mark(None), mark(Some(80))],
+            budget_thresholds: vec![mark(Some(100))],
+            budget_error: Some(BudgetError::StoreTimeout),
+        }
+    }
+
+    /// Every optional field empty.
+    fn empty() -> CostRecord {
+        CostRecord {
+            ts: String::new(),
+            request_id: None,
+            host: String::new(),
+            provider: "unknown",
+            endpoint: "other",
+            model_requested: None,
+            model: None,
+            stream: false,
+            status_code: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+            cached_tokens: None,
+            cache_write_tokens: None,
+            reasoning_tokens: None,
+            cache_write_1h_tokens: None,
+            audio_prompt_tokens: None,
+            audio_completion_tokens: None,
+            image_prompt_tokens: None,
+            image_completion_tokens: None,
+            audio_duration_ms: None,
+            input_characters: None,
+            service_tier: None,
+            cost_usd: None,
+            cost_micros: None,
+            upstream_cost_usd: None,
+            cost_status: CostStatus::Error,
+            error: None,
+            pricing_version: String::new(),
+            breakdown: None,
+            key_id: None,
+            priced_as: None,
+            upstream_inference_cost_usd: None,
+            is_byok: None,
+            duration_ms: 0,
+            oversize_events: 0,
+            adjustment_percent: None,
+            attributes: BTreeMap::new(),
+            budget_would_exceed: Vec::new(),
+            budget_thresholds: Vec::new(),
+            budget_error: None,
+        }
+    }
+
+    #[test]
+    fn hand_written_json_is_serde_jsons_byte_for_byte() {
+        let mut records = vec![full(), empty()];
+        let mut r = full();
+        r.is_byok = Some(true);
+        r.budget_would_exceed.clear();
+        r.attributes.clear();
+        r.error = None;
+        records.push(r);
+        for status in [
+            CostStatus::Exact,
+            CostStatus::Estimated,
+            CostStatus::Unpriced,
+            CostStatus::NoUsage,
+            CostStatus::Error,
+        ] {
+            let mut r = empty();
+            r.cost_status = status;
+            records.push(r);
+        }
+        for code in ErrorCode::ALL {
+            let mut r = empty();
+            r.error = Some(*code);
+            records.push(r);
+        }
+        for code in BudgetError::ALL {
+            let mut r = empty();
+            r.budget_error = Some(*code);
+            records.push(r);
+        }
+        // Every single byte below 0x80 as a string value.
+        for b in 0u8..0x80 {
+            let mut r = empty();
+            r.host = String::from(char::from(b));
+            r.attributes.insert(r.host.clone(), r.host.clone());
+            records.push(r);
+        }
+        for r in &records {
+            assert_eq!(r.to_json(), serde_json::to_string(r).unwrap());
+            assert_eq!(
+                r.attributes_json(),
+                serde_json::to_string(&r.attributes).unwrap()
+            );
+        }
     }
 }

@@ -229,7 +229,7 @@ def main():
         base = median(json_runs["none"], "rps")
         base_cpu = cpu_per_request(json_runs["none"])
         for name, runs in json_runs.items():
-            print("%-25s %9.0f %7.2f %9.2f %8.1f us %9.2f %8d" % (
+            print("%-25s %9.0f %7.2f %9.3f %8.1f us %9.2f %8d" % (
                 name, median(runs, "rps"), median(runs, "rps") / base, median(runs, "p50"),
                 cpu_per_request(runs) * 1e6, base_cpu / cpu_per_request(runs), sum(r["non2xx"] for r in runs)))
         print("(CPU ratio: Envoy CPU per call without a filter / with it = the throughput ratio of a\n"
