@@ -8,7 +8,9 @@
 //! client sent with another value is changed by re-serialising the body.
 
 use alloc::{borrow::ToOwned, collections::BTreeMap, string::String, vec::Vec};
+use core::fmt;
 
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::provider::{Endpoint, Provider};
@@ -49,14 +51,16 @@ pub fn rewrite(
     provider: Provider,
     endpoint: Endpoint,
 ) -> Result<Rewritten, RewriteSkip> {
-    let top: BTreeMap<String, &RawValue> =
-        serde_json::from_slice(body).map_err(|_| RewriteSkip::NotJson)?;
-    let stream = top.get("stream").is_some_and(|v| v.get() == "true");
+    // The whole body is checked as it was when every top-level value was a `&RawValue` (serde_json
+    // checks a raw value's UTF-8; the skipped values below are not, so check it all up front).
+    let text = core::str::from_utf8(body).map_err(|_| RewriteSkip::NotJson)?;
+    let top: Top = serde_json::from_str(text).map_err(|_| RewriteSkip::NotJson)?;
+    let stream = top.stream.is_some_and(|v| v.get() == "true");
     let model = top
-        .get("model")
+        .model
         .and_then(|v| serde_json::from_str::<String>(v.get()).ok());
-    let include_usage = flag(&top, "stream_options", "include_usage");
-    let usage_include = flag(&top, "usage", "include");
+    let include_usage = flag(top.stream_options, "include_usage");
+    let usage_include = flag(top.usage, "include");
     let openrouter = provider == Provider::OpenRouter;
     let client_asked_usage =
         include_usage == Some(true) || (openrouter && usage_include == Some(true));
@@ -76,8 +80,10 @@ pub fn rewrite(
     }
     // (key, inner key, value to splice when the key is absent)
     let mut wanted: Vec<(&str, &str, &str)> = Vec::new();
+    let mut all_absent = true;
     if openrouter && chat && usage_include != Some(true) {
         wanted.push(("usage", "include", r#""usage":{"include":true}"#));
+        all_absent &= top.usage.is_none();
     }
     if stream && include_usage != Some(true) {
         wanted.push((
@@ -85,13 +91,13 @@ pub fn rewrite(
             "include_usage",
             r#""stream_options":{"include_usage":true}"#,
         ));
+        all_absent &= top.stream_options.is_none();
     }
     if wanted.is_empty() {
         return Ok(result);
     }
-    let all_absent = wanted.iter().all(|(key, _, _)| !top.contains_key(*key));
     let new_body = if all_absent {
-        splice_after_brace(body, &wanted, top.is_empty())
+        splice_after_brace(body, &wanted, top.empty)
     } else {
         reserialize(body, &wanted)
     };
@@ -100,9 +106,97 @@ pub fn rewrite(
     Ok(result)
 }
 
+/// The top-level members the rewrite reads, found in one pass over the request object: every
+/// other member's value is skipped (validated as strictly as before, not kept). A key that
+/// appears twice counts with its last value, as in a map of all keys.
+struct Top<'a> {
+    /// The object has no members (`{}`).
+    empty: bool,
+    stream: Option<&'a RawValue>,
+    model: Option<&'a RawValue>,
+    stream_options: Option<&'a RawValue>,
+    usage: Option<&'a RawValue>,
+}
+
+impl<'de> Deserialize<'de> for Top<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(TopVisitor)
+    }
+}
+
+struct TopVisitor;
+
+impl<'de> Visitor<'de> for TopVisitor {
+    type Value = Top<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+        let mut top = Top {
+            empty: true,
+            stream: None,
+            model: None,
+            stream_options: None,
+            usage: None,
+        };
+        while let Some(key) = map.next_key::<Key>()? {
+            top.empty = false;
+            let slot = match key {
+                Key::Stream => &mut top.stream,
+                Key::Model => &mut top.model,
+                Key::StreamOptions => &mut top.stream_options,
+                Key::Usage => &mut top.usage,
+                Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value()?);
+        }
+        Ok(top)
+    }
+}
+
+/// A top-level key, decoded (escapes and all) as a `String` key would be, but not kept.
+enum Key {
+    Stream,
+    Model,
+    StreamOptions,
+    Usage,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Key, E> {
+        Ok(match key {
+            "stream" => Key::Stream,
+            "model" => Key::Model,
+            "stream_options" => Key::StreamOptions,
+            "usage" => Key::Usage,
+            _ => Key::Other,
+        })
+    }
+}
+
 /// `top[key][inner]` as a bool: `None` when absent, null or not a bool.
-fn flag(top: &BTreeMap<String, &RawValue>, key: &str, inner: &str) -> Option<bool> {
-    let raw = top.get(key)?;
+fn flag(raw: Option<&RawValue>, inner: &str) -> Option<bool> {
+    let raw = raw?;
     let object: BTreeMap<String, &RawValue> = serde_json::from_str(raw.get()).ok()?;
     match object.get(inner)?.get() {
         "true" => Some(true),
@@ -288,5 +382,87 @@ mod tests {
         .unwrap();
         assert_eq!(r.body, None);
         assert!(r.facts.stream);
+    }
+
+    /// What the rewrite accepted before it read only the keys it needs: a map of every
+    /// top-level key to its raw value.
+    fn accepted_as_a_map_of_all_keys(body: &[u8]) -> bool {
+        serde_json::from_slice::<BTreeMap<String, &RawValue>>(body).is_ok()
+    }
+
+    #[test]
+    fn validation_is_as_strict_as_a_map_of_all_keys() {
+        let deep = |n| {
+            let mut b = br#"{"model":"m","x":"#.to_vec();
+            b.extend(core::iter::repeat_n(b'[', n));
+            b.extend(core::iter::repeat_n(b']', n));
+            b.push(b'}');
+            b
+        };
+        let mut bodies: Vec<Vec<u8>> = [
+            &br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#[..],
+            b"{\"model\":\"m\",\"messages\":\"\xff\"}",
+            b"{\"model\":\"m\",\"\xc3\":1}",
+            b"{\"model\":\"m\",\"messages\":[\"\xed\xa0\x80\"]}",
+            br#"{"model":"m","messages":"\ud800"}"#,
+            br#"{"model":"m","\ud800":1}"#,
+            br#"{"model":"m","\udc00\ud800":1}"#,
+            br#"{"model":"m","messages":"\q"}"#,
+            b"{\"model\":\"m\",\"messages\":\"a\nb\"}",
+            b"{\"model\":\"m\",\"a\tb\":1}",
+            br#"{"model":"m"} x"#,
+            br#"{"model":"m"}  "#,
+            br#"{"model":"m",}"#,
+            br#"{"model":"m","n":01}"#,
+            br#"{"model":"m","n":1e999}"#,
+            br#"{"model":"m","n":-0.5e-3}"#,
+            br#"{"model":"m","n":[1,2,]}"#,
+            br#"{"model":"m","n":{"a":1,"a":2}}"#,
+            br#"{"model":"m",1:2}"#,
+            br#"{}"#,
+            br#"{"stream":tru}"#,
+            br#"{"model":null,"stream":true}"#,
+            br#"[]"#,
+            br#""{}""#,
+        ]
+        .iter()
+        .map(|b| b.to_vec())
+        .collect();
+        bodies.push(deep(100));
+        bodies.push(deep(126));
+        bodies.push(deep(127));
+        bodies.push(deep(200));
+        for body in &bodies {
+            let now = rewrite(body, Provider::OpenRouter, Endpoint::ChatCompletions);
+            assert_eq!(
+                now.is_ok(),
+                accepted_as_a_map_of_all_keys(body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_counts_with_its_last_value_and_escaped_keys_are_decoded() {
+        let r = run(
+            r#"{"stream":true,"model":"a","stream":false,"model":"b"}"#,
+            Provider::OpenAi,
+        );
+        assert!(!r.facts.stream);
+        assert_eq!(r.facts.model.as_deref(), Some("b"));
+        let r = run(r#"{"str\u0065am":true,"model":"m"}"#, Provider::OpenAi);
+        assert!(r.facts.stream && r.usage_chunk_injected);
+        // The escaped `usage` key is the client's `usage`: changed, not spliced in twice.
+        let r = run(
+            r#"{"model":"m","us\u0061ge":{"include":false}}"#,
+            Provider::OpenRouter,
+        );
+        let body: serde_json::Value = serde_json::from_slice(r.body.as_ref().unwrap()).unwrap();
+        assert_eq!(body["usage"]["include"], true);
+        assert_eq!(body.as_object().unwrap().len(), 2);
+        // `{}` gets the flag without a dangling comma.
+        let r = run("{}", Provider::OpenRouter);
+        assert_eq!(body_of(&r), r#"{"usage":{"include":true}}"#);
     }
 }
