@@ -234,20 +234,9 @@ impl JsonLine {
         }
     }
 
-    fn u64(&mut self, mut n: u64) {
+    fn u64(&mut self, n: u64) {
         let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        for &d in &digits[i..] {
-            self.0.push(char::from(d));
-        }
+        self.raw(decimal_digits(&mut digits, n));
     }
 
     fn opt_u64(&mut self, n: Option<u64>) {
@@ -299,6 +288,27 @@ impl JsonLine {
         }
         self.raw("]");
     }
+}
+
+/// `n` in decimal, written into the end of `buf`.
+fn decimal_digits(buf: &mut [u8; 20], mut n: u64) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    core::str::from_utf8(&buf[i..]).unwrap_or_default()
+}
+
+/// `n` in decimal (what `format!("{n}")` gives).
+fn decimal(n: u64) -> String {
+    let mut buf = [0u8; 20];
+    String::from(decimal_digits(&mut buf, n))
 }
 
 /// The subset of the record carried by the stream-end comment.
@@ -441,10 +451,16 @@ impl CostRecord {
     /// Cost headers appear only when a cost was computed: never a made-up `0`.
     pub fn headers(&self, prefix: &str) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        let mut add = |name: &str, value: String| out.push((format!("{prefix}{name}"), value));
+        // Concatenated, not `format!`: the formatting machinery costs more than the copies here.
+        let mut add = |name: &str, value: String| {
+            let mut full = String::with_capacity(prefix.len() + name.len());
+            full.push_str(prefix);
+            full.push_str(name);
+            out.push((full, value));
+        };
         if let (Some(usd), Some(micros)) = (&self.cost_usd, self.cost_micros) {
             add("cost", usd.clone());
-            add("cost-micros", format!("{micros}"));
+            add("cost-micros", decimal(micros));
         }
         add("cost-status", self.cost_status.as_str().into());
         if let Some(error) = &self.error {
@@ -454,10 +470,10 @@ impl CostRecord {
             add("model", model.clone());
         }
         if let Some(n) = self.prompt_tokens {
-            add("tokens-in", format!("{n}"));
+            add("tokens-in", decimal(n));
         }
         if let Some(n) = self.completion_tokens {
-            add("tokens-out", format!("{n}"));
+            add("tokens-out", decimal(n));
         }
         add("pricing-version", self.pricing_version.clone());
         if let Some(upstream) = &self.upstream_cost_usd {
@@ -607,6 +623,24 @@ mod tests {
             budget_would_exceed: Vec::new(),
             budget_thresholds: Vec::new(),
             budget_error: None,
+        }
+    }
+
+    #[test]
+    fn decimal_is_format() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            12_345,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            assert_eq!(decimal(n), alloc::format!("{n}"));
         }
     }
 
