@@ -117,24 +117,21 @@ def main():
             break
     entries = {}
     listed = {model["id"] for model in bundled["data"]}
-    for name in SPEECH_BY_CHARACTER:
+    # Speech models bundled whole: per character (only `input_character`; no tokens billed), or by
+    # tokens (at least the text in and the audio out).
+    speech = [(name, lambda keys: keys == {"input_character"}, {"prompt": "0", "completion": "0"})
+              for name in SPEECH_BY_CHARACTER]
+    speech += [(name, lambda keys: {"prompt", "completion", "audio_output"} <= keys, {})
+               for name in SPEECH_BY_TOKEN]
+    for name, complete, zero in speech:
         spec = litellm.get(name)
         model_id = f"openai/{name}"
         if model_id in listed or not isinstance(spec, dict) or spec.get("mode") != "audio_speech":
             continue
         theirs = litellm_prices(spec)
-        if set(theirs) != {"input_character"}:
+        if not complete(set(theirs)):
             continue
-        entries[model_id] = {"from": name, "pricing": {"prompt": "0", "completion": "0", **theirs}}
-    for name in SPEECH_BY_TOKEN:
-        spec = litellm.get(name)
-        model_id = f"openai/{name}"
-        if model_id in listed or not isinstance(spec, dict) or spec.get("mode") != "audio_speech":
-            continue
-        theirs = litellm_prices(spec)
-        if not {"prompt", "completion", "audio_output"} <= set(theirs):
-            continue
-        entries[model_id] = {"from": name, "pricing": theirs}
+        entries[model_id] = {"from": name, "pricing": {**zero, **theirs}}
     doc = {
         "source": f"LiteLLM {LITELLM_VERSION} model_prices_and_context_window_backup.json "
                   f"(snapshots/litellm-model-prices-{LITELLM_VERSION}.json, MIT), written by supplement.py",

@@ -168,20 +168,27 @@ impl Usd {
 }
 
 /// Writes `n` in decimal at the start of `buf` (at least 20 bytes); returns the length.
-fn write_digits(buf: &mut [u8], mut n: u64) -> usize {
+fn write_digits(buf: &mut [u8], n: u64) -> usize {
     let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
+    let digits = decimal_digits(&mut tmp, n).as_bytes();
+    buf[..digits.len()].copy_from_slice(digits);
+    digits.len()
+}
+
+/// `n` in decimal, written into the end of `buf` (no allocation; the record and the decimal
+/// strings above both write their integers with it).
+pub(crate) fn decimal_digits(buf: &mut [u8; 20], mut n: u64) -> &str {
+    let mut i = buf.len();
     loop {
         i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
+        buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    let len = tmp.len() - i;
-    buf[..len].copy_from_slice(&tmp[i..]);
-    len
+    // Only ASCII digits were written.
+    core::str::from_utf8(&buf[i..]).unwrap_or_default()
 }
 
 /// Writes `n` in decimal into all of `out`, zero-padded on the left (`n` < 10^`out.len()`).

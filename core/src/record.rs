@@ -12,6 +12,7 @@ use crate::budget::BudgetMark;
 use crate::budget_check::BudgetError;
 use crate::cost::Breakdown;
 use crate::error_code::ErrorCode;
+use crate::money::decimal_digits;
 
 /// How far to trust `cost_usd`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -288,21 +289,6 @@ impl JsonLine {
         }
         self.raw("]");
     }
-}
-
-/// `n` in decimal, written into the end of `buf`.
-fn decimal_digits(buf: &mut [u8; 20], mut n: u64) -> &str {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    core::str::from_utf8(&buf[i..]).unwrap_or_default()
 }
 
 /// `n` in decimal (what `format!("{n}")` gives).
