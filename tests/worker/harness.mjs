@@ -177,7 +177,6 @@ export async function startWorker(vars, extra = [], args = [], main = join(WORKE
   return { url, logs: () => proc.out, dir, pgid: proc.child.pid, inspector };
 }
 
-/** CPU seconds (user + system) used so far by the `workerd` processes of process group `pgid`. */
 /** Waits (60 s at most) until the `wrangler dev` in `proc` (`name` in errors) says `Ready on`
  *  and answers at `url`; throws if it exits first. */
 export async function waitForWrangler(name, proc, url) {
@@ -197,6 +196,63 @@ export async function waitForWrangler(name, proc, url) {
   );
 }
 
+/** The `workerd` binary wrangler runs (from worker/node_modules, scripts/install-worker-tools). */
+export const WORKERD = join(WORKER, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
+
+/**
+ * Runs a Worker on `workerd serve` directly, without wrangler dev (no dev entry worker, proxy or
+ * log forwarding): a generated capnp config with the Worker's modules (`main` and, for a
+ * worker-build bundle, the `index_bg.wasm` next to it), `vars` as text bindings and no other
+ * binding (no Queue, KV or Durable Object), outbound fetches allowed to 127.0.0.1 only.
+ * Console lines go to workerd's stdout (`logs()`). Resolves to `{ url, logs(), dir, pgid }`.
+ */
+export async function startWorkerd(vars, main = join(WORKER, "build/index.js")) {
+  const dir = mkdtempSync(join(tmpdir(), "llm-cost-workerd-"));
+  const modules = [`(name = "index.js", esModule = embed "index.js")`];
+  copyFileSync(main, join(dir, "index.js"));
+  const wasm = join(dirname(main), "index_bg.wasm");
+  if (readFileSync(main, "utf8").includes("index_bg.wasm")) {
+    copyFileSync(wasm, join(dir, "index_bg.wasm"));
+    modules.push(`(name = "index_bg.wasm", wasm = embed "index_bg.wasm")`);
+  }
+  const port = await freePort();
+  const bindings = Object.entries(vars).map(([k, v]) => `(name = ${JSON.stringify(k)}, text = ${JSON.stringify(v)})`);
+  const config = [
+    `using Workerd = import "/workerd/workerd.capnp";`,
+    `const config :Workerd.Config = (`,
+    `  services = [`,
+    `    (name = "main", worker = .worker),`,
+    `    (name = "loopback", network = (allow = ["local"], deny = [])),`,
+    `  ],`,
+    `  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],`,
+    `);`,
+    `const worker :Workerd.Worker = (`,
+    `  modules = [${modules.join(", ")}],`,
+    `  compatibilityDate = "${compatibilityDate()}",`,
+    `  bindings = [${bindings.join(", ")}],`,
+    `  globalOutbound = "loopback",`,
+    `);`,
+  ];
+  writeFileSync(join(dir, "config.capnp"), config.join("\n") + "\n");
+  const proc = startProcess("workerd", WORKERD, ["serve", join(dir, "config.capnp")], { cwd: dir });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    "workerd to answer",
+    async () => {
+      if (proc.exited) throw new Error(`workerd exited:\n${proc.out}`);
+      try {
+        await fetch(url + "/_health", { signal: AbortSignal.timeout(2000) });
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    60_000,
+  );
+  return { url, logs: () => proc.out, dir, pgid: proc.child.pid };
+}
+
+/** CPU seconds (user + system) used so far by the `workerd` processes of process group `pgid`. */
 export function workerdCpuSeconds(pgid) {
   const hz = 100; // USER_HZ on Linux
   let ticks = 0;
