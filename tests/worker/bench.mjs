@@ -36,7 +36,7 @@ const wrangler = [
   { label: `SSE chat completion ${LONG_EVENTS} events, plain-JS floor`, fixture: LONG, body: SSE, floor: "long" },
 ].map((c) => ({ ...c, runtime: "wrangler" }));
 const direct = wrangler
-  .filter((c) => c.metered || c.floor)
+  .filter((c) => c.metered || c.floor || c.label.startsWith("pass-through SSE"))
   .map((c) => ({ ...c, runtime: "workerd", label: `[workerd serve] ${c.label}` }));
 const cases = [...(WRANGLER ? wrangler : []), ...(WORKERD_TOO ? direct : [])];
 // LLM_COST_BENCH_BASELINE=<another build's index.js>: that build on the same metered streams, in

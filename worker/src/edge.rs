@@ -134,10 +134,12 @@ async fn proxy(
             }
         })
     };
-    let upstream_headers = Headers::new();
-    for (name, value) in &request_headers {
-        if is_forwardable_request_header(name) && !is_own(name) {
-            upstream_headers.append(name, value)?;
+    // A copy of the request's headers in one JS call (`new Headers(init)`), then the few that do
+    // not go upstream deleted: an `append` per forwarded header was a JS call each.
+    let upstream_headers = req.headers().clone();
+    for (name, _) in &request_headers {
+        if !is_forwardable_request_header(name) || is_own(name) {
+            upstream_headers.delete(name)?;
         }
     }
 
@@ -184,7 +186,8 @@ async fn proxy(
                     }
                     req.inner().body().map(JsValue::from)
                 } else {
-                    let bytes = req.bytes().await?;
+                    let read = JsFuture::from(req.inner().array_buffer()?).await?;
+                    let bytes = Uint8Array::new(&read).to_vec();
                     // The core checks the size of what was read (a missing or wrong length).
                     let replaced = match (call.as_mut(), plan) {
                         (Some(c), RequestBodyPlan::Buffer { .. }) => c.rewrite_request(&bytes),
@@ -194,8 +197,11 @@ async fn proxy(
                         }
                         (None, _) => None,
                     };
-                    let bytes = replaced.unwrap_or(bytes);
-                    Some(Uint8Array::from(bytes.as_slice()).into())
+                    // Unchanged: the body read goes upstream as it is (no copy back out of wasm).
+                    Some(match replaced {
+                        Some(bytes) => Uint8Array::from(bytes.as_slice()).into(),
+                        None => read,
+                    })
                 }
             }
             // A form (an audio transcription): the Worker sends the upstream request once its
