@@ -10,9 +10,9 @@ use llm_cost_core::{
     Call, ErrorCode, Forward, MeterConfig, Outcome, Rejection, RequestBodyPlan, RequestHead,
     ResponseHead, ResponsePlan,
 };
-use wasm_bindgen::prelude::wasm_bindgen;
-use web_sys::ReadableStreamDefaultReader;
-use worker::js_sys::{Array, Promise, Reflect, Uint8Array};
+use web_sys::{ReadableStreamDefaultReader, TransformStream, TransformStreamDefaultController};
+use worker::js_sys::{Object, Reflect, Uint8Array};
+use worker::wasm_bindgen::closure::Closure;
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::*;
@@ -478,49 +478,15 @@ enum Mode {
     PassThrough,
 }
 
-// The stream's transformer is plain JavaScript, defined once per isolate (this module), so
-// building it per call costs what the plain-JS floor pays; its callbacks cross into wasm once per
-// chunk (`StreamMeter::feed`) and once at the end (`StreamMeter::flush`). The earlier form, two
-// wasm-bindgen `Closure`s, a transformer `Object` and `TransformStream::new_with_transformer` per
-// call, is in docs/WORKER.md "Size and CPU" with the figures that replaced it.
-#[wasm_bindgen(inline_js = r#"
-export function llmCostPipe(source, prefix, meter) {
-  const { readable, writable } = new TransformStream({
-    start: prefix === undefined ? undefined : (controller) => {
-      for (const chunk of prefix) controller.enqueue(chunk);
-    },
-    transform(chunk, controller) {
-      const out = meter.feed(chunk);
-      if (out === undefined) controller.enqueue(chunk);
-      else if (out.length > 0) controller.enqueue(out);
-    },
-    flush(controller) {
-      const tail = meter.flush();
-      if (tail !== undefined) controller.enqueue(tail);
-    },
-  });
-  const done = source.pipeTo(writable).then(
-    () => {},
-    () => {},
-  ).finally(() => meter.free());
-  return [readable, done];
-}
-"#)]
-extern "C" {
-    /// Pipes `source` through a JS `TransformStream` driven by `meter`: `[readable, done]`, `done`
-    /// settling (never rejecting) when the pipe has ended, normally or not; `meter` is freed then.
-    #[wasm_bindgen(js_name = llmCostPipe)]
-    fn llm_cost_pipe(
-        source: &web_sys::ReadableStream,
-        prefix: Option<Array>,
-        meter: StreamMeter,
-    ) -> Array;
-}
+/// `Transformer.transform(chunk, controller)`.
+type TransformFn =
+    dyn FnMut(JsValue, TransformStreamDefaultController) -> core::result::Result<(), JsValue>;
+/// `Transformer.flush(controller)`.
+type FlushFn = dyn FnMut(TransformStreamDefaultController) -> core::result::Result<(), JsValue>;
 
-/// The call, shared by the stream's callbacks ([`StreamMeter`]) and the task that watches the pipe.
+/// The call, shared by the transformer callbacks and the task that watches the pipe.
 struct Metering {
     call: Call,
-    mode: Mode,
     /// Set when the body ended normally (the transformer's `flush`).
     outcome: Option<Outcome>,
     /// Wasm memory each chunk is copied into for the core, reused from chunk to chunk (an
@@ -547,49 +513,11 @@ impl Metering {
     }
 }
 
-/// The JS stream's handle on its call (exported to JS; only `llmCostPipe` uses it).
-#[wasm_bindgen]
-pub struct StreamMeter {
-    state: Rc<RefCell<Metering>>,
-}
-
-#[wasm_bindgen]
-impl StreamMeter {
-    /// One chunk: `undefined` to forward it as is (the original JS chunk, no copy out of wasm),
-    /// or the bytes to send instead (empty: send nothing).
-    pub fn feed(&self, chunk: &JsValue) -> Option<Uint8Array> {
-        let mut state = self.state.borrow_mut();
-        if state.mode != Mode::Stream {
-            return None;
-        }
-        let bytes = chunk.dyn_ref::<Uint8Array>()?;
-        match state.feed(bytes) {
-            Forward::Unchanged => None,
-            Forward::Replace(bytes) => Some(Uint8Array::from(bytes.as_slice())),
-        }
-    }
-
-    /// The body ended normally: the call's outcome is kept for the pipe's task; the cost comment
-    /// to append, if any.
-    pub fn flush(&self) -> Option<Uint8Array> {
-        let mut state = self.state.borrow_mut();
-        let outcome = match state.mode {
-            Mode::Stream => state.call.finish_stream(now_ms()),
-            Mode::PassThrough => state.call.finish_passthrough(now_ms()),
-        };
-        let tail = (!outcome.sse_comment.is_empty())
-            .then(|| Uint8Array::from(outcome.sse_comment.as_slice()));
-        state.outcome = Some(outcome);
-        tail
-    }
-}
-
-/// Pipes the upstream body through a JavaScript `TransformStream` ([`llm_cost_pipe`]) whose
-/// callbacks hand each chunk to the core as it arrives and forward it at once (the original JS
-/// chunk when the core leaves it unchanged: no copy out of wasm). `flush` appends the cost
-/// comment. The pipe's promise, awaited in `ctx.wait_until`, tells when the body is done or broken
-/// (upstream reset, client gone); then the record is written. `prefix`: chunks already taken from
-/// `source`, sent first.
+/// Pipes the upstream body through a `TransformStream` whose callbacks hand each chunk to the
+/// core as it arrives and forward it at once (the original JS chunk when the core leaves it
+/// unchanged: no copy out of wasm). `flush` appends the cost comment. The pipe's promise, awaited
+/// in `ctx.wait_until`, tells when the body is done or broken (upstream reset, client gone); then
+/// the record is written. `prefix`: chunks already taken from `source`, sent first.
 fn metered_body(
     source: Option<web_sys::ReadableStream>,
     prefix: Vec<Uint8Array>,
@@ -615,22 +543,66 @@ fn metered_body(
     };
     let state = Rc::new(RefCell::new(Metering {
         call,
-        mode,
         outcome: None,
         scratch: Vec::new(),
     }));
-    // Bytes already read from `source` (an over-long JSON body) go out first.
-    let prefix = (!prefix.is_empty()).then(|| prefix.into_iter().collect::<Array>());
-    let meter = StreamMeter {
-        state: Rc::clone(&state),
-    };
-    let pipe = llm_cost_pipe(&source, prefix, meter);
-    let readable: web_sys::ReadableStream = pipe.get(0).unchecked_into();
-    let done = JsFuture::from(Promise::from(pipe.get(1)));
+
+    let scan = Rc::clone(&state);
+    let transform = Closure::<TransformFn>::new(
+        move |chunk: JsValue, controller: TransformStreamDefaultController| {
+            let replaced = match (mode, chunk.dyn_ref::<Uint8Array>()) {
+                (Mode::Stream, Some(bytes)) => match scan.borrow_mut().feed(bytes) {
+                    Forward::Unchanged => None,
+                    Forward::Replace(bytes) => Some(bytes),
+                },
+                _ => None,
+            };
+            match replaced {
+                None => controller.enqueue_with_chunk(&chunk),
+                Some(bytes) if bytes.is_empty() => Ok(()),
+                Some(bytes) => controller.enqueue_with_chunk(&Uint8Array::from(bytes.as_slice())),
+            }
+        },
+    );
+    let end = Rc::clone(&state);
+    let flush = Closure::<FlushFn>::new(move |controller: TransformStreamDefaultController| {
+        let mut end = end.borrow_mut();
+        let outcome = match mode {
+            Mode::Stream => end.call.finish_stream(now_ms()),
+            Mode::PassThrough => end.call.finish_passthrough(now_ms()),
+        };
+        let tail = (!outcome.sse_comment.is_empty())
+            .then(|| Uint8Array::from(outcome.sse_comment.as_slice()));
+        end.outcome = Some(outcome);
+        match tail {
+            Some(tail) => controller.enqueue_with_chunk(&tail),
+            None => Ok(()),
+        }
+    });
+    let transformer = Object::new();
+    if !prefix.is_empty() {
+        // Bytes already read from `source` (an over-long JSON body) go out first.
+        let start = Closure::once_into_js(move |controller: TransformStreamDefaultController| {
+            for chunk in &prefix {
+                controller.enqueue_with_chunk(chunk)?;
+            }
+            Ok::<(), JsValue>(())
+        });
+        Reflect::set(&transformer, &JsValue::from_str("start"), &start)?;
+    }
+    Reflect::set(
+        &transformer,
+        &JsValue::from_str("transform"),
+        transform.as_ref(),
+    )?;
+    Reflect::set(&transformer, &JsValue::from_str("flush"), flush.as_ref())?;
+    let pipe = TransformStream::new_with_transformer(&transformer)?;
+    let done = JsFuture::from(source.pipe_to(&pipe.writable()));
 
     ctx.wait_until(async move {
-        // Settles after `flush`, or when the upstream breaks or the client goes away.
+        // Resolves after `flush`; rejects when the upstream breaks or the client goes away.
         let _ = done.await;
+        drop((transform, flush)); // no more callbacks once the pipe has settled
         let outcome = {
             let mut state = state.borrow_mut();
             match state.outcome.take() {
@@ -640,7 +612,7 @@ fn metered_body(
         };
         finish(delivery, outcome, reservation).await;
     });
-    Ok(ResponseBody::Stream(readable))
+    Ok(ResponseBody::Stream(pipe.readable()))
 }
 
 /// A fresh request id (`crypto.randomUUID()`) for a call that came with none.
