@@ -170,8 +170,6 @@ pub struct Call {
     request: RequestFacts,
     /// The scan of a `multipart/form-data` request body ([`RequestBodyPlan::ScanForm`]).
     form: Option<Box<FormScan>>,
-    /// A speech request's input characters, once its body was read.
-    speech_characters: Option<u64>,
     /// The response is priced from the request ([`ResponsePlan::PassThroughPriced`]).
     priced_from_request: bool,
     usage_chunk_injected: bool,
@@ -210,7 +208,6 @@ impl Call {
             start_ms: now_unix_ms,
             request: RequestFacts::default(),
             form: None,
-            speech_characters: None,
             priced_from_request: false,
             usage_chunk_injected: false,
             estimated_prompt: None,
@@ -387,9 +384,6 @@ impl Call {
                 // carry `models/…`) does not override it.
                 result.facts.model = self.request.model.take().or(result.facts.model);
                 self.request = result.facts;
-                if self.format == Some(Format::Speech) {
-                    self.speech_characters = crate::usage::audio::input_characters(body);
-                }
                 if !may_rewrite {
                     return None;
                 }
@@ -575,7 +569,7 @@ impl Call {
     /// report: `usage_not_reported`, never a guess. An unknown model keeps the characters, so the
     /// record says `unknown_model`.
     fn speech_usage(&self) -> (Option<Reported>, Option<ErrorCode>) {
-        let Some(characters) = self.speech_characters else {
+        let Some(characters) = self.request.input_characters else {
             // The body was not read (too large, not JSON) or has no `input`.
             return (
                 None,

@@ -25,6 +25,9 @@ pub struct RequestFacts {
     /// The client itself asked for the usage chunk (`stream_options.include_usage` or
     /// OpenRouter's `usage.include`).
     pub client_asked_usage: bool,
+    /// A speech request's `input`, in characters ([`crate::usage::audio::input_characters`];
+    /// `None` on other endpoints, or when it is not a string).
+    pub input_characters: Option<u64>,
 }
 
 /// The result of [`rewrite`].
@@ -69,6 +72,10 @@ pub fn rewrite(
             model,
             stream,
             client_asked_usage,
+            input_characters: top
+                .input
+                .filter(|_| endpoint == Endpoint::AudioSpeech)
+                .and_then(crate::usage::audio::input_characters),
         },
         ..Rewritten::default()
     };
@@ -116,6 +123,8 @@ struct Top<'a> {
     model: Option<&'a RawValue>,
     stream_options: Option<&'a RawValue>,
     usage: Option<&'a RawValue>,
+    /// Speech's text (read only on `/audio/speech`).
+    input: Option<&'a RawValue>,
 }
 
 impl<'de> Deserialize<'de> for Top<'de> {
@@ -140,6 +149,7 @@ impl<'de> Visitor<'de> for TopVisitor {
             model: None,
             stream_options: None,
             usage: None,
+            input: None,
         };
         while let Some(key) = map.next_key::<Key>()? {
             top.empty = false;
@@ -148,6 +158,7 @@ impl<'de> Visitor<'de> for TopVisitor {
                 Key::Model => &mut top.model,
                 Key::StreamOptions => &mut top.stream_options,
                 Key::Usage => &mut top.usage,
+                Key::Input => &mut top.input,
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;
                     continue;
@@ -165,6 +176,7 @@ enum Key {
     Model,
     StreamOptions,
     Usage,
+    Input,
     Other,
 }
 
@@ -189,6 +201,7 @@ impl Visitor<'_> for KeyVisitor {
             "model" => Key::Model,
             "stream_options" => Key::StreamOptions,
             "usage" => Key::Usage,
+            "input" => Key::Input,
             _ => Key::Other,
         })
     }

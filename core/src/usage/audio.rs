@@ -184,17 +184,12 @@ pub fn parse_speech(bytes: &[u8]) -> Result<Facts, serde_json::Error> {
     })
 }
 
-#[derive(Deserialize)]
-struct SpeechRequest {
-    #[serde(default)]
-    input: Option<alloc::string::String>,
-}
-
-/// The number of characters (Unicode scalar values) of a speech request's `input`; `None` when
-/// the body is not a JSON object with a string `input`.
-pub fn input_characters(body: &[u8]) -> Option<u64> {
-    let request: SpeechRequest = serde_json::from_slice(body).ok()?;
-    request.input.map(|text| text.chars().count() as u64)
+/// The number of characters (Unicode scalar values) of a speech request's `input` (its raw JSON
+/// value, as the request rewrite found it: `crate::rewrite::RequestFacts::input_characters`);
+/// `None` when it is not a string.
+pub fn input_characters(input: &serde_json::value::RawValue) -> Option<u64> {
+    let text: alloc::string::String = serde_json::from_str(input.get()).ok()?;
+    Some(text.chars().count() as u64)
 }
 
 #[cfg(test)]
@@ -314,6 +309,16 @@ mod tests {
 
     #[test]
     fn speech_input_counts_unicode_scalar_values() {
+        // The request rewrite hands the `input` over: what a speech body counts, end to end.
+        let input_characters = |body: &[u8]| {
+            crate::rewrite::rewrite(
+                body,
+                crate::provider::Provider::OpenAi,
+                crate::provider::Endpoint::AudioSpeech,
+            )
+            .ok()
+            .and_then(|r| r.facts.input_characters)
+        };
         assert_eq!(
             input_characters(br#"{"model":"tts-1","input":"Hello world!","voice":"alloy"}"#),
             Some(12)
@@ -325,5 +330,14 @@ mod tests {
         );
         assert_eq!(input_characters(br#"{"model":"tts-1"}"#), None);
         assert_eq!(input_characters(b"not json"), None);
+        assert_eq!(input_characters(br#"{"model":"tts-1","input":7}"#), None);
+        // Other endpoints' `input` (the Responses API's) is not counted.
+        let responses = crate::rewrite::rewrite(
+            br#"{"model":"gpt-5","input":"Hello"}"#,
+            crate::provider::Provider::OpenAi,
+            crate::provider::Endpoint::Responses,
+        )
+        .unwrap();
+        assert_eq!(responses.facts.input_characters, None);
     }
 }
