@@ -345,8 +345,8 @@ impl Call {
 
     /// Whether a form held for its budget check ([`Call::form_hold_bytes`]) can go on, after
     /// `held` bytes of it were scanned: its `model` is known, its end came, or it reached the
-    /// hold's size (a form whose `model` comes after a larger file is checked without it, so
-    /// rules on `model` do not match it).
+    /// hold's size (a form whose `model` comes after a larger file may be checked without it:
+    /// a host's last chunk can carry more than the bound, and all of it is scanned first).
     pub fn form_hold_over(&self, held: usize, end_of_body: bool) -> bool {
         end_of_body || self.request.model.is_some() || held >= self.config.max_request_body_bytes
     }

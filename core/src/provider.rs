@@ -148,11 +148,17 @@ impl Endpoint {
 
     /// The endpoint of a request: [`Endpoint::from_path`] for `POST`, else `Other` (not metered).
     pub fn of_request(method: &str, path: &str) -> Endpoint {
-        if method.eq_ignore_ascii_case("POST") {
+        if Endpoint::is_metered_method(method) {
             Endpoint::from_path(path)
         } else {
             Endpoint::Other
         }
+    }
+
+    /// Whether requests with this method are metered at all (`POST`): with a path that is
+    /// not [`Endpoint::Other`], what [`Endpoint::of_request`] decides.
+    pub fn is_metered_method(method: &str) -> bool {
+        method.eq_ignore_ascii_case("POST")
     }
 
     /// Detects the endpoint from a request path (query ignored).

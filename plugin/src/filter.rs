@@ -282,8 +282,9 @@ impl HttpContext for MeterFilter {
         }
         let method = req(":method");
         let method = method.as_deref().unwrap_or("");
-        if Endpoint::of_request(method, path) == Endpoint::Other {
-            // Not an LLM call (`GET /models`, a GET of a metered path): no call, no record, and
+        // The path is an endpoint (above): what `Endpoint::of_request` adds is the method.
+        if !Endpoint::is_metered_method(method) {
+            // Not an LLM call (a GET of a metered path): no call, no record, and
             // no more host calls than these two, here or in the later callbacks.
             return Action::Continue;
         }
