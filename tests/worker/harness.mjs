@@ -180,11 +180,17 @@ export async function startWorker(vars, extra = [], args = [], main = join(WORKE
 /** Waits (60 s at most) until the `wrangler dev` in `proc` (`name` in errors) says `Ready on`
  *  and answers at `url`; throws if it exits first. */
 export async function waitForWrangler(name, proc, url) {
+  await waitForAnswer(`${name} to be ready`, name, proc, url, () => /Ready on/.test(proc.out));
+}
+
+/** Waits (60 s at most) until `proc` (`name` in errors) is `ready()` and `url` answers a
+ *  request; throws if it exits first. */
+async function waitForAnswer(what, name, proc, url, ready = () => true) {
   await waitFor(
-    `${name} to be ready`,
+    what,
     async () => {
       if (proc.exited) throw new Error(`${name} exited:\n${proc.out}`);
-      if (!/Ready on/.test(proc.out)) return false;
+      if (!ready()) return false;
       try {
         await fetch(url + "/_health", { signal: AbortSignal.timeout(2000) });
         return true;
@@ -236,19 +242,7 @@ export async function startWorkerd(vars, main = join(WORKER, "build/index.js")) 
   writeFileSync(join(dir, "config.capnp"), config.join("\n") + "\n");
   const proc = startProcess("workerd", WORKERD, ["serve", join(dir, "config.capnp")], { cwd: dir });
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    "workerd to answer",
-    async () => {
-      if (proc.exited) throw new Error(`workerd exited:\n${proc.out}`);
-      try {
-        await fetch(url + "/_health", { signal: AbortSignal.timeout(2000) });
-        return true;
-      } catch {
-        return false;
-      }
-    },
-    60_000,
-  );
+  await waitForAnswer("workerd to answer", "workerd", proc, url);
   return { url, logs: () => proc.out, dir, pgid: proc.child.pid };
 }
 
